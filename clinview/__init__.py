@@ -1,0 +1,1 @@
+"""clinview entry point package (console script); dispatches to inference or viewer."""

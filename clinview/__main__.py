@@ -1,0 +1,5 @@
+import sys
+
+from clinview.cli import main
+
+sys.exit(main())

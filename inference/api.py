@@ -1,0 +1,105 @@
+"""The small surface the viewer and the CLI call.
+
+Everything here is headless, Qt-free and importable without torch: heavy
+modules are imported inside the functions so that ``import inference.api``
+stays cheap (the GUI imports it at start-up).
+
+Long operations take two optional keyword arguments:
+
+``progress``
+    ``Callable[[Progress], None]`` called with a fraction 0..1 and a message.
+``cancel``
+    ``Callable[[], bool]``; polled between steps; when it returns ``True`` the
+    operation raises :class:`inference.errors.CancelledError`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from inference.types import Progress, ScanResult, SeriesInfo, Volume
+
+__all__ = [
+    "ProgressFn",
+    "CancelFn",
+    "scan",
+    "load_series",
+    "analyze",
+    "describe_file",
+]
+
+ProgressFn = Callable[[Progress], None]
+CancelFn = Callable[[], bool]
+
+
+def scan(path: str | Path, *, progress: ProgressFn | None = None) -> ScanResult:
+    """Index a folder tree, DICOMDIR or ``.zip`` of DICOM (headers only).
+
+    Non-DICOM, truncated and unreadable files are listed in
+    :attr:`ScanResult.skipped` with a reason; they never abort the scan.
+    """
+    from inference.io.dicom_index import scan as _scan
+
+    return _scan(Path(path), progress=progress)
+
+
+def load_series(
+    source: SeriesInfo | str | Path,
+    *,
+    series_uid: str | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> Volume:
+    """Load one series into a :class:`Volume` (HU for CT, LPS geometry).
+
+    ``source`` is a :class:`SeriesInfo` from :func:`scan`, or a path to a
+    folder/archive; with a path holding several series, ``series_uid`` picks
+    one, otherwise the largest image series is taken and a warning says so.
+    Real-world deviations (gaps, duplicates, tilt ...) come back in
+    :attr:`Volume.warnings`.
+    """
+    from inference.io.dicom_series import load_series as _load
+
+    return _load(source, series_uid=series_uid, progress=progress, cancel=cancel)
+
+
+def analyze(
+    study: str | Path,
+    out_dir: str | Path,
+    *,
+    series_uid: str | None = None,
+    genomics: Sequence[str | Path] = (),
+    labs: Sequence[str | Path] = (),
+    clinical: str | Path | None = None,
+    prior: str | Path | None = None,
+    device: str = "auto",
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> dict[str, Any]:
+    """Run the whole pipeline and write ``findings.json`` (+ label maps) to
+    ``out_dir`` as ``../shared/docs/findings-contract.md`` specifies.
+    Returns the findings dictionary."""
+    from inference.pipeline.analyze import analyze as _analyze
+
+    return _analyze(
+        Path(study),
+        Path(out_dir),
+        series_uid=series_uid,
+        genomics=[Path(p) for p in genomics],
+        labs=[Path(p) for p in labs],
+        clinical=Path(clinical) if clinical else None,
+        prior=Path(prior) if prior else None,
+        device=device,
+        progress=progress,
+        cancel=cancel,
+    )
+
+
+def describe_file(path: str | Path) -> tuple[list[str], bool]:
+    """For ``clinview info`` on a non-DICOM clinical file (VCF, MAF, biomarker
+    table, labs CSV, FHIR Bundle): lines describing what was read and what was
+    skipped with reasons, and whether the file is usable."""
+    from inference.io.clinical_files import describe_file as _describe
+
+    return _describe(Path(path))

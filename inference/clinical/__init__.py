@@ -1,0 +1,1 @@
+"""clinical subpackage of clinview core (Qt-free)."""

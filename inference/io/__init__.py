@@ -1,0 +1,1 @@
+"""io subpackage of clinview core (Qt-free)."""

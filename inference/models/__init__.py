@@ -1,0 +1,1 @@
+"""models subpackage of clinview core (Qt-free)."""

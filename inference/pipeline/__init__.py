@@ -1,0 +1,1 @@
+"""pipeline subpackage of clinview core (Qt-free)."""

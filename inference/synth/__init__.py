@@ -1,0 +1,1 @@
+"""synth subpackage of clinview core (Qt-free)."""

@@ -1,0 +1,1 @@
+"""clinview desktop viewer: the only package that imports PySide6 / pyqtgraph."""
