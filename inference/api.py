@@ -18,7 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from inference.types import Progress, ScanResult, SeriesInfo, Volume
+import numpy as np
+
+from inference.types import DemoPatient, Progress, ScanResult, SeriesInfo, Volume
 
 __all__ = [
     "ProgressFn",
@@ -27,6 +29,9 @@ __all__ = [
     "load_series",
     "analyze",
     "describe_file",
+    "demo_patient",
+    "load_analysis",
+    "worker_command",
 ]
 
 ProgressFn = Callable[[Progress], None]
@@ -103,3 +108,36 @@ def describe_file(path: str | Path) -> tuple[list[str], bool]:
     from inference.io.clinical_files import describe_file as _describe
 
     return _describe(Path(path))
+
+
+def demo_patient() -> DemoPatient:
+    """The synthetic demo patient, generated into the user cache on first use."""
+    from inference.synth.demo import ensure_demo_patient
+
+    return ensure_demo_patient()
+
+
+def load_analysis(out_dir: str | Path, volume: Volume) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
+    """Read what :func:`analyze` wrote: ``(findings, nodule_labels, lung_labels)``;
+    label maps are ``(z, y, x)`` arrays aligned with ``volume`` (None if absent)."""
+    import json
+
+    from inference.io.nifti import read_label_map
+
+    out = Path(out_dir)
+    findings = json.loads((out / "findings.json").read_text())
+    nod = out / "nodules.nii.gz"
+    lun = out / "lungs.nii.gz"
+    return (
+        findings,
+        read_label_map(nod, volume) if nod.exists() else None,
+        read_label_map(lun, volume) if lun.exists() else None,
+    )
+
+
+def worker_command() -> list[str]:
+    """argv that starts the background worker process (JSON request on stdin,
+    JSON-lines progress/result on stdout; see :mod:`inference.worker`)."""
+    import sys
+
+    return [sys.executable, "-m", "inference.worker"]

@@ -30,6 +30,7 @@ __all__ = [
     "Volume",
     "ClinicalFacts",
     "Progress",
+    "DemoPatient",
 ]
 
 
@@ -213,3 +214,18 @@ class Progress:
 
     fraction: float
     message: str = ""
+
+
+@dataclass(frozen=True)
+class DemoPatient:
+    """Paths of the bundled synthetic demo patient (one consistent identity)."""
+
+    patient_id: str
+    root: Path
+    baseline_dir: Path  # DICOM CT, baseline study
+    followup_dir: Path  # DICOM CT, 12-month follow-up study
+    vcf: Path  # tumour VCF (somatic EGFR + germline DPYD ...)
+    labs_fhir: Path  # FHIR R4 Bundle (Patient + lab Observations)
+    labs_csv: Path  # the same labs as CSV
+    clinical_fhir: Path  # FHIR R4 Bundle: smoking, family history ...
+    truth_json: Path  # ground truth of every nodule in both studies
