@@ -25,3 +25,11 @@ def real_ct_dir() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never write into the tester's real cache or data folders."""
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("CLINVIEW_DATA_DIR", str(base / "userdata"))
+    monkeypatch.setenv("CLINVIEW_CACHE_DIR", str(base / "cache"))
