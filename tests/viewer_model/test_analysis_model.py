@@ -1,0 +1,214 @@
+"""The Qt-free analysis state: review logic, derived numbers, persistence."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference import paths
+from inference.types import Volume
+from viewer.model.analysis import AnalysisState, lung_rads_rank, measure_mask, review_path_for
+
+FIXTURE = Path(__file__).resolve().parents[1] / "viewer_qt" / "test_docks_findings.json"
+
+
+def _findings() -> dict:
+    return json.loads(FIXTURE.read_text())
+
+
+def _volume_and_labels(f: dict) -> tuple[Volume, np.ndarray]:
+    """A small CT-shaped volume with one sphere per nodule at the fixture centres."""
+    s = f["series"]
+    shape = tuple(s["shape_zyx"])
+    vol = Volume(np.full(shape, -800, np.int16), tuple(s["spacing_zyx_mm"]), tuple(s["origin_lps_mm"]),
+                 np.asarray(s["direction"], float).reshape(3, 3))
+    labels = np.zeros(shape, np.int16)
+    zz, yy, xx = np.indices(shape)
+    sp = np.asarray(s["spacing_zyx_mm"])
+    for n in f["nodules"]:
+        c = np.asarray(n["center_voxel_zyx"])
+        r = n["mean_diameter_mm"] / 2
+        d2 = ((zz - c[0]) * sp[0]) ** 2 + ((yy - c[1]) * sp[1]) ** 2 + ((xx - c[2]) * sp[2]) ** 2
+        labels[d2 <= r * r] = n["id"]
+    return vol, labels
+
+
+@pytest.fixture(autouse=True)
+def _own_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no saved review (the session-wide data dir is shared)."""
+    monkeypatch.setenv("CLINVIEW_DATA_DIR", str(tmp_path / "userdata"))
+
+
+@pytest.fixture
+def state() -> AnalysisState:
+    f = _findings()
+    vol, labels = _volume_and_labels(f)
+    st = AnalysisState()
+    st.set_result(f, labels, None, volume=vol, out_dir="/nonexistent")
+    return st
+
+
+def test_reject_removes_from_visible_ids_counts_and_lists(state: AnalysisState) -> None:
+    events: list[str] = []
+    state.subscribe(events.append)
+    assert state.visible_ids() == [1, 2, 3]
+    assert state.summary().nodule_count == 3
+    state.set_review(2, "rejected")
+    assert events == ["review"]
+    assert state.visible_ids() == [1, 3]
+    summ = state.summary()
+    assert (summ.nodule_count, summ.rejected_count, summ.pending_count) == (2, 1, 2)
+    assert [n["id"] for n in state.nodules()] == [1, 3]
+    assert state.review_of(2) == "rejected"
+    # the lung numbers come from the worker unchanged
+    assert summ.emphysema_percent == pytest.approx(7.8)
+
+
+def test_exam_category_recomputed_from_remaining_findings(state: AnalysisState) -> None:
+    exam = state.exam_category()
+    assert (exam.category, exam.recomputed) == ("4A", False)
+    assert "v2022" in exam.source
+    state.set_review(1, "rejected")
+    exam = state.exam_category()
+    # nodule 2 (category 3) is now the most suspicious; worker management text no longer applies
+    assert exam.category == "3" and exam.recomputed
+    assert exam.management is None
+    assert "#1" in exam.note and "#2" in exam.note
+    assert any("nodule count of 3" in r for r in state.stale_reasons())
+    state.set_review(2, "rejected")
+    state.set_review(3, "rejected")
+    assert state.exam_category().category == "1"
+    assert state.summary().nodule_count == 0
+    # accepting back restores the worker's own category
+    for i in (1, 2, 3):
+        state.set_review(i, "accepted")
+    assert state.exam_category().category == "4A"
+    assert not state.exam_category().recomputed
+
+
+def test_review_persisted_and_restored_on_reopen(state: AnalysisState) -> None:
+    state.set_review(1, "accepted")
+    state.set_review(3, "rejected")
+    p = state.review_path()
+    assert p is not None and p.exists()
+    assert p.parent.parent == paths.data_dir() / "studies"
+    assert p == review_path_for(state.findings["series"]["series_instance_uid"])
+
+    f = _findings()
+    vol, labels = _volume_and_labels(f)
+    reopened = AnalysisState()
+    reopened.set_result(f, labels, None, volume=vol)
+    assert reopened.review_of(1) == "accepted"
+    assert reopened.review_of(3) == "rejected"
+    assert reopened.review_of(2) == "pending"
+    assert reopened.visible_ids() == [1, 2]
+
+
+def test_restore_matches_by_centre_when_a_rerun_renumbers(state: AnalysisState) -> None:
+    state.set_review(2, "rejected")
+    f = _findings()
+    vol, labels = _volume_and_labels(f)
+    # a re-run lists the nodules in another order with other ids
+    f["nodules"] = list(reversed(f["nodules"]))
+    remap = {1: 30, 2: 20, 3: 10}
+    new_labels = np.zeros_like(labels)
+    for old, new in remap.items():
+        new_labels[labels == old] = new
+    for n in f["nodules"]:
+        n["id"] = remap[n["id"]]
+    reopened = AnalysisState()
+    reopened.set_result(f, new_labels, None, volume=vol)
+    assert reopened.review_of(20) == "rejected"
+    assert sorted(reopened.visible_ids()) == [10, 30]
+
+
+def test_edit_mask_remeasures_persists_and_restores(state: AnalysisState) -> None:
+    before = state.nodule(1)
+    mask = state.nodule_mask(1)
+    assert mask is not None and mask.any()
+    # erase the upper half of the nodule (as a reader would with the eraser)
+    zc = int(before["center_voxel_zyx"][0])
+    edited = mask.copy()
+    edited[zc + 1:] = False
+    meas = state.set_nodule_mask(1, edited)
+    after = state.nodule(1)
+    assert after["edited"] and after["review"] == "accepted"
+    assert after["volume_mm3"] == pytest.approx(edited.sum() * 1.25 * 0.8 * 0.8, rel=1e-3)
+    assert after["volume_mm3"] < 0.7 * float((mask.sum()) * 1.25 * 0.8 * 0.8)
+    assert after["center_lps_mm"][2] < before["center_lps_mm"][2]  # centre moved down (z)
+    assert meas["mean_diameter_mm"] > 0
+    assert any("#1 was edited" in r for r in state.stale_reasons())
+    # other nodules untouched
+    assert state.nodule_mask(2).sum() > 0
+
+    f = _findings()
+    vol, labels = _volume_and_labels(f)
+    reopened = AnalysisState()
+    reopened.set_result(f, labels, None, volume=vol)
+    assert reopened.nodule(1)["edited"]
+    assert np.array_equal(reopened.nodule_mask(1), edited)
+    assert reopened.nodule(1)["volume_mm3"] == pytest.approx(after["volume_mm3"])
+
+
+def test_measure_mask_on_a_known_rectangle() -> None:
+    m = np.zeros((5, 40, 40), bool)
+    m[2, 10:20, 10:16] = True  # 10 x 6 pixels of 0.5 mm → 5 mm x 3 mm, one slice of 2 mm
+    r = measure_mask(m, (2.0, 0.5, 0.5))
+    assert r["volume_mm3"] == pytest.approx(60 * 2.0 * 0.25)
+    # the long axis is the rectangle's diagonal; the short axis its perpendicular extent
+    assert r["long_axis_mm"] == pytest.approx(np.hypot(4.5, 2.5) + 0.5, abs=0.06)
+    assert 2.5 < r["short_axis_mm"] < 5.0
+    assert measure_mask(np.zeros((2, 2, 2), bool), (1, 1, 1))["volume_mm3"] == 0.0
+
+
+def test_identity_conflict_blocks_the_mismatched_source() -> None:
+    f = _findings()
+    f["identity"] = {"consistent": False, "conflicts": [
+        {"field": "patient_id", "values": {"dicom": "CV-DEMO-0001", "genomics": "CV-OTHER-9"}}]}
+    st = AnalysisState()
+    events: list[str] = []
+    st.subscribe(events.append)
+    st.set_result(f)
+    assert st.identity_blocking()
+    blocked = st.blocked_sections()
+    assert "genomics" in blocked and "suggestions" in blocked
+    assert "labs" not in blocked
+    assert any("genomics says 'CV-OTHER-9'" in line for line in st.identity_lines())
+    st.confirm_identity()
+    assert not st.identity_blocking() and st.blocked_sections() == set()
+    assert events[-1] == "identity"
+
+
+def test_missing_sections_and_bad_saved_review_do_not_crash(tmp_path: Path) -> None:
+    st = AnalysisState()
+    st.set_result({"schema": "clinview.findings/1", "series": {"series_instance_uid": "1.2.3"},
+                   "nodules": [{"id": 1}, {"no_id": True}]})
+    assert st.visible_ids() == [1]
+    assert st.exam_category().category is None
+    assert st.summary().right_lung_ml is None
+    assert st.missing_inputs() == []
+    p = st.review_path()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("{not json")
+    st2 = AnalysisState()
+    st2.set_result(copy.deepcopy(st.findings))
+    assert st2.review_of(1) == "pending"
+    assert any("unreadable" in i.one_line() and str(p) in i.one_line() for i in st2.issues)
+
+
+def test_missing_inputs_collects_risk_missing_and_brock_assumptions(state: AnalysisState) -> None:
+    lines = state.missing_inputs()
+    assert any("family history" in line for line in lines)
+    # the same assumption repeated per nodule appears once
+    assert len([line for line in lines if "family history" in line]) <= 2
+
+
+def test_lung_rads_rank_orders_categories() -> None:
+    assert lung_rads_rank("4B") > lung_rads_rank("4A") > lung_rads_rank("3") > lung_rads_rank("2")
+    assert lung_rads_rank("4X") > lung_rads_rank("4B")
+    assert lung_rads_rank("4A S") == lung_rads_rank("4A")
+    assert lung_rads_rank("banana") == -1
