@@ -1,0 +1,313 @@
+"""Fill the guideline scores of findings.json: Brock per nodule, Lung-RADS per
+nodule and exam, Fleischner for the exam.
+
+Missing inputs -- the choices an oncologist would expect, and why:
+
+* **Age unknown** (neither ``facts.age_years`` nor ``findings["patient"]["age_years"]``):
+  Brock is **not computed** (``brock_probability: null`` with the reason). Age moves
+  the logit by 0.0287/year, so a 45- vs 80-year-old differ by ~3x in odds; a
+  number built on an invented age would be taken at face value.
+* **Sex unknown or "O"**: the model has only male/female. We compute both and
+  report the **higher (female)** value, naming the male value in the
+  assumptions, so the uncertainty is visible and the conservative number is shown.
+* **Family history unknown**: assumed absent (the calculator default), said so.
+* **Emphysema unknown**: taken from the CT, ``lungs.emphysema_laa950_percent``
+  >= 5 % means present. The 5 % LAA-950 cut-off is the one commonly used to
+  define CT emphysema (e.g. COPDGene); the fact sheet marks the -950 HU
+  threshold UNVERIFIED and we did not find a primary source tying PanCan's
+  *visual* emphysema score to it, so this is reported as an assumption.
+  Without either: assumed absent, said so.
+* **Upper lobe unknown**: assumed not upper lobe, said so (that lowers the
+  probability: the warning tells the reader).
+* **Size**: the nodule's long axis (maximum diameter) is fed to Brock as the
+  public calculators do; the fact sheet marks the PanCan measurement as
+  UNVERIFIED (mean vs maximum diameter) and so does the ``source`` text.
+* **Nodule count**: every non-rejected nodule on the scan.
+* Part-solid without a solid-component size: Lung-RADS assumes the solid part
+  equals the whole nodule (the more suspicious reading) and says so.
+
+Rejected nodules (``review == "rejected"``) are skipped everywhere and get no
+scores. Every warning is one line prefixed with the score it concerns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inference.clinical import brock as _brock
+from inference.clinical import fleischner as _fl
+from inference.clinical import lungrads as _lr
+from inference.types import ClinicalFacts
+
+__all__ = ["EMPHYSEMA_LAA950_THRESHOLD_PERCENT", "GROWTH_WINDOW_DAYS", "apply_guidelines", "active_nodules"]
+
+#: %LAA-950 at or above which CT emphysema counts as present (assumption, see module docstring).
+EMPHYSEMA_LAA950_THRESHOLD_PERCENT = 5.0
+#: Lung-RADS v2022 growth: > 1.5 mm mean diameter within 12 months (+ one month scheduling slack).
+GROWTH_WINDOW_DAYS = 395
+GROWTH_DIAMETER_MM = 1.5
+
+
+def active_nodules(findings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Nodules not rejected by the reader (pending ones count: they are on the scan)."""
+    return [n for n in findings.get("nodules", []) or [] if n.get("review") != "rejected"]
+
+
+def _kind(n: dict[str, Any]) -> str:
+    t = str(n.get("type") or "solid").lower()
+    if t == "calcified":
+        return "calcified"
+    try:
+        return _brock.normalise_nodule_type(t)
+    except ValueError:
+        return "unknown"
+
+
+def _mean_diameter(n: dict[str, Any]) -> float | None:
+    if n.get("mean_diameter_mm") is not None:
+        return float(n["mean_diameter_mm"])
+    la, sa = n.get("long_axis_mm"), n.get("short_axis_mm")
+    if la is not None and sa is not None:
+        return (float(la) + float(sa)) / 2.0
+    return None
+
+
+def _emphysema(findings: dict[str, Any], facts: ClinicalFacts | None) -> tuple[bool, str | None]:
+    if facts is not None and facts.emphysema is not None:
+        return bool(facts.emphysema), None
+    laa = (findings.get("lungs") or {}).get("emphysema_laa950_percent")
+    if laa is not None:
+        present = float(laa) >= EMPHYSEMA_LAA950_THRESHOLD_PERCENT
+        return present, (
+            f"emphysema {'present' if present else 'absent'} from CT: LAA-950 {float(laa):.1f} % "
+            f"({'>=' if present else '<'} {EMPHYSEMA_LAA950_THRESHOLD_PERCENT:g} % threshold, an assumption)"
+        )
+    return False, "emphysema unknown (no clinical record, no CT %LAA-950), assumed absent"
+
+
+def _status(n: dict[str, Any], prior_available: bool, warnings: list[str]) -> tuple[str, bool]:
+    """Lung-RADS status from the nodule's ``growth`` block; second value: slow grower."""
+    if not prior_available:
+        return "baseline", False
+    g = n.get("growth")
+    if not g:
+        warnings.append(f"Lung-RADS: nodule {n.get('id')}: prior study given but no growth data, coded as baseline")
+        return "baseline", False
+    st = g.get("status")
+    if st == "new":
+        return "new", False
+    if st == "grown":
+        days = g.get("days")
+        if days is not None and float(days) > GROWTH_WINDOW_DAYS:
+            warnings.append(
+                f"Lung-RADS: nodule {n.get('id')}: grew over {float(days):.0f} days (> 12 months): "
+                "coded as a slow grower (4B), v2022"
+            )
+            return "growing", True
+        return "growing", False
+    return "stable", False
+
+
+def _brock_for(
+    n: dict[str, Any],
+    *,
+    age: float | None,
+    sex: str | None,
+    family: bool | None,
+    emph: bool,
+    emph_note: str | None,
+    count: int,
+) -> tuple[dict[str, Any], list[str]]:
+    nid = n.get("id")
+    kind = _kind(n)
+    assumptions: list[str] = []
+    out: dict[str, Any] = {"probability": None, "source": _brock.BROCK_SOURCE, "assumptions": assumptions}
+    if kind == "calcified":
+        out["reason"] = "not computed: calcified nodule (not a PanCan model input; benign calcification)"
+        return out, []
+    if kind == "unknown":
+        out["reason"] = f"not computed: nodule type {n.get('type')!r} unknown"
+        return out, [f"Brock: nodule {nid}: type {n.get('type')!r} unknown, not computed"]
+    if age is None:
+        out["reason"] = "not computed: patient age unknown (the model needs it; no age is invented)"
+        return out, ["Brock: not computed, patient age unknown (no age is invented)"]
+    size = n.get("long_axis_mm")
+    if size is None:
+        size = _mean_diameter(n)
+        if size is not None:
+            assumptions.append("long axis missing: mean diameter used as size")
+    if size is None or float(size) <= 0:
+        out["reason"] = "not computed: nodule size unknown"
+        return out, [f"Brock: nodule {nid}: not computed, size unknown"]
+    if family is None:
+        assumptions.append("family history unknown, assumed absent")
+    if emph_note:
+        assumptions.append(emph_note)
+    loc = n.get("location") or {}
+    upper = loc.get("upper_lobe")
+    if upper is None:
+        assumptions.append("lobe unknown, assumed not upper lobe")
+    base = dict(
+        age_years=float(age),
+        family_history=bool(family),
+        emphysema=emph,
+        size_mm=float(size),
+        nodule_type=kind,
+        upper_lobe=bool(upper),
+        nodule_count=max(count, 1),
+        spiculated=bool(n.get("spiculated")),
+    )
+    if sex in ("F", "M"):
+        res = _brock.brock_result(female=sex == "F", **base)
+    else:
+        res = _brock.brock_result(female=True, **base)
+        male = _brock.brock_probability(female=False, **base)
+        assumptions.append(
+            f"sex {'unknown' if sex is None else 'other'}: female coefficient used (higher risk); "
+            f"as male the probability would be {male:.1%}"
+        )
+    out["probability"] = round(res.probability, 6)
+    out["logit_terms"] = {k: round(v, 4) for k, v in res.terms.items()}
+    out["size_mm"] = round(float(size), 1)
+    out["source"] = _brock.BROCK_SOURCE + "; size = long axis (PanCan measurement UNVERIFIED: max vs mean diameter)"
+    per_nodule = ("lobe", "long axis")
+    warns = [f"Brock: nodule {nid}: {a}" if a.startswith(per_nodule) else f"Brock: {a}" for a in assumptions]
+    return out, warns
+
+
+def apply_guidelines(
+    findings: dict[str, Any], facts: ClinicalFacts | None, *, prior_available: bool
+) -> list[str]:
+    """Compute Brock, Lung-RADS and Fleischner and write them into ``findings``.
+
+    Parameters
+    ----------
+    findings : the findings.json dict (schema ``clinview.findings/1``); edited in place.
+    facts : clinical context; ``None`` when nothing is known (everything is then
+        taken from the findings' patient block or reported as assumed).
+    prior_available : a prior CT was compared, so nodules carry ``growth`` and
+        Lung-RADS uses follow-up rules (new / growing / stable).
+
+    Returns
+    -------
+    list[str]
+        One line per missing or assumed input, each naming the score.
+    """
+    warnings: list[str] = []
+    patient = findings.get("patient") or {}
+    f = facts or ClinicalFacts()
+    age = f.age_years if f.age_years is not None else patient.get("age_years")
+    sex = f.sex if f.sex is not None else patient.get("sex")
+    if facts is None:
+        warnings.append("Scores: no clinical data given; age and sex from the DICOM header, the rest assumed as stated")
+    emph, emph_note = _emphysema(findings, facts)
+    nodules = active_nodules(findings)
+    count = len(nodules)
+
+    # --- per nodule: Brock and Lung-RADS -----------------------------------
+    brock_warned: set[str] = set()
+    cats: list[str] = []
+    for n in nodules:
+        b, bw = _brock_for(
+            n, age=age, sex=sex, family=f.family_history_lung_cancer, emph=emph, emph_note=emph_note, count=count
+        )
+        n["brock"] = b
+        n["brock_probability"] = b["probability"]
+        for w in bw:  # patient-level assumptions are said once, not once per nodule
+            if w not in brock_warned:
+                brock_warned.add(w)
+                warnings.append(w)
+
+        kind = _kind(n)
+        d = _mean_diameter(n)
+        if kind == "unknown" or d is None:
+            n["lung_rads"] = None
+            warnings.append(f"Lung-RADS: nodule {n.get('id')}: type or size unknown, not categorised")
+            continue
+        status, slow = _status(n, prior_available, warnings)
+        solid = n.get("solid_component_mm")
+        if kind == "part-solid" and solid is None:
+            solid = d
+            warnings.append(
+                f"Lung-RADS: nodule {n.get('id')}: solid-component size missing, assumed equal to the whole nodule"
+            )
+        if kind == "calcified":
+            warnings.append(
+                f"Lung-RADS: nodule {n.get('id')}: calcified, treated as benign calcification (pattern not checked)"
+            )
+        cat = _lr.nodule_category(
+            _lr.LungRadsNodule(
+                mean_diameter_mm=d,
+                kind=kind,  # type: ignore[arg-type]
+                status=status,  # type: ignore[arg-type]
+                solid_component_mm=None if solid is None else float(solid),
+                juxtapleural=bool(n.get("juxtapleural")),
+                spiculated=bool(n.get("spiculated")),
+                slow_growing=slow,
+            )
+        )
+        n["lung_rads"] = cat
+        cats.append(cat)
+
+    exam = findings.setdefault("exam", {})
+    ecat = _lr.exam_category(cats)
+    exam["lung_rads"] = {
+        "category": ecat,
+        "management": _lr.management_text(ecat),
+        "version": _lr.LUNG_RADS_VERSION,
+        "source": _lr.LUNG_RADS_SOURCE
+        + "; automated: categories 0, S, airway nodules and cysts need a reader; 4X is not assigned automatically",
+    }
+
+    # --- Fleischner ----------------------------------------------------------
+    applies, excl, unknowns = _fl.fleischner_applicability(
+        age_years=None if age is None else float(age),
+        screening=f.screening,
+        known_cancer=f.known_cancer,
+        immunocompromised=f.immunocompromised,
+    )
+    if not applies:
+        exam["fleischner"] = _fl.FleischnerResult(
+            applies=False, recommendation="", reason="does not apply: " + "; ".join(excl)
+        ).as_dict()
+    else:
+        scored = [n for n in nodules if _kind(n) in ("solid", "part-solid", "ground-glass") and _mean_diameter(n)]
+        risk, risk_notes = _fl.fleischner_risk(
+            smoking_status=f.smoking_status,
+            pack_years=f.pack_years,
+            family_history=f.family_history_lung_cancer,
+            emphysema=emph,
+        )
+        if not scored:
+            rec = "No non-calcified nodule: no Fleischner follow-up indicated"
+            reason = "no nodule to manage"
+        else:
+            # Most suspicious first: Brock when known, then solid component, then size.
+            def key(n: dict[str, Any]) -> tuple[float, float, float]:
+                return (
+                    float(n.get("brock_probability") or 0.0),
+                    float(n.get("solid_component_mm") or (_mean_diameter(n) if _kind(n) == "solid" else 0.0)),
+                    float(_mean_diameter(n) or 0.0),
+                )
+
+            dom = max(scored, key=key)
+            kind = _kind(dom)
+            multiple = len(scored) > 1
+            rec = _fl.fleischner_recommendation(
+                kind=kind,
+                mean_diameter_mm=float(_mean_diameter(dom)),  # type: ignore[arg-type]
+                multiple=multiple,
+                risk=risk,
+                solid_component_mm=dom.get("solid_component_mm"),
+            )
+            reason = (
+                f"{'multiple' if multiple else 'single'} {kind} nodule(s), dominant nodule {dom.get('id')} "
+                f"{_fl.size_bin(float(_mean_diameter(dom)))} mm (mean diameter rounded); {risk_notes[0]}"  # type: ignore[arg-type]
+            )
+        if unknowns:
+            reason += "; assumed: " + "; ".join(unknowns)
+            warnings.append("Fleischner: " + "; ".join(unknowns))
+        for note in risk_notes[1:]:
+            warnings.append("Fleischner: " + note)
+        exam["fleischner"] = _fl.FleischnerResult(applies=True, recommendation=rec, reason=reason).as_dict()
+    return warnings
