@@ -1,0 +1,155 @@
+"""AnalysisService against a real subprocess that speaks the worker protocol.
+
+The script below is not a stand-in for the product's analysis: it exercises the
+client's protocol handling (progress, result, error, crash, cancel of a
+process tree, a newer request cancelling an older one) with a real process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from viewer.services.analysis import AnalysisService, normalise_request
+
+PROTOCOL_WORKER = textwrap.dedent(
+    r'''
+    import json, os, subprocess, sys, time
+    req = json.loads(sys.stdin.readline())
+    out = req["out"]
+    mode = os.path.basename(req["study"])
+    os.makedirs(out, exist_ok=True)
+    def say(**m):
+        print(json.dumps(m), flush=True)
+    print("a library printing to stdout", flush=True)
+    say(type="progress", fraction=0.1, message="loading " + mode)
+    if mode == "ok":
+        say(type="progress", fraction=0.6, message="nodules")
+        with open(os.path.join(out, "findings.json"), "w") as f:
+            json.dump({"schema": "clinview.findings/1", "request": req}, f)
+        say(type="result", out_dir=out, findings=os.path.join(out, "findings.json"))
+    elif mode == "error":
+        say(type="error", message="study: no CT series found (3 files skipped)")
+        sys.exit(2)
+    elif mode == "crash":
+        sys.stderr.write("Traceback (most recent call last):\n  ...\nMemoryError: cannot allocate 4 GiB\n")
+        sys.stderr.flush()
+        os._exit(3)
+    elif mode == "hang":
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        with open(os.path.join(out, "pids"), "w") as f:
+            f.write(f"{os.getpid()} {child.pid}")
+        say(type="progress", fraction=0.2, message="started child")
+        time.sleep(600)
+    '''
+)
+
+
+@pytest.fixture
+def worker_script(tmp_path: Path) -> list[str]:
+    p = tmp_path / "protocol_worker.py"
+    p.write_text(PROTOCOL_WORKER)
+    return [sys.executable, str(p)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is gone for our purposes (killed, waiting to be reaped by init)
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_progress_and_result(qtbot, tmp_path: Path, worker_script: list[str]) -> None:
+    svc = AnalysisService(command=worker_script)
+    seen: list[tuple[float, str]] = []
+    svc.progress.connect(lambda f, m: seen.append((f, m)))
+    out = tmp_path / "out"
+    with qtbot.waitSignal(svc.finished, timeout=20000) as blocker:
+        svc.start({"study": str(tmp_path / "ok"), "out": str(out), "genomics": [tmp_path / "a.vcf"]})
+    assert blocker.args == [str(out)]
+    assert [m for _, m in seen] == ["loading ok", "nodules"]
+    assert seen[0][0] == pytest.approx(0.1)
+    # the worker received the full request with defaults filled in
+    sent = json.loads((out / "findings.json").read_text())["request"]
+    assert sent["command"] == "analyze" and sent["device"] == "auto"
+    assert sent["genomics"] == [str(tmp_path / "a.vcf")] and sent["confirm_identity"] is False
+    assert svc.last_result["findings"] == str(out / "findings.json")
+    assert not svc.is_running()
+
+
+def test_error_line_becomes_failed(qtbot, tmp_path: Path, worker_script: list[str]) -> None:
+    svc = AnalysisService(command=worker_script)
+    with qtbot.waitSignal(svc.failed, timeout=20000) as blocker:
+        svc.start({"study": str(tmp_path / "error"), "out": str(tmp_path / "o")})
+    assert blocker.args == ["study: no CT series found (3 files skipped)"]
+
+
+def test_crash_reports_last_stderr_line(qtbot, tmp_path: Path, worker_script: list[str]) -> None:
+    svc = AnalysisService(command=worker_script)
+    finished: list[str] = []
+    svc.finished.connect(finished.append)
+    with qtbot.waitSignal(svc.failed, timeout=20000) as blocker:
+        svc.start({"study": str(tmp_path / "crash"), "out": str(tmp_path / "o")})
+    msg = blocker.args[0]
+    assert "MemoryError: cannot allocate 4 GiB" in msg and "code 3" in msg
+    assert "\n" not in msg and finished == []
+
+
+def test_cancel_kills_the_process_tree(qtbot, tmp_path: Path, worker_script: list[str]) -> None:
+    svc = AnalysisService(command=worker_script)
+    out = tmp_path / "o"
+    with qtbot.waitSignal(svc.progress, timeout=20000, check_params_cb=lambda f, m: m == "started child"):
+        svc.start({"study": str(tmp_path / "hang"), "out": str(out)})
+    parent, child = (int(x) for x in (out / "pids").read_text().split())
+    assert _alive(parent) and _alive(child)
+    failed: list[str] = []
+    svc.failed.connect(failed.append)
+    with qtbot.waitSignal(svc.cancelled, timeout=10000):
+        svc.cancel()
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(parent)
+    assert not _alive(child), "the worker's own child survived the cancel"
+    qtbot.wait(100)
+    assert failed == [] and not svc.is_running()
+
+
+def test_newer_request_cancels_the_older(qtbot, tmp_path: Path, worker_script: list[str]) -> None:
+    svc = AnalysisService(command=worker_script)
+    old_out = tmp_path / "old"
+    with qtbot.waitSignal(svc.progress, timeout=20000, check_params_cb=lambda f, m: m == "started child"):
+        svc.start({"study": str(tmp_path / "hang"), "out": str(old_out)})
+    old_pid = int((old_out / "pids").read_text().split()[0])
+    events: list[str] = []
+    svc.cancelled.connect(lambda: events.append("cancelled"))
+    svc.finished.connect(lambda d: events.append("finished " + Path(d).name))
+    with qtbot.waitSignal(svc.finished, timeout=20000):
+        svc.start({"study": str(tmp_path / "ok"), "out": str(tmp_path / "new")})
+    assert events == ["cancelled", "finished new"]
+    assert not _alive(old_pid)
+
+
+def test_missing_worker_program_fails_with_one_line(qtbot, tmp_path: Path) -> None:
+    svc = AnalysisService(command=[str(tmp_path / "no-such-worker")])
+    with qtbot.waitSignal(svc.failed, timeout=10000) as blocker:
+        svc.start({"study": str(tmp_path), "out": str(tmp_path / "o")})
+    assert "could not start the analysis worker" in blocker.args[0]
+
+
+def test_request_needs_study_and_out() -> None:
+    with pytest.raises(ValueError, match="study"):
+        normalise_request({"out": "/x"})
+    assert normalise_request({"study": "/s", "out": "/o"})["labs"] == []

@@ -1,0 +1,283 @@
+"""Client of the background analysis worker (torch never runs in the GUI).
+
+The worker (``inference.api.worker_command()``) is started in a
+:class:`QProcess`; the JSON request goes to its stdin, and it answers with JSON
+lines on stdout::
+
+    {"type": "progress", "fraction": 0.42, "message": "segmenting lungs"}
+    {"type": "result", "out_dir": "...", "findings": ".../findings.json"}
+    {"type": "error", "message": "one line"}
+
+Why a process and not a thread: a crash, an out-of-memory kill or a hung CUDA
+call in the model cannot take the viewer down, and cancelling is a kill of the
+process tree (as SlicerMONAIAuto3DSeg does) instead of waiting for a
+cooperative check. The child runs in its own session/process group so that
+grandchildren (data loaders, converters) die with it.
+
+Only one analysis runs at a time: a newer :meth:`AnalysisService.start`
+cancels the older one, which reports :attr:`cancelled` before the new one
+starts, so a late answer of the old worker can never overwrite a newer result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
+
+from inference import api
+
+__all__ = ["AnalysisService", "REQUEST_DEFAULTS", "normalise_request"]
+
+#: Every request field the worker understands, with the value used when the
+#: caller leaves it out.
+REQUEST_DEFAULTS: dict[str, Any] = {
+    "command": "analyze",
+    "study": None,
+    "out": None,
+    "series_uid": None,
+    "prior": None,
+    "genomics": [],
+    "labs": [],
+    "clinical": None,
+    "device": "auto",
+    "confirm_identity": False,
+}
+
+
+def normalise_request(request: dict[str, Any]) -> dict[str, Any]:
+    """Fill defaults and check the fields the worker cannot do without.
+
+    Raises
+    ------
+    ValueError
+        ``study`` or ``out`` is missing (a programming error in the caller).
+    """
+    req = dict(REQUEST_DEFAULTS)
+    req.update({k: v for k, v in request.items() if v is not None or k not in req})
+    for k in ("study", "out"):
+        if not req.get(k):
+            raise ValueError(f"analysis request needs {k!r}")
+    for k in ("study", "out", "prior", "clinical"):
+        if req.get(k) is not None:
+            req[k] = str(req[k])
+    req["genomics"] = [str(p) for p in req.get("genomics") or []]
+    req["labs"] = [str(p) for p in req.get("labs") or []]
+    req["confirm_identity"] = bool(req.get("confirm_identity"))
+    return req
+
+
+@dataclass
+class _Job:
+    """One worker process and what it has said so far."""
+
+    process: QProcess
+    request: dict[str, Any]
+    stdout_buf: bytes = b""
+    stderr_tail: list[str] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    cancelled: bool = False
+    done: bool = False
+
+
+class AnalysisService(QObject):
+    """Start, follow and cancel one analysis in a worker process.
+
+    Parameters
+    ----------
+    command : argv of the worker; default ``inference.api.worker_command()``.
+        Tests pass a small script that speaks the same protocol.
+    parent : Qt parent.
+
+    Signals
+    -------
+    progress(float, str)
+        Fraction 0..1 and a human message.
+    finished(str)
+        The output folder, once the worker has exited after a result.
+    failed(str)
+        One line for the user: the worker's error, or the last stderr line of
+        a crash.
+    cancelled()
+        The running analysis was cancelled (by :meth:`cancel` or a newer
+        :meth:`start`) and its process is gone.
+    """
+
+    progress = Signal(float, str)
+    finished = Signal(str)
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def __init__(self, parent: QObject | None = None, *, command: Sequence[str] | None = None) -> None:
+        super().__init__(parent)
+        self._command = list(command) if command else api.worker_command()
+        self._job: _Job | None = None
+        self.last_result: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ public
+    def is_running(self) -> bool:
+        return self._job is not None and not self._job.done
+
+    def pid(self) -> int | None:
+        """Process id of the running worker (None when idle)."""
+        if self._job is None or self._job.done:
+            return None
+        pid = int(self._job.process.processId())
+        return pid or None
+
+    @property
+    def request(self) -> dict[str, Any] | None:
+        """The request of the running (or last) analysis."""
+        return None if self._job is None else dict(self._job.request)
+
+    def start(self, request: dict[str, Any]) -> None:
+        """Start an analysis; a running one is cancelled first.
+
+        Raises
+        ------
+        ValueError
+            The request lacks ``study`` or ``out``.
+        """
+        req = normalise_request(request)
+        if self.is_running():
+            self.cancel()
+        proc = QProcess(self)
+        env = QProcessEnvironment.systemEnvironment()
+        # the worker must import the same `inference` as this process even
+        # when clinview runs from a source checkout that is not installed
+        root = str(Path(api.__file__).resolve().parents[1])
+        old = env.value("PYTHONPATH", "")
+        env.insert("PYTHONPATH", root + (os.pathsep + old if old else ""))
+        env.insert("PYTHONUNBUFFERED", "1")
+        proc.setProcessEnvironment(env)
+        if sys.platform != "win32":
+            params = QProcess.UnixProcessParameters()
+            params.flags = QProcess.UnixProcessFlag.CreateNewSession
+            proc.setUnixProcessParameters(params)
+        job = _Job(proc, req)
+        self._job = job
+        proc.readyReadStandardOutput.connect(lambda j=job: self._on_stdout(j))
+        proc.readyReadStandardError.connect(lambda j=job: self._on_stderr(j))
+        proc.finished.connect(lambda code, status, j=job: self._on_finished(j, code, status))
+        proc.errorOccurred.connect(lambda err, j=job: self._on_error(j, err))
+        proc.start(self._command[0], self._command[1:])
+        if proc.state() != QProcess.ProcessState.NotRunning:
+            proc.write((json.dumps(req) + "\n").encode())
+            proc.closeWriteChannel()
+
+    def cancel(self) -> None:
+        """Kill the worker and everything it started; emits :attr:`cancelled`
+        once the process is gone. No-op when idle."""
+        job = self._job
+        if job is None or job.done:
+            return
+        job.cancelled = True
+        self._kill_tree(job.process)
+        job.process.waitForFinished(5000)
+        self._finish(job)
+        self.cancelled.emit()
+
+    # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _kill_tree(proc: QProcess) -> None:
+        pid = int(proc.processId())
+        if pid <= 0:
+            return
+        if sys.platform == "win32":
+            subprocess.run(["taskkill", "/T", "/F", "/PID", str(pid)], capture_output=True, check=False)
+            return
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the child leads its own session: kills the tree
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            proc.kill()
+
+    def _finish(self, job: _Job) -> None:
+        if job.done:
+            return
+        job.done = True
+        for sig in (job.process.readyReadStandardOutput, job.process.readyReadStandardError,
+                    job.process.finished, job.process.errorOccurred):
+            try:
+                sig.disconnect()
+            except (RuntimeError, TypeError):
+                pass
+        job.process.deleteLater()
+
+    def _on_stdout(self, job: _Job) -> None:
+        job.stdout_buf += bytes(job.process.readAllStandardOutput().data())
+        *lines, job.stdout_buf = job.stdout_buf.split(b"\n")
+        for raw in lines:
+            self._handle_line(job, raw)
+
+    def _on_stderr(self, job: _Job) -> None:
+        text = bytes(job.process.readAllStandardError().data()).decode("utf-8", "replace")
+        for line in text.splitlines():
+            if line.strip():
+                job.stderr_tail.append(line.strip())
+        del job.stderr_tail[:-20]
+
+    def _handle_line(self, job: _Job, raw: bytes) -> None:
+        if job.cancelled or job is not self._job:
+            return
+        text = raw.decode("utf-8", "replace").strip()
+        if not text:
+            return
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            return  # a stray print from a library: not part of the protocol
+        if not isinstance(msg, dict):
+            return
+        kind = msg.get("type")
+        if kind == "progress":
+            try:
+                frac = min(1.0, max(0.0, float(msg.get("fraction", 0.0))))
+            except (TypeError, ValueError):
+                frac = 0.0
+            self.progress.emit(frac, str(msg.get("message", "")))
+        elif kind == "result":
+            job.result = msg
+        elif kind == "error":
+            job.error = str(msg.get("message") or "analysis failed").replace("\n", " ")
+
+    def _on_error(self, job: _Job, err: QProcess.ProcessError) -> None:
+        if err == QProcess.ProcessError.FailedToStart and not job.done and not job.cancelled:
+            self._finish(job)
+            self.failed.emit(f"could not start the analysis worker ({' '.join(self._command)}): "
+                             f"{job.process.errorString()}")
+
+    def _on_finished(self, job: _Job, code: int, status: QProcess.ExitStatus) -> None:
+        if job.done:
+            return
+        self._on_stdout(job)
+        if job.stdout_buf.strip():
+            self._handle_line(job, job.stdout_buf)
+            job.stdout_buf = b""
+        self._on_stderr(job)
+        self._finish(job)
+        if job.cancelled:
+            return
+        if job.result is not None and job.error is None:
+            self.last_result = job.result
+            out_dir = job.result.get("out_dir") or job.request.get("out") or ""
+            self.finished.emit(str(out_dir))
+            return
+        if job.error is not None:
+            self.failed.emit(job.error)
+            return
+        last = job.stderr_tail[-1] if job.stderr_tail else ""
+        if status == QProcess.ExitStatus.CrashExit:
+            why = "the analysis worker crashed"
+        else:
+            why = f"the analysis worker exited with code {code} without a result"
+        self.failed.emit(f"{why}: {last}" if last else why)
