@@ -471,22 +471,19 @@ class AnalysisState:
         lines: list[str] = []
         risk = self.findings.get("risk") or {}
         for m in risk.get("missing") or []:
-            lines.append(str(m))
+            if str(m) not in lines:
+                lines.append(str(m))
+        # the same Brock assumption is usually made for every nodule: list it once
+        per_assumption: dict[str, list[int]] = {}
         for n in self._raw_nodules():
             b = n.get("brock")
             if isinstance(b, dict):
                 for a in b.get("assumptions") or []:
-                    s = f"Brock (nodule #{n['id']}): {a}"
-                    if str(a) not in lines and s not in lines:
-                        lines.append(s)
-        seen = set()
-        deduped = []
-        for line in lines:
-            key = line.split(": ", 1)[-1]
-            if key not in seen:
-                seen.add(key)
-                deduped.append(line)
-        return deduped
+                    per_assumption.setdefault(str(a), []).append(int(n["id"]))
+        for a, ids in per_assumption.items():
+            which = ", ".join(f"#{i}" for i in ids)
+            lines.append(f"Brock (nodule{'s' if len(ids) > 1 else ''} {which}): {a}")
+        return lines
 
     def warnings(self) -> list[str]:
         return [str(w) for w in (self.findings.get("warnings") or [])]

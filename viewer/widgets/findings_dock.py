@@ -1,0 +1,264 @@
+"""Findings dock: the nodule table, the per-scan summary and the review buttons.
+
+The widget displays :class:`~viewer.model.analysis.AnalysisState` and emits
+intents (go to a nodule, edit it); review decisions go straight into the model,
+which saves them and tells every other dock.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from viewer.model.analysis import AnalysisState
+from viewer.widgets.identity_banner import DOCK_QSS, PALETTE, IdentityBanner, fmt_pct, lung_rads_color
+
+__all__ = ["FindingsDock", "COLUMNS"]
+
+COLUMNS: tuple[str, ...] = ("#", "Size", "Type", "Location", "AI prob.", "Lung-RADS", "Review")
+
+_REVIEW_STYLE = {
+    "pending": ("pending", PALETTE["amber"]),
+    "accepted": ("✓ accepted", PALETTE["green"]),
+    "rejected": ("✗ rejected", PALETTE["red"]),
+}
+
+
+def _location(n: dict[str, Any]) -> str:
+    loc = n.get("location") or {}
+    side = loc.get("side")
+    lobe = loc.get("lobe")
+    if not side and not lobe:
+        return "—"
+    parts = [str(side).capitalize() if side else "", f"{lobe} lobe" if lobe else ""]
+    return " ".join(p for p in parts if p)
+
+
+def _size(n: dict[str, Any]) -> str:
+    d = n.get("mean_diameter_mm")
+    try:
+        s = f"{float(d):.1f} mm"
+    except (TypeError, ValueError):
+        return "—"
+    return s + (" ✎" if n.get("edited") else "")
+
+
+class FindingsDock(QWidget):
+    """Nodule table with Accept / Reject / Edit (keys A / R / E).
+
+    Signals
+    -------
+    goto_requested(object)
+        LPS ``(x, y, z)`` in mm of the nodule the user clicked.
+    edit_requested(int)
+        The user wants to brush/erase this nodule's mask.
+    """
+
+    goto_requested = Signal(object)
+    edit_requested = Signal(int)
+
+    def __init__(self, state: AnalysisState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("AnalysisDock")
+        self.setStyleSheet(DOCK_QSS)
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.state = state
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(8, 8, 8, 8)
+        lay.setSpacing(6)
+        self.banner = IdentityBanner(state)
+        lay.addWidget(self.banner)
+
+        self.summary = QLabel()
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.summary.setWordWrap(True)
+        lay.addWidget(self.summary)
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.verticalHeader().setDefaultSectionSize(26)
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        hh.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.table.cellClicked.connect(lambda r, _c: self._goto_row(r))
+        lay.addWidget(self.table, 1)
+
+        self.resolved = QLabel()
+        self.resolved.setProperty("role", "muted")
+        self.resolved.setWordWrap(True)
+        lay.addWidget(self.resolved)
+
+        row = QHBoxLayout()
+        self.accept_btn = QPushButton("Accept  (A)")
+        self.reject_btn = QPushButton("Reject  (R)")
+        self.edit_btn = QPushButton("Edit mask  (E)")
+        self.accept_btn.setToolTip("Confirm this finding (key A)")
+        self.reject_btn.setToolTip("Reject: removes it from the overlay, counts, risk and suggestions (key R)")
+        self.edit_btn.setToolTip("Brush / erase the nodule mask; size is re-measured (key E)")
+        self.accept_btn.clicked.connect(lambda: self._review("accepted"))
+        self.reject_btn.clicked.connect(lambda: self._review("rejected"))
+        self.edit_btn.clicked.connect(self._edit)
+        for b in (self.accept_btn, self.reject_btn, self.edit_btn):
+            row.addWidget(b)
+        row.addStretch(1)
+        self.show_rejected = QCheckBox("Show rejected")
+        self.show_rejected.setChecked(True)
+        self.show_rejected.setStyleSheet(f"color: {PALETTE['muted']};")
+        self.show_rejected.toggled.connect(lambda _v: self.refresh())
+        row.addWidget(self.show_rejected)
+        lay.addLayout(row)
+
+        for key, fn in (("A", lambda: self._review("accepted")), ("R", lambda: self._review("rejected")),
+                        ("E", self._edit)):
+            sc = QShortcut(QKeySequence(key), self)
+            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            sc.activated.connect(fn)
+
+        state.subscribe(self._on_state)
+        self.refresh()
+
+    # ------------------------------------------------------------------ intents
+    def selected_id(self) -> int | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        if not rows:
+            return None
+        item = self.table.item(rows[0].row(), 0)
+        return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))
+
+    def select_nodule(self, nodule_id: int) -> bool:
+        for r in range(self.table.rowCount()):
+            it = self.table.item(r, 0)
+            if it is not None and int(it.data(Qt.ItemDataRole.UserRole)) == int(nodule_id):
+                self.table.selectRow(r)
+                return True
+        return False
+
+    def _goto_row(self, row: int) -> None:
+        it = self.table.item(row, 0)
+        if it is None:
+            return
+        n = self.state.nodule(int(it.data(Qt.ItemDataRole.UserRole)))
+        c = (n or {}).get("center_lps_mm")
+        if isinstance(c, (list, tuple)) and len(c) == 3:
+            self.goto_requested.emit(tuple(float(v) for v in c))
+
+    def _review(self, state: str) -> None:
+        nid = self.selected_id()
+        if nid is None:
+            return
+        self.state.set_review(nid, state)
+        self.select_nodule(nid)
+
+    def _edit(self) -> None:
+        nid = self.selected_id()
+        if nid is not None and self.state.nodule_labels is not None:
+            self.edit_requested.emit(nid)
+
+    def _selection_changed(self) -> None:
+        nid = self.selected_id()
+        has = nid is not None
+        self.accept_btn.setEnabled(has)
+        self.reject_btn.setEnabled(has)
+        self.edit_btn.setEnabled(has and self.state.nodule_labels is not None)
+
+    def _on_state(self, _event: str) -> None:
+        keep = self.selected_id()
+        self.refresh()
+        if keep is not None:
+            self.select_nodule(keep)
+
+    # ------------------------------------------------------------------ display
+    def refresh(self) -> None:
+        st = self.state
+        if not st.has_result:
+            self.summary.setText(f'<span style="color:{PALETTE["muted"]};">No analysis yet — open a CT or press '
+                                 f'<b>Analyze</b>.</span>')
+            self.table.setRowCount(0)
+            self.resolved.setText("")
+            self._selection_changed()
+            return
+        s = st.summary()
+        muted = PALETTE["muted"]
+
+        def ml(v: float | None) -> str:
+            return f"{v:,.0f} mL" if v is not None else "n/a"
+
+        extra = []
+        if s.rejected_count:
+            extra.append(f"{s.rejected_count} rejected")
+        if s.pending_count:
+            extra.append(f"{s.pending_count} to review")
+        emph = f"{s.emphysema_percent:.1f} %" if s.emphysema_percent is not None else "n/a"
+        self.summary.setText(
+            f'<span style="font-size:15px; font-weight:600;">{s.nodule_count} nodule'
+            f'{"s" if s.nodule_count != 1 else ""}</span>'
+            f'<span style="color:{muted};">&nbsp;&nbsp;{html.escape(" · ".join(extra))}</span><br>'
+            f'<span style="color:{muted};">Lung volume</span> R {ml(s.right_lung_ml)} · L {ml(s.left_lung_ml)}'
+            f'&nbsp;&nbsp;<span style="color:{muted};">Emphysema (LAA-950)</span> {emph}')
+
+        rows = [n for n in st.all_nodules() if self.show_rejected.isChecked() or n["review"] != "rejected"]
+        # rejected last, then by AI probability: the reader works top-down
+        rows.sort(key=lambda n: (n["review"] == "rejected", -(n.get("probability") or 0.0), n["id"]))
+        self.table.setRowCount(len(rows))
+        for r, n in enumerate(rows):
+            rejected = n["review"] == "rejected"
+            cells = [str(n["id"]), _size(n), str(n.get("type") or "—"), _location(n),
+                     fmt_pct(n.get("probability"), 0), str(n.get("lung_rads") or "—"),
+                     _REVIEW_STYLE.get(n["review"], (n["review"], muted))[0]]
+            for c, text in enumerate(cells):
+                it = QTableWidgetItem(text)
+                it.setData(Qt.ItemDataRole.UserRole, n["id"])
+                if c in (0, 1, 4):
+                    it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if c == 5 and n.get("lung_rads") is not None:
+                    bg, fg = lung_rads_color(n.get("lung_rads"))
+                    it.setBackground(QBrush(QColor(bg)))
+                    it.setForeground(QBrush(QColor(fg)))
+                    it.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                    f = QFont()
+                    f.setBold(True)
+                    it.setFont(f)
+                    it.setToolTip(f"Lung-RADS v2022 category {n.get('lung_rads')}")
+                elif c == 6:
+                    it.setForeground(QBrush(QColor(_REVIEW_STYLE.get(n["review"], ("", muted))[1])))
+                if c == 1 and n.get("edited"):
+                    it.setToolTip(str(n.get("measurement_source", "")))
+                if rejected and c != 6:
+                    it.setForeground(QBrush(QColor("#6b737d")))
+                    f = it.font()
+                    f.setStrikeOut(True)
+                    it.setFont(f)
+                self.table.setItem(r, c, it)
+        res = st.findings.get("resolved_nodules") or []
+        if res:
+            parts = []
+            for x in res:
+                if isinstance(x, dict):
+                    d = x.get("prior_mean_diameter_mm")
+                    parts.append(f"prior #{x.get('prior_id', '?')}" + (f" ({float(d):.1f} mm)" if d else ""))
+            self.resolved.setText(f"Resolved since the prior study: {', '.join(parts)}")
+        else:
+            self.resolved.setText("")
+        self._selection_changed()

@@ -1,0 +1,353 @@
+"""Risk dock: Lung-RADS, Fleischner, Brock per nodule, growth, and the deep
+model's probability with its explanation.
+
+Every number carries its source (guideline and version, or model name and
+version) right under it, and every missing input is listed with what was
+assumed: a reader must be able to tell a guideline statement from a model
+output and a measured fact from an assumption.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Sequence
+
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from viewer.model.analysis import AnalysisState
+from viewer.widgets.identity_banner import (
+    DOCK_QSS,
+    PALETTE,
+    IdentityBanner,
+    fmt_pct,
+    lung_rads_badge_html,
+    lung_rads_color,
+    not_available,
+)
+
+__all__ = ["RiskDock", "ContributionBars", "BROCK_SOURCE"]
+
+BROCK_SOURCE = "Brock/PanCan model 2b, McWilliams NEJM 2013"
+_GROWTH = {"grown": "grown", "stable": "stable", "shrunk": "shrunk", "new": "new"}
+
+
+class ContributionBars(QWidget):
+    """Horizontal bars: features that raised the risk in red (right of the
+    axis), those that lowered it in green (left), longest first."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._items: list[tuple[str, float]] = []
+        self._row_h = 22
+
+    def set_contributions(self, items: Sequence[tuple[str, float]]) -> None:
+        self._items = sorted(((str(f), float(v)) for f, v in items), key=lambda t: -abs(t[1]))
+        self.setMinimumHeight(self._row_h * max(1, len(self._items)) + 8)
+        self.updateGeometry()
+        self.update()
+
+    def contributions(self) -> list[tuple[str, float]]:
+        return list(self._items)
+
+    def sizeHint(self) -> QSize:
+        return QSize(320, self._row_h * max(1, len(self._items)) + 8)
+
+    def paintEvent(self, _ev: Any) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        w = self.width()
+        label_w = int(w * 0.46)
+        bar_x0 = label_w + 8
+        bar_w = w - bar_x0 - 44
+        mid = bar_x0 + bar_w / 2
+        vmax = max((abs(v) for _, v in self._items), default=1.0) or 1.0
+        font = QFont(self.font())
+        font.setPointSizeF(max(8.0, font.pointSizeF() - 0.5))
+        p.setFont(font)
+        for i, (name, v) in enumerate(self._items):
+            y = 4 + i * self._row_h
+            p.setPen(QColor(PALETTE["text"]))
+            p.drawText(QRectF(0, y, label_w, self._row_h), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                       p.fontMetrics().elidedText(name, Qt.TextElideMode.ElideRight, label_w))
+            length = (abs(v) / vmax) * (bar_w / 2 - 2)
+            color = QColor(PALETTE["red"] if v > 0 else PALETTE["green"])
+            rect = QRectF(mid if v > 0 else mid - length, y + 5, length, self._row_h - 10)
+            p.fillRect(rect, QBrush(color))
+            p.setPen(QColor(PALETTE["muted"]))
+            tx = mid + length + 4 if v > 0 else mid - length - 40
+            p.drawText(QRectF(tx, y, 40, self._row_h), Qt.AlignmentFlag.AlignVCenter |
+                       (Qt.AlignmentFlag.AlignLeft if v > 0 else Qt.AlignmentFlag.AlignRight), f"{v:+.2f}")
+        p.setPen(QPen(QColor(PALETTE["border"]), 1))
+        p.drawLine(int(mid), 2, int(mid), self.height() - 2)
+        p.end()
+
+
+def _section(text: str) -> QLabel:
+    lab = QLabel(text.upper())
+    lab.setProperty("role", "section")
+    return lab
+
+
+def _rich(text: str = "", role: str | None = None) -> QLabel:
+    lab = QLabel(text)
+    lab.setTextFormat(Qt.TextFormat.RichText)
+    lab.setWordWrap(True)
+    lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    if role:
+        lab.setProperty("role", role)
+    return lab
+
+
+class RiskDock(QWidget):
+    """Risk panel. Emits :attr:`rerun_requested` from its "Re-run risk" button."""
+
+    rerun_requested = Signal()
+
+    def __init__(self, state: AnalysisState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("AnalysisDock")
+        self.setStyleSheet(DOCK_QSS)
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.state = state
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        outer.addWidget(scroll)
+        body = QWidget()
+        body.setObjectName("AnalysisDock")
+        scroll.setWidget(body)
+        lay = QVBoxLayout(body)
+        lay.setContentsMargins(10, 8, 10, 10)
+        lay.setSpacing(6)
+
+        self.banner = IdentityBanner(state)
+        lay.addWidget(self.banner)
+
+        self.stale_frame = QFrame()
+        self.stale_frame.setObjectName("Stale")
+        self.stale_frame.setStyleSheet(f"QFrame#Stale {{ background: {PALETTE['amber_bg']}; border: 1px solid "
+                                       f"{PALETTE['amber']}; border-radius: 4px; }}")
+        sl = QHBoxLayout(self.stale_frame)
+        sl.setContentsMargins(8, 6, 8, 6)
+        self.stale_label = _rich()
+        sl.addWidget(self.stale_label, 1)
+        self.rerun_btn = QPushButton("Re-run risk")
+        self.rerun_btn.clicked.connect(self.rerun_requested)
+        sl.addWidget(self.rerun_btn, 0, Qt.AlignmentFlag.AlignTop)
+        lay.addWidget(self.stale_frame)
+
+        lay.addWidget(_section("Exam — Lung-RADS"))
+        self.exam_label = _rich()
+        lay.addWidget(self.exam_label)
+        self.exam_source = _rich(role="source")
+        lay.addWidget(self.exam_source)
+
+        lay.addWidget(_section("Fleischner"))
+        self.fleischner_label = _rich()
+        lay.addWidget(self.fleischner_label)
+        self.fleischner_source = _rich(role="source")
+        lay.addWidget(self.fleischner_source)
+
+        lay.addWidget(_section("Per nodule"))
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["#", "Brock", "Lung-RADS", "Growth", "Doubling time"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.table.setShowGrid(False)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().setDefaultSectionSize(24)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        lay.addWidget(self.table)
+        self.brock_source = _rich(role="source")
+        lay.addWidget(self.brock_source)
+
+        lay.addWidget(_section("Deep model"))
+        self.model_label = _rich()
+        lay.addWidget(self.model_label)
+        self.bars = ContributionBars()
+        lay.addWidget(self.bars)
+        self.model_source = _rich(role="source")
+        lay.addWidget(self.model_source)
+
+        lay.addWidget(_section("Missing inputs and assumptions"))
+        self.missing_label = _rich()
+        lay.addWidget(self.missing_label)
+        lay.addStretch(1)
+
+        state.subscribe(lambda _e: self.refresh())
+        self.refresh()
+
+    # ------------------------------------------------------------------ display
+    def refresh(self) -> None:
+        st = self.state
+        f = st.findings
+        muted = PALETTE["muted"]
+        if not st.has_result:
+            for lab in (self.exam_label, self.fleischner_label, self.model_label, self.missing_label):
+                lab.setText(not_available("no analysis yet"))
+            for lab in (self.exam_source, self.fleischner_source, self.brock_source, self.model_source):
+                lab.setText("")
+            self.table.setRowCount(0)
+            self.bars.set_contributions([])
+            self.stale_frame.hide()
+            return
+
+        blocked = "risk" in st.blocked_sections()
+        stale = st.stale_reasons()
+        self.stale_frame.setVisible(bool(stale))
+        if stale:
+            self.stale_label.setText("<b>Review changed the findings.</b> " + html.escape("; ".join(stale)) + ".")
+
+        # ---- exam Lung-RADS (recomputed after review by the model's rule)
+        exam = st.exam_category()
+        if exam.category is None and not (f.get("exam") or {}).get("lung_rads"):
+            self.exam_label.setText(not_available("the analysis reported no Lung-RADS category"))
+            self.exam_source.setText("")
+        else:
+            bg, fg = lung_rads_color(exam.category)
+            big = (f'<span style="background-color:{bg}; color:{fg}; font-size:17px; font-weight:700;">'
+                   f'&nbsp;Lung-RADS {html.escape(str(exam.category))}&nbsp;</span>')
+            if exam.management:
+                mgmt = html.escape(exam.management)
+            elif exam.recomputed:
+                mgmt = (f'<span style="color:{PALETTE["amber"]};">Management for the recomputed category: '
+                        f're-run the analysis for the guideline text.</span>')
+            else:
+                mgmt = not_available("no management text in the analysis")
+            note = (f'<br><span style="color:{PALETTE["amber"]};">{html.escape(exam.note)}</span>'
+                    if exam.recomputed else "")
+            self.exam_label.setText(f"{big}&nbsp;&nbsp;{mgmt}{note}")
+            self.exam_source.setText("Source: " + html.escape(exam.source))
+
+        # ---- Fleischner
+        fl = (f.get("exam") or {}).get("fleischner")
+        if not isinstance(fl, dict):
+            self.fleischner_label.setText(not_available("the analysis reported no Fleischner assessment"))
+            self.fleischner_source.setText("")
+        else:
+            if fl.get("applies") is False or not fl.get("recommendation"):
+                reason = fl.get("reason") or "no reason given"
+                self.fleischner_label.setText(f'<span style="color:{muted};">Not applicable:</span> '
+                                              f"{html.escape(str(reason))}")
+            else:
+                self.fleischner_label.setText(html.escape(str(fl["recommendation"])))
+            self.fleischner_source.setText("Source: " + html.escape(str(fl.get("source") or "Fleischner Society 2017")))
+
+        # ---- per nodule
+        nodules = st.nodules()
+        self.table.setRowCount(len(nodules))
+        stale_brock = any("Brock" in s for s in stale)
+        sources = set()
+        for r, n in enumerate(nodules):
+            b = n.get("brock") if isinstance(n.get("brock"), dict) else {}
+            p = b.get("probability", n.get("brock_probability"))
+            if b.get("source"):
+                sources.add(str(b["source"]))
+            brock_txt = "—" if blocked else fmt_pct(p)
+            if not blocked and p is not None and (stale_brock or n.get("edited")):
+                brock_txt += " ⚠"
+            g = n.get("growth") if isinstance(n.get("growth"), dict) else {}
+            status = _GROWTH.get(str(g.get("status")), None)
+            growth = status or ("no prior" if not g else "—")
+            tip = ""
+            try:
+                v1, v2 = float(g["prior_volume_mm3"]), float(n["volume_mm3"])
+                if v1 > 0:
+                    growth += f"  {100 * (v2 - v1) / v1:+.0f} % vol."
+                    tip = f"{v1:.0f} → {v2:.0f} mm³"
+            except (KeyError, TypeError, ValueError):
+                pass
+            if g.get("days") and status != "new":
+                growth += f" in {g['days']} d"
+                tip += f" over {g['days']} days"
+            vdt = g.get("volume_doubling_time_days")
+            vdt_txt = f"{float(vdt):.0f} d" if isinstance(vdt, (int, float)) else "—"
+            cells = [str(n["id"]), brock_txt, str(n.get("lung_rads") or "—"), growth, vdt_txt]
+            for c, text in enumerate(cells):
+                it = QTableWidgetItem(text)
+                if c in (0, 1, 4):
+                    it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if c == 1 and "⚠" in text:
+                    it.setForeground(QBrush(QColor(PALETTE["amber"])))
+                    it.setToolTip("; ".join(stale) or "edited after analysis")
+                if c == 2 and n.get("lung_rads") is not None:
+                    bg, fg = lung_rads_color(n.get("lung_rads"))
+                    it.setBackground(QBrush(QColor(bg)))
+                    it.setForeground(QBrush(QColor(fg)))
+                    it.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                if c == 3 and tip:
+                    it.setToolTip(tip)
+                if c == 4 and isinstance(vdt, (int, float)) and vdt < 400:
+                    it.setForeground(QBrush(QColor(PALETTE["red"])))
+                    it.setToolTip("VDT < 400 days: in the range of most lung cancers")
+                self.table.setItem(r, c, it)
+        self.table.setFixedHeight(self.table.horizontalHeader().height() + 24 * max(1, len(nodules)) + 4)
+        src = "; ".join(sorted(sources)) or BROCK_SOURCE
+        brock_line = f"Brock: {html.escape(src)}"
+        if blocked:
+            brock_line = "Brock hidden: it uses the clinical file of another patient (identity conflict)."
+        self.brock_source.setText(brock_line + "<br>Lung-RADS per nodule: ACR Lung-RADS "
+                                  + html.escape(str(((f.get("exam") or {}).get("lung_rads") or {}).get("version", "v2022")))
+                                  + " · Growth and doubling time: V2/V1 exponential model (VDT = Δt·ln2/ln(V2/V1))")
+
+        # ---- deep model
+        risk = f.get("risk") if isinstance(f.get("risk"), dict) else None
+        if blocked:
+            self.model_label.setText(not_available("hidden until the patient identity is confirmed"))
+            self.bars.set_contributions([])
+            self.model_source.setText("")
+        elif not risk or risk.get("probability") is None:
+            why = (risk or {}).get("reason") or "the analysis reported no model probability"
+            self.model_label.setText(not_available(str(why)))
+            self.bars.set_contributions([])
+            self.model_source.setText("")
+        else:
+            iv = risk.get("interval")
+            iv_txt = ""
+            if isinstance(iv, (list, tuple)) and len(iv) == 2:
+                iv_txt = f'&nbsp;&nbsp;<span style="color:{muted};">interval {fmt_pct(iv[0], 0)} – {fmt_pct(iv[1], 0)}</span>'
+            self.model_label.setText(f'<span style="font-size:17px; font-weight:700;">{fmt_pct(risk["probability"])}</span>'
+                                     f'&nbsp;<span style="color:{muted};">probability of malignancy</span>{iv_txt}'
+                                     f'<br><span style="color:{muted};">Why (red raised the risk, green lowered it):</span>')
+            items = []
+            for c in risk.get("contributions") or []:
+                if isinstance(c, dict) and isinstance(c.get("value"), (int, float)):
+                    items.append((str(c.get("feature", "?")), float(c["value"])))
+            self.bars.set_contributions(items)
+            m = risk.get("model") if isinstance(risk.get("model"), dict) else {}
+            name = f"{m.get('name', 'unnamed model')} {m.get('version', '(no version)')}"
+            sha = f", sha256 {str(m['sha256'])[:12]}" if m.get("sha256") else ""
+            extra = f"<br>{html.escape(str(risk['source']))}" if risk.get("source") else ""
+            self.model_source.setText(f"Model: {html.escape(name + sha)}{extra}")
+
+        # ---- missing inputs
+        lines = st.missing_inputs()
+        warns = st.warnings()
+        if lines or warns:
+            items = [f"<li>{html.escape(x)}</li>" for x in lines]
+            items += [f'<li style="color:{muted};">{html.escape(w)}</li>' for w in warns]
+            self.missing_label.setText('<ul style="margin-left:-20px;">' + "".join(items) + "</ul>")
+        else:
+            self.missing_label.setText(f'<span style="color:{muted};">none reported</span>')
+
+    def badge_text(self) -> str:
+        """The exam Lung-RADS badge as displayed (for tests and accessibility)."""
+        return lung_rads_badge_html(self.state.exam_category().category)

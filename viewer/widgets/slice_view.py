@@ -1,0 +1,603 @@
+"""One 2D view of the open volume (axial, coronal, sagittal or the MIP).
+
+It displays :class:`viewer.model.ViewerModel` and turns mouse gestures into
+model intents; it computes nothing about anatomy itself. Scene coordinates are
+millimetres in the plane (see :mod:`viewer.model.geometry`) and the view box
+locks a 1:1 aspect, so anisotropic voxels keep their physical shape.
+
+Mouse: wheel = slice, Ctrl+wheel or right-drag = zoom, middle-drag = pan,
+left-drag = the current tool (window/level, crosshair, line, ellipse, angle),
+left-click = crosshair, double-click = maximise / restore.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPen
+from PySide6.QtWidgets import QGraphicsEllipseItem, QLabel, QWidget
+
+from viewer.model.geometry import PlaneGeometry
+from viewer.model.measurements import Measurement, angle_deg, ellipse_stats, line_length_mm
+from viewer.model.overlays import rgba_slice
+from viewer.model.viewer_model import ViewerModel, plane_of
+
+__all__ = ["SliceView", "VIEW_TITLES"]
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+
+VIEW_TITLES = {"axial": "Axial", "coronal": "Coronal", "sagittal": "Sagittal", "mip": "Coronal MIP"}
+# Crosshair colours follow Slicer's convention (axial red, sagittal yellow,
+# coronal green): the line in a view has the colour of the plane it shows.
+PLANE_COLOURS = {"axial": "#e05a4f", "coronal": "#5fbf6a", "sagittal": "#e3c14b"}
+MEASURE_COLOUR = "#4fc3f7"
+MARKER_COLOUR = "#ff9f1c"
+MARKER_RANGE_MM = 10.0
+
+
+class _ViewBox(pg.ViewBox):
+    """A ViewBox that forwards every gesture to its SliceView."""
+
+    def __init__(self, owner: "SliceView") -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.0)
+        self.setMouseEnabled(False, False)
+        self._owner = owner
+
+    def wheelEvent(self, ev, axis=None):  # type: ignore[no-untyped-def]  # noqa: N802
+        self._owner._on_wheel(ev)
+        ev.accept()
+
+    def mouseDragEvent(self, ev, axis=None):  # type: ignore[no-untyped-def]  # noqa: N802
+        self._owner._on_drag(ev)
+        ev.accept()
+
+    def mouseClickEvent(self, ev):  # type: ignore[no-untyped-def]  # noqa: N802
+        self._owner._on_click(ev)
+        ev.accept()
+
+
+def _label(parent: QWidget, align: Qt.AlignmentFlag, name: str) -> QLabel:
+    lab = QLabel(parent)
+    lab.setObjectName(name)
+    lab.setAlignment(align)
+    lab.setAttribute(Qt.WA_TransparentForMouseEvents)
+    lab.setTextFormat(Qt.PlainText)
+    return lab
+
+
+class SliceView(pg.GraphicsView):
+    """Displays one view of the model; emits ``activated`` when used."""
+
+    activated = Signal(str)
+
+    def __init__(self, model: ViewerModel, view_id: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent, background="#000000")
+        self.setObjectName(f"slice_view_{view_id}")
+        self.model = model
+        self.view_id = view_id
+        self.plane = plane_of(view_id)
+        self.is_mip = view_id == "mip"
+        self.setFocusPolicy(Qt.ClickFocus)
+        self.vb = _ViewBox(self)
+        self.setCentralItem(self.vb)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.vb.addItem(self.image)
+        self.overlay_items: dict[str, pg.ImageItem] = {}
+        if self.plane == "axial":
+            colour_h, colour_v = PLANE_COLOURS["coronal"], PLANE_COLOURS["sagittal"]
+        elif self.plane == "coronal":
+            colour_h, colour_v = PLANE_COLOURS["axial"], PLANE_COLOURS["sagittal"]
+        else:
+            colour_h, colour_v = PLANE_COLOURS["axial"], PLANE_COLOURS["coronal"]
+        self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(colour_h, width=1))
+        self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(colour_v, width=1))
+        for ln in (self.hline, self.vline):
+            ln.setZValue(20)
+            self.vb.addItem(ln, ignoreBounds=True)
+        self.markers = pg.ScatterPlotItem(symbol="o", size=22, pen=pg.mkPen(MARKER_COLOUR, width=2), brush=None, pxMode=True)
+        self.markers.setZValue(30)
+        self.vb.addItem(self.markers, ignoreBounds=True)
+        self._marker_texts: list[pg.TextItem] = []
+        self._measure_items: list[object] = []
+        self._preview: list[object] = []
+        self._drag: dict[str, object] = {}
+        self._angle_pending: list[np.ndarray] | None = None
+        self._raw: np.ndarray | None = None
+        self._rect_key: tuple | None = None
+        self._lut = np.zeros(65536, np.uint8)
+        self._lut_window: tuple[float, float] | None = None
+
+        self.corner = {
+            "tl": _label(self, Qt.AlignLeft | Qt.AlignTop, "corner_tl"),
+            "tr": _label(self, Qt.AlignRight | Qt.AlignTop, "corner_tr"),
+            "bl": _label(self, Qt.AlignLeft | Qt.AlignBottom, "corner_bl"),
+            "br": _label(self, Qt.AlignRight | Qt.AlignBottom, "corner_br"),
+        }
+        self.orient = {
+            k: _label(self, Qt.AlignCenter, f"orient_{k}") for k in ("left", "right", "top", "bottom")
+        }
+        for lab in self.orient.values():
+            lab.setProperty("role", "orientation")
+        for lab in self.corner.values():
+            lab.setProperty("role", "annotation")
+        self.title = _label(self, Qt.AlignLeft | Qt.AlignTop, "view_title")
+        self.title.setProperty("role", "title")
+        self.title.setStyleSheet(f"color: {PLANE_COLOURS[self.plane]}; font-weight: 600;")
+
+        self.scene().sigMouseMoved.connect(self._on_hover)
+        m = model
+        m.volume_changed.connect(self._on_volume)
+        m.cursor_changed.connect(self._on_cursor)
+        m.window_changed.connect(self._on_window)
+        m.view_changed.connect(self._on_view_changed)
+        m.slab_changed.connect(self._refresh_image)
+        m.overlays_changed.connect(self._refresh_overlays)
+        m.markers_changed.connect(self._refresh_markers)
+        m.measurements.changed.connect(self._refresh_measurements)
+        m.annotations_changed.connect(self._refresh_annotations)
+        m.layout_changed.connect(self._refresh_active)
+        self._on_volume()
+
+    # -- geometry helpers ------------------------------------------------------
+    @property
+    def geom(self) -> PlaneGeometry | None:
+        return self.model.geometry.get(self.plane)
+
+    def scene_pos_of_voxel(self, zyx: np.ndarray | tuple[float, float, float]) -> QPointF:
+        """Where voxel ``zyx`` is in this view's scene (millimetres)."""
+        assert self.geom is not None
+        x, y = self.geom.voxel_to_scene(zyx)
+        return QPointF(x, y)
+
+    def widget_pos_of_voxel(self, zyx: np.ndarray | tuple[float, float, float]) -> QPoint:
+        """Widget pixel that shows voxel ``zyx`` (for tests and tooltips)."""
+        p = self.vb.mapViewToScene(self.scene_pos_of_voxel(zyx))
+        return self.mapFromScene(p)
+
+    def voxel_at_widget_pos(self, pos: QPoint | QPointF) -> np.ndarray | None:
+        if self.geom is None:
+            return None
+        v = self.vb.mapSceneToView(self.mapToScene(QPoint(int(pos.x()), int(pos.y()))))
+        return self.geom.scene_to_voxel(v.x(), v.y(), self.model.slice_index(self.plane))
+
+    def _voxel_of_view_point(self, p: QPointF) -> np.ndarray:
+        assert self.geom is not None
+        k = self.model.cursor[self.geom.fixed_axis] if self.is_mip else self.model.slice_index(self.plane)
+        return self.geom.scene_to_voxel(p.x(), p.y(), k)
+
+    # -- model -> display ----------------------------------------------------------
+    def _on_volume(self) -> None:
+        g = self.geom
+        for items in (self._measure_items, self._preview):
+            for it in items:
+                self.vb.removeItem(it)
+            items.clear()
+        self._angle_pending = None
+        if g is None:
+            self.image.clear()
+            self._raw = None
+            for lab in [*self.corner.values(), *self.orient.values()]:
+                lab.setText("")
+            self.title.setText(VIEW_TITLES[self.view_id])
+            self.hline.hide()
+            self.vline.hide()
+            self._layout_labels()
+            return
+        self.hline.show()
+        self.vline.show()
+        left, right, top, bottom = g.labels
+        for k, t in zip(("left", "right", "top", "bottom"), (left, right, top, bottom)):
+            self.orient[k].setText(t)
+        self.title.setText(VIEW_TITLES[self.view_id])
+        self._refresh_image()
+        self._apply_range()
+        self._move_crosshair()
+        self._refresh_overlays()
+        self._refresh_markers()
+        self._refresh_measurements()
+        self._refresh_annotations()
+
+    def _window_lut(self) -> np.ndarray:
+        w = self.model.window
+        key = (w.width, w.level)
+        if self._lut_window != key:
+            # A 64k-entry table from stored value to grey: one take() per
+            # repaint instead of float arithmetic on every pixel.
+            values = np.arange(-32768, 32768, dtype=np.float32)
+            self._lut = np.clip((values - w.low) * (255.0 / w.width), 0, 255).astype(np.uint8)
+            self._lut_window = key
+        return self._lut
+
+    def _grey(self, raw: np.ndarray) -> np.ndarray:
+        lut = self._window_lut()
+        if raw.dtype == np.int16:
+            return lut[raw.view(np.uint16) ^ np.uint16(0x8000)] if raw.flags.c_contiguous else lut[np.ascontiguousarray(raw).view(np.uint16) ^ np.uint16(0x8000)]
+        idx = np.clip(np.asarray(raw, np.float32) + 32768, 0, 65535).astype(np.int64)
+        return lut[idx]
+
+    def _refresh_image(self) -> None:
+        g, vol = self.geom, self.model.volume
+        if g is None or vol is None:
+            return
+        if self.is_mip:
+            raw = self.model.mip(self.plane)
+        else:
+            raw = g.slice2d(vol.array, self.model.slice_index(self.plane), self.model.slab_slices(self.plane))
+        self._raw = raw
+        self.image.setImage(self._grey(raw), autoLevels=False, levels=(0, 255))
+        if self._rect_key != (g.width_mm, g.height_mm, raw.shape):
+            # setRect needs the image's pixel size, so it follows setImage.
+            self.image.setRect(QRectF(0, 0, g.width_mm, g.height_mm))
+            self._rect_key = (g.width_mm, g.height_mm, raw.shape)
+        self._refresh_overlay_images()
+        self._refresh_annotations()
+
+    def _on_window(self) -> None:
+        if self._raw is not None:
+            self.image.setImage(self._grey(self._raw), autoLevels=False, levels=(0, 255))
+        self._refresh_annotations()
+
+    def _on_cursor(self, planes: frozenset) -> None:
+        if self.geom is None:
+            return
+        if self.plane in planes and not self.is_mip:
+            self._refresh_image()
+            self._refresh_markers()
+            self._refresh_measurements()
+        self._move_crosshair()
+
+    def _move_crosshair(self) -> None:
+        if self.geom is None:
+            return
+        x, y = self.geom.voxel_to_scene(self.model.cursor)
+        self.vline.setValue(x)
+        self.hline.setValue(y)
+
+    def _on_view_changed(self, view_id: str) -> None:
+        if view_id == self.view_id:
+            self._apply_range()
+            self._refresh_annotations()
+
+    def _apply_range(self) -> None:
+        g = self.geom
+        if g is None:
+            return
+        zoom = self.model.zoom[self.view_id]
+        px, py = self.model.pan[self.view_id]
+        cx, cy = g.width_mm / 2 + px, g.height_mm / 2 + py
+        hw, hh = g.width_mm / 2 / zoom, g.height_mm / 2 / zoom
+        self.vb.setRange(QRectF(cx - hw, cy - hh, 2 * hw, 2 * hh), padding=0.0, update=True)
+
+    def resizeEvent(self, ev):  # type: ignore[no-untyped-def]  # noqa: N802
+        super().resizeEvent(ev)
+        if not hasattr(self, "corner"):  # pyqtgraph resizes during its own __init__
+            return
+        self._apply_range()
+        self._layout_labels()
+
+    def _layout_labels(self) -> None:
+        w, h, m = self.width(), self.height(), 6
+        for k, lab in self.corner.items():
+            lab.adjustSize()
+            x = m if k[1] == "l" else w - lab.width() - m
+            y = m if k[0] == "t" else h - lab.height() - m
+            if k == "tl":
+                y += self.title.sizeHint().height()
+            lab.move(x, y)
+        self.title.adjustSize()
+        self.title.move(m, m)
+        for k, lab in self.orient.items():
+            lab.adjustSize()
+            if k == "left":
+                lab.move(m, (h - lab.height()) // 2)
+            elif k == "right":
+                lab.move(w - lab.width() - m, (h - lab.height()) // 2)
+            elif k == "top":
+                lab.move((w - lab.width()) // 2, m)
+            else:
+                lab.move((w - lab.width()) // 2, h - lab.height() - m)
+
+    def _refresh_active(self) -> None:
+        active = self.model.active_view == self.view_id and self.model.layout != "single"
+        self.setProperty("active", active)
+        colour = "#3d7fb8" if active else "#202428"
+        self.setStyleSheet(f"SliceView#{self.objectName()} {{ border: 1px solid {colour}; }}")
+
+    def _refresh_annotations(self) -> None:
+        vol, g = self.model.volume, self.geom
+        show = self.model.show_annotations and vol is not None
+        for lab in self.corner.values():
+            lab.setVisible(show)
+        if not show or vol is None or g is None:
+            self._layout_labels()
+            return
+        s = vol.series
+        tl, tr = [], []
+        if s is not None:
+            p = s.patient
+            tl.append(p.name or "(no name)")
+            tl.append(f"ID {p.patient_id or '—'}")
+            extra = " ".join(x for x in (p.sex or "", f"{p.age_years:.0f} y" if p.age_years else "",
+                                             f"DOB {p.birth_date.isoformat()}" if p.birth_date else "") if x)
+            if extra:
+                tl.append(extra)
+            st = s.study
+            if st.date:
+                tr.append(st.date.isoformat())
+            if st.description:
+                tr.append(st.description)
+            desc = " ".join(x for x in (f"Se {s.series_number}" if s.series_number is not None else "", s.description) if x)
+            if desc:
+                tr.append(desc)
+            if s.kernel:
+                tr.append(f"Kernel {s.kernel}")
+        self.corner["tl"].setText("\n".join(tl))
+        self.corner["tr"].setText("\n".join(tr))
+        k = self.model.slice_index(self.plane)
+        bl = []
+        if self.is_mip:
+            bl.append(f"MIP full volume ({g.n_slices} slices)")
+        else:
+            pos = vol.voxel_to_lps(self.model.cursor)
+            axis_name = {"axial": "S", "coronal": "P", "sagittal": "L"}[self.plane]
+            coord = {"axial": pos[2], "coronal": pos[1], "sagittal": pos[0]}[self.plane]
+            bl.append(f"Im {k + 1}/{g.n_slices}   {axis_name} {coord:.1f} mm")
+            n = self.model.slab_slices(self.plane)
+            bl.append(f"MIP slab {n * g.slice_mm:.1f} mm" if n > 1 else f"Thk {g.slice_mm:.2f} mm")
+        self.corner["bl"].setText("\n".join(bl))
+        w = self.model.window
+        preset = self.model.preset_name()
+        br = [f"W {w.width:.0f}  L {w.level:.0f}" + (f"  ({preset})" if preset else ""),
+              f"Zoom {self.model.zoom[self.view_id]:.2f}×"]
+        self.corner["br"].setText("\n".join(br))
+        self._layout_labels()
+
+    # -- overlays --------------------------------------------------------------------
+    def _refresh_overlays(self) -> None:
+        for name in list(self.overlay_items):
+            if name not in self.model.overlays:
+                self.vb.removeItem(self.overlay_items.pop(name))
+        g = self.geom
+        if g is None:
+            return
+        for i, name in enumerate(sorted(self.model.overlays, key=lambda n: (n != "lungs", n))):
+            if name not in self.overlay_items:
+                item = pg.ImageItem(axisOrder="row-major")
+                item.setZValue(5 + i)
+                self.vb.addItem(item)
+                self.overlay_items[name] = item
+        self._refresh_overlay_images()
+
+    def _refresh_overlay_images(self) -> None:
+        g = self.geom
+        if g is None:
+            return
+        for name, item in self.overlay_items.items():
+            ov = self.model.overlays.get(name)
+            if ov is None or not ov.visible:
+                item.hide()
+                continue
+            if self.is_mip:
+                lab = g.project(ov.labels)
+            else:
+                lab = g.slice2d(ov.labels, self.model.slice_index(self.plane), self.model.slab_slices(self.plane))
+            item.setImage(rgba_slice(ov, lab), autoLevels=False, levels=(0, 255))
+            item.setRect(QRectF(0, 0, g.width_mm, g.height_mm))
+            item.show()
+
+    # -- markers ----------------------------------------------------------------------
+    def _refresh_markers(self) -> None:
+        for t in self._marker_texts:
+            self.vb.removeItem(t)
+        self._marker_texts = []
+        g, vol = self.geom, self.model.volume
+        if g is None or vol is None or not self.model.markers:
+            self.markers.setData([], [])
+            return
+        xs, ys = [], []
+        k = self.model.slice_index(self.plane)
+        for mk in self.model.markers:
+            v = vol.lps_to_voxel(np.asarray(mk.lps, float))
+            if not self.is_mip and abs(v[g.fixed_axis] - k) * g.slice_mm > MARKER_RANGE_MM:
+                continue
+            x, y = g.voxel_to_scene(v)
+            xs.append(x)
+            ys.append(y)
+            if mk.label:
+                t = pg.TextItem(mk.label, color=MARKER_COLOUR, anchor=(-0.25, 1.1))
+                t.setZValue(31)
+                t.setPos(x, y)
+                self.vb.addItem(t, ignoreBounds=True)
+                self._marker_texts.append(t)
+        self.markers.setData(xs, ys)
+
+    # -- measurements -------------------------------------------------------------------
+    def _measurement_on_slice(self, m: Measurement) -> bool:
+        g, vol = self.geom, self.model.volume
+        if g is None or vol is None or self.is_mip or m.plane != self.plane:
+            return False
+        k = self.model.slice_index(self.plane)
+        return all(abs(vol.lps_to_voxel(p)[g.fixed_axis] - k) < 0.51 for p in m.points)
+
+    def _refresh_measurements(self) -> None:
+        for it in self._measure_items:
+            self.vb.removeItem(it)
+        self._measure_items = []
+        for m in self.model.measurements:
+            if self._measurement_on_slice(m):
+                self._measure_items.extend(self._draw_measurement(m))
+
+    def measurement_text(self, m: Measurement) -> str:
+        """The label drawn beside a measurement (also used by the list)."""
+        return measurement_text(self.model, m)
+
+    def _draw_measurement(self, m: Measurement, preview: bool = False) -> list[object]:
+        vol, g = self.model.volume, self.geom
+        assert vol is not None and g is not None
+        pts = [self.scene_pos_of_voxel(vol.lps_to_voxel(p)) for p in m.points]
+        pen = pg.mkPen(MEASURE_COLOUR, width=2, style=Qt.DashLine if preview else Qt.SolidLine)
+        items: list[object] = []
+        if m.kind in ("line", "angle"):
+            curve = pg.PlotCurveItem([p.x() for p in pts], [p.y() for p in pts], pen=pen)
+            items.append(curve)
+            ends = pg.ScatterPlotItem([p.x() for p in pts], [p.y() for p in pts], size=6, pen=pen, brush=pg.mkBrush(MEASURE_COLOUR))
+            items.append(ends)
+        else:
+            r = QRectF(pts[0], pts[1]).normalized()
+            ell = QGraphicsEllipseItem(r)
+            qpen = QPen(QColor(MEASURE_COLOUR))
+            qpen.setCosmetic(True)
+            qpen.setWidth(2)
+            if preview:
+                qpen.setStyle(Qt.DashLine)
+            ell.setPen(qpen)
+            items.append(ell)
+        text = pg.TextItem(measurement_text(self.model, m), color=MEASURE_COLOUR, anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 140))
+        anchor_pt = pts[-1] if m.kind != "ellipse" else QRectF(pts[0], pts[1]).normalized().bottomRight()
+        text.setPos(anchor_pt)
+        items.append(text)
+        for it in items:
+            it.setZValue(40)  # type: ignore[attr-defined]
+            self.vb.addItem(it, ignoreBounds=True)
+        return items
+
+    def _clear_preview(self) -> None:
+        for it in self._preview:
+            self.vb.removeItem(it)
+        self._preview = []
+
+    def _show_preview(self, m: Measurement) -> None:
+        self._clear_preview()
+        self._preview = self._draw_measurement(m, preview=True)
+
+    # -- gestures -> intents ----------------------------------------------------------------
+    def _on_hover(self, scene_pos: QPointF) -> None:
+        if self.geom is None:
+            return
+        v = self.vb.mapSceneToView(scene_pos)
+        if not self.vb.sceneBoundingRect().contains(scene_pos):
+            self.model.set_hover(None)
+            return
+        self.model.set_hover(self._voxel_of_view_point(v))
+        if self._angle_pending is not None and self.model.volume is not None:
+            a, vtx = self._angle_pending
+            c = self.model.volume.voxel_to_lps(self._voxel_of_view_point(v))
+            self._show_preview(Measurement("angle", (tuple(a), tuple(vtx), tuple(c)), self.plane))
+
+    def _activate(self) -> None:
+        self.model.set_active_view(self.view_id)
+        self.activated.emit(self.view_id)
+
+    def _on_wheel(self, ev) -> None:  # type: ignore[no-untyped-def]
+        if self.geom is None:
+            return
+        delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
+        steps = delta / 120.0
+        if ev.modifiers() & Qt.ControlModifier or self.is_mip:
+            self.model.set_zoom(self.view_id, self.model.zoom[self.view_id] * (1.15 ** steps))
+        else:
+            # wheel up (away from the reader) goes towards the head / front,
+            # like RadiAnt and Slicer.
+            n = int(math.copysign(max(1, round(abs(steps))), steps)) if steps else 0
+            self.model.step_slice(self.plane, -n if self.plane == "axial" else n)
+
+    def _on_click(self, ev) -> None:  # type: ignore[no-untyped-def]
+        if self.geom is None or self.model.volume is None:
+            return
+        self._activate()
+        if ev.button() != Qt.LeftButton:
+            return
+        if ev.double():
+            self.model.toggle_maximize(self.view_id)
+            return
+        p = self.vb.mapToView(ev.pos())
+        tool = self.model.tool
+        if tool == "angle" and self._angle_pending is not None:
+            a, vtx = self._angle_pending
+            c = self.model.volume.voxel_to_lps(self._voxel_of_view_point(p))
+            self._angle_pending = None
+            self._clear_preview()
+            self.model.measurements.add(Measurement("angle", (tuple(a), tuple(vtx), tuple(c)), self.plane))
+            return
+        if tool in ("wl", "crosshair"):
+            self._set_cursor_at(p)
+
+    def _set_cursor_at(self, p: QPointF) -> None:
+        v = self._voxel_of_view_point(p)
+        if self.is_mip:
+            c = self.model.cursor.copy()
+            c[self.geom.row_axis] = v[self.geom.row_axis]  # type: ignore[union-attr]
+            c[self.geom.col_axis] = v[self.geom.col_axis]  # type: ignore[union-attr]
+            v = c
+        self.model.set_cursor_voxel(v)
+
+    def _on_drag(self, ev) -> None:  # type: ignore[no-untyped-def]
+        if self.geom is None or self.model.volume is None:
+            return
+        btn = ev.button()
+        if ev.isStart():
+            self._activate()
+            self._drag = {
+                "zoom": self.model.zoom[self.view_id], "pan": self.model.pan[self.view_id],
+                "window": self.model.window, "px": self.vb.viewPixelSize(),
+                "start": self.vb.mapToView(ev.buttonDownPos()),
+            }
+        d = ev.screenPos() - ev.buttonDownScreenPos()
+        if btn == Qt.RightButton:
+            self.model.set_zoom(self.view_id, float(self._drag["zoom"]) * math.exp(-d.y() / 150.0))
+        elif btn == Qt.MiddleButton:
+            (px0, py0), (sx, sy) = self._drag["pan"], self._drag["px"]  # type: ignore[misc]
+            self.model.set_pan(self.view_id, px0 - d.x() * sx, py0 - d.y() * sy)
+        elif btn == Qt.LeftButton:
+            self._left_drag(ev, d)
+        if ev.isFinish():
+            self._drag = {}
+
+    def _left_drag(self, ev, d: QPointF) -> None:  # type: ignore[no-untyped-def]
+        tool = self.model.tool
+        p = self.vb.mapToView(ev.pos())
+        vol = self.model.volume
+        assert vol is not None
+        if tool == "wl":
+            w0 = self._drag["window"]
+            scale = max(1.0, w0.width / 256.0)  # type: ignore[attr-defined]
+            self.model.set_window(w0.width + d.x() * scale, w0.level - d.y() * scale)  # type: ignore[attr-defined]
+            return
+        if tool == "crosshair":
+            self._set_cursor_at(p)
+            return
+        if self.is_mip:
+            return
+        start = self._drag["start"]
+        a = tuple(vol.voxel_to_lps(self._voxel_of_view_point(start)))  # type: ignore[arg-type]
+        b = tuple(vol.voxel_to_lps(self._voxel_of_view_point(p)))
+        kind = "ellipse" if tool == "ellipse" else "line"
+        m = Measurement(kind, (a, b), self.plane)
+        if not ev.isFinish():
+            self._show_preview(m)
+            return
+        self._clear_preview()
+        if np.linalg.norm(np.subtract(a, b)) < 1e-6:
+            return
+        if tool == "angle":
+            self._angle_pending = [np.asarray(a), np.asarray(b)]
+            self._show_preview(Measurement("line", (a, b), self.plane))
+        else:
+            self.model.measurements.add(m)
+
+
+def measurement_text(model: ViewerModel, m: Measurement) -> str:
+    """Human label of a measurement: mm, degrees or ROI statistics."""
+    if m.kind == "line":
+        return f"{line_length_mm(m):.1f} mm"
+    if m.kind == "angle":
+        return f"{angle_deg(m):.1f}°"
+    if model.volume is None:
+        return "ROI"
+    st = ellipse_stats(m, model.volume, model.geometry[m.plane])
+    if st is None:
+        return "ROI (empty)"
+    return f"{st.mean:.0f} ± {st.sd:.0f} HU\n[{st.min:.0f}, {st.max:.0f}]\n{st.area_mm2:.1f} mm²"
