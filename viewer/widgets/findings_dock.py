@@ -10,14 +10,15 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QProgressBar,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -67,10 +68,13 @@ class FindingsDock(QWidget):
         LPS ``(x, y, z)`` in mm of the nodule the user clicked.
     edit_requested(int)
         The user wants to brush/erase this nodule's mask.
+    cancel_requested()
+        The Cancel button of the progress strip.
     """
 
     goto_requested = Signal(object)
     edit_requested = Signal(int)
+    cancel_requested = Signal()
 
     def __init__(self, state: AnalysisState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -83,6 +87,20 @@ class FindingsDock(QWidget):
         lay.setSpacing(6)
         self.banner = IdentityBanner(state)
         lay.addWidget(self.banner)
+
+        self.progress_row = QWidget()
+        pr = QHBoxLayout(self.progress_row)
+        pr.setContentsMargins(0, 0, 0, 0)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        pr.addWidget(self.progress, 1)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setToolTip("Stop the running analysis (the worker process is ended)")
+        self.cancel_btn.clicked.connect(self.cancel_requested)
+        pr.addWidget(self.cancel_btn)
+        self.progress_row.hide()
+        lay.addWidget(self.progress_row)
 
         self.summary = QLabel()
         self.summary.setTextFormat(Qt.TextFormat.RichText)
@@ -130,14 +148,39 @@ class FindingsDock(QWidget):
         row.addWidget(self.show_rejected)
         lay.addLayout(row)
 
-        for key, fn in (("A", lambda: self._review("accepted")), ("R", lambda: self._review("rejected")),
-                        ("E", self._edit)):
-            sc = QShortcut(QKeySequence(key), self)
-            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            sc.activated.connect(fn)
+        # A / R / E are also window shortcuts of the viewer (angle, reset, ellipse
+        # tools); while the findings table has focus they mean review. Claiming
+        # them in ShortcutOverride keeps the window's shortcut from firing.
+        self._keys = {Qt.Key.Key_A: lambda: self._review("accepted"),
+                      Qt.Key.Key_R: lambda: self._review("rejected"),
+                      Qt.Key.Key_E: self._edit}
+        self.table.installEventFilter(self)
 
         state.subscribe(self._on_state)
         self.refresh()
+
+    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:  # noqa: N802
+        if obj is self.table and ev.type() in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress):
+            key_ev: QKeyEvent = ev  # type: ignore[assignment]
+            fn = self._keys.get(Qt.Key(key_ev.key()))
+            if fn is not None and not (key_ev.modifiers() & ~Qt.KeyboardModifier.KeypadModifier):
+                ev.accept()
+                if ev.type() == QEvent.Type.KeyPress:
+                    fn()
+                return True
+        return super().eventFilter(obj, ev)
+
+    # ------------------------------------------------------------------ progress
+    def set_running(self, running: bool) -> None:
+        """Show or hide the analysis progress strip."""
+        self.progress_row.setVisible(running)
+        if running:
+            self.progress.setValue(0)
+            self.progress.setFormat("starting analysis…")
+
+    def set_progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(round(fraction * 1000)))
+        self.progress.setFormat(f"{message} — %p%" if message else "%p%")
 
     # ------------------------------------------------------------------ intents
     def selected_id(self) -> int | None:

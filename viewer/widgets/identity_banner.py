@@ -38,18 +38,18 @@ __all__ = [
 
 #: Dark clinical palette, matched to the main window's dark theme.
 PALETTE: dict[str, str] = {
-    "bg": "#1b1e23",
-    "panel": "#23272e",
-    "panel_alt": "#2a2f37",
-    "border": "#3a404a",
-    "text": "#dfe3e8",
-    "muted": "#97a1ad",
-    "accent": "#4c9aff",
+    "bg": "#15181c",
+    "panel": "#171a1e",
+    "panel_alt": "#1b1f24",
+    "border": "#2c333b",
+    "text": "#d5d9de",
+    "muted": "#8d97a1",
+    "accent": "#3d7fb8",
     "red": "#e5484d",
     "red_bg": "#5c1d21",
     "green": "#3fb950",
-    "amber": "#f0a020",
-    "amber_bg": "#4a3712",
+    "amber": "#f0b65a",
+    "amber_bg": "#3d2f12",
 }
 
 # Lung-RADS has no official colours; these follow the traffic-light convention

@@ -1,0 +1,260 @@
+"""The analysis docks render a findings.json, and review flows through them.
+
+Real widgets offscreen; the sample findings (test_docks_findings.json) were
+written by hand from ../shared/docs/findings-contract.md.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+
+from inference.types import Volume
+from viewer.model.analysis import AnalysisState
+from viewer.widgets.clinical_dock import ClinicalDock
+from viewer.widgets.findings_dock import COLUMNS, FindingsDock
+from viewer.widgets.identity_banner import lung_rads_color
+from viewer.widgets.review_tools import MaskEditor
+from viewer.widgets.risk_dock import RiskDock
+from viewer.widgets.treatment_dock import BANNER_TEXT, TreatmentDock
+
+FIXTURE = Path(__file__).with_name("test_docks_findings.json")
+
+
+@pytest.fixture(autouse=True)
+def _own_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLINVIEW_DATA_DIR", str(tmp_path / "userdata"))
+
+
+def sample() -> dict:
+    return json.loads(FIXTURE.read_text())
+
+
+def volume_and_labels(f: dict) -> tuple[Volume, np.ndarray]:
+    s = f["series"]
+    shape = tuple(s["shape_zyx"])
+    sp = np.asarray(s["spacing_zyx_mm"])
+    vol = Volume(np.full(shape, -850, np.int16), tuple(sp), tuple(s["origin_lps_mm"]),
+                 np.asarray(s["direction"], float).reshape(3, 3))
+    labels = np.zeros(shape, np.int16)
+    zz, yy, xx = np.indices(shape)
+    for n in f["nodules"]:
+        c = np.asarray(n["center_voxel_zyx"])
+        r = n["mean_diameter_mm"] / 2
+        inside = ((zz - c[0]) * sp[0]) ** 2 + ((yy - c[1]) * sp[1]) ** 2 + ((xx - c[2]) * sp[2]) ** 2 <= r * r
+        labels[inside] = n["id"]
+        vol.array[inside] = 40
+    return vol, labels
+
+
+@pytest.fixture
+def state() -> AnalysisState:
+    f = sample()
+    vol, labels = volume_and_labels(f)
+    st = AnalysisState()
+    st.set_result(f, labels, None, volume=vol)
+    return st
+
+
+def _col(table, name: str) -> int:
+    return [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())].index(name)
+
+
+def test_findings_table_summary_and_badges(qtbot, state: AnalysisState) -> None:
+    dock = FindingsDock(state)
+    qtbot.addWidget(dock)
+    t = dock.table
+    assert t.rowCount() == 3
+    assert [t.horizontalHeaderItem(c).text() for c in range(t.columnCount())] == list(COLUMNS)
+    # highest AI probability first; size is the mean diameter
+    row0 = [t.item(0, c).text() for c in range(t.columnCount())]
+    assert row0[0] == "1" and row0[1] == "9.4 mm" and row0[3] == "Right upper lobe" and row0[4] == "87 %"
+    lr = t.item(0, _col(t, "Lung-RADS"))
+    assert lr.text() == "4A"
+    assert lr.background().color() == QColor(lung_rads_color("4A")[0])
+    assert lung_rads_color("4B")[0] != lung_rads_color("2")[0]
+    text = dock.summary.text()
+    assert "3 nodules" in text and "7.8 %" in text and "2,954 mL" in text
+    assert "prior #4" in dock.resolved.text()
+
+
+def test_click_row_requests_goto_of_its_centre(qtbot, state: AnalysisState) -> None:
+    dock = FindingsDock(state)
+    qtbot.addWidget(dock)
+    dock.show()
+    rect = dock.table.visualItemRect(dock.table.item(1, 0))
+    with qtbot.waitSignal(dock.goto_requested) as blocker:
+        qtbot.mouseClick(dock.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    nid = int(dock.table.item(1, 0).text())
+    assert blocker.args[0] == pytest.approx(tuple(state.nodule(nid)["center_lps_mm"]))
+
+
+def test_reject_key_updates_every_dock(qtbot, state: AnalysisState) -> None:
+    findings, risk, treat = FindingsDock(state), RiskDock(state), TreatmentDock(state)
+    for w in (findings, risk, treat):
+        qtbot.addWidget(w)
+    findings.show()
+    assert risk.table.rowCount() == 3 and not risk.stale_frame.isVisibleTo(risk)
+    assert "Lung-RADS 4A" in risk.exam_label.text()
+    findings.select_nodule(1)
+    findings.table.setFocus()
+    qtbot.keyClick(findings.table, Qt.Key.Key_R)
+    assert state.review_of(1) == "rejected"
+    # rejected rows stay listed (to undo) but crossed out and last; counts exclude them
+    assert findings.table.item(2, 0).text() == "1" and findings.table.item(2, 0).font().strikeOut()
+    assert "2 nodules" in findings.summary.text() and "1 rejected" in findings.summary.text()
+    assert risk.table.rowCount() == 2
+    assert "Lung-RADS 3" in risk.exam_label.text() and "recomputed" in risk.exam_label.text()
+    assert risk.stale_frame.isVisibleTo(risk) and "nodule count of 3" in risk.stale_label.text()
+    assert "before your review" in treat.status.text()
+    # A accepts, and the row goes back among the others
+    findings.select_nodule(1)
+    qtbot.keyClick(findings.table, Qt.Key.Key_A)
+    assert state.review_of(1) == "accepted"
+    assert "Lung-RADS 4A" in risk.exam_label.text()
+    findings.show_rejected.setChecked(False)
+    assert findings.table.rowCount() == 3
+
+
+def test_risk_dock_names_every_source_and_what_is_missing(qtbot, state: AnalysisState) -> None:
+    dock = RiskDock(state)
+    qtbot.addWidget(dock)
+    assert "Brock/PanCan model 2b, McWilliams NEJM 2013" in dock.brock_source.text()
+    assert "ACR Lung-RADS v2022" in dock.exam_source.text()
+    assert "3-month LDCT" in dock.exam_label.text()
+    assert "Not applicable" in dock.fleischner_label.text() and "screening" in dock.fleischner_label.text()
+    assert "Fleischner Society 2017" in dock.fleischner_source.text()
+    assert "clinview-nodule-risk 0.3.0" in dock.model_source.text()
+    assert "34.0 %" in dock.model_label.text() and "21 %" in dock.model_label.text()
+    bars = dock.bars.contributions()
+    assert bars[0] == ("mean diameter 9.4 mm", pytest.approx(0.92))
+    assert any(v < 0 for _, v in bars) and any(v > 0 for _, v in bars)
+    assert "family history" in dock.missing_label.text()
+    assert "VAF computed from AD" in dock.missing_label.text()
+    brock = [dock.table.item(r, 1).text() for r in range(dock.table.rowCount())]
+    assert brock[0] == "18.2 %"
+    vdt = dock.table.item(0, 4)
+    assert vdt.text() == "438 d"
+
+
+def test_clinical_dock_tables_flags_and_trend(qtbot, state: AnalysisState) -> None:
+    dock = ClinicalDock(state)
+    qtbot.addWidget(dock)
+    assert dock.genomics.rowCount() == 3
+    assert "GRCh38" in dock.genomics_header.text()
+    genes = {dock.genomics.item(r, 0).text(): r for r in range(3)}
+    r = genes["DPYD"]
+    assert dock.genomics.item(r, 4).text() == "germline"
+    assert dock.genomics.item(genes["EGFR"], 2).text() == "31 %"
+    assert dock.genomics.item(genes["EGFR"], 6).text() == "1"
+    assert dock.labs.rowCount() == 8
+    flags = [dock.labs.item(r, 5).text() for r in range(8)]
+    assert flags.count("H ▲") == 2 and flags.count("L ▼") == 2
+    flagged = flags.index("H ▲")
+    assert dock.labs.item(flagged, 1).foreground().color() != dock.labs.item(flags.index(""), 1).foreground().color()
+    # select a creatinine row: its three values over time, oldest first, reference band shaded
+    crea = [r for r in range(8) if dock.labs.item(r, 0).text() == "Creatinine"][0]
+    dock.labs.selectRow(crea)
+    assert dock.plotted_key == "2160-0"
+    assert [v for _, v in dock.plotted_points] == [0.98, 1.12, 1.20]
+    bands = [i for i in dock.plot.getPlotItem().items if isinstance(i, pg.LinearRegionItem)]
+    assert len(bands) == 1 and bands[0].getRegion() == pytest.approx((0.7, 1.3))
+    assert "66" in dock.egfr.text() and "CKD-EPI 2021" in dock.egfr.text()
+
+
+def test_treatment_dock_banner_groups_and_citations(qtbot, state: AnalysisState) -> None:
+    dock = TreatmentDock(state)
+    qtbot.addWidget(dock)
+    assert BANNER_TEXT in dock.decision_banner.text()
+    assert dock.group_titles == ["Work-up", "Therapy", "Caution", "Pharmacogenomics"]
+    assert len(dock.cards) == 4
+    texts = [" ".join(lab.text() for lab in c.findChildren(type(dock.status))) for c in dock.cards]
+    assert all("Source:" in t for t in texts)
+    assert "osimertinib" in texts[1] and "Level 1" in texts[1] and "OncoKB" in texts[1]
+    assert "CPIC" in texts[3] and "Facts used:" in texts[3]
+
+
+def test_missing_sections_say_not_available(qtbot) -> None:
+    st = AnalysisState()
+    st.set_result({"schema": "clinview.findings/1", "nodules": [{"id": 5, "mean_diameter_mm": 5.0}]})
+    docks = [FindingsDock(st), RiskDock(st), ClinicalDock(st), TreatmentDock(st)]
+    for d in docks:
+        qtbot.addWidget(d)
+    findings, risk, clinical, treat = docks
+    assert findings.table.rowCount() == 1 and findings.table.item(0, 5).text() == "—"
+    assert "not available" in risk.fleischner_label.text()
+    assert "not available" in risk.model_label.text()
+    assert "not available: no genomic file" in clinical.genomics_header.text()
+    assert "not available: no lab file" in clinical.labs_header.text()
+    assert "not available" in treat.status.text()
+
+
+def test_identity_conflict_hides_the_mismatched_file(qtbot) -> None:
+    f = sample()
+    f["identity"] = {"consistent": False, "conflicts": [
+        {"field": "patient_id", "values": {"dicom": "CV-DEMO-0001", "genomics": "CV-OTHER-9"}}]}
+    st = AnalysisState()
+    st.set_result(f)
+    clinical, treat, findings = ClinicalDock(st), TreatmentDock(st), FindingsDock(st)
+    for d in (clinical, treat, findings):
+        qtbot.addWidget(d)
+    for d in (clinical, treat, findings):
+        assert d.banner.isVisibleTo(d)
+        assert "CV-OTHER-9" in d.banner.label.text()
+    assert clinical.genomics.rowCount() == 0 and "hidden" in clinical.genomics_header.text()
+    assert clinical.labs.rowCount() == 8  # the lab file is not in conflict
+    assert treat.cards == [] and "hidden" in treat.status.text()
+    assert findings.table.rowCount() == 3  # imaging of the opened CT stays
+    st.confirm_identity()
+    assert not clinical.banner.isVisibleTo(clinical)
+    assert clinical.genomics.rowCount() == 3 and len(treat.cards) == 4
+
+
+def test_mask_editor_brush_and_erase_remeasure(qtbot, state: AnalysisState) -> None:
+    findings = FindingsDock(state)
+    qtbot.addWidget(findings)
+    before = state.nodule(2)
+    ed = MaskEditor(state, 2)
+    qtbot.addWidget(ed)
+    k = ed.current_slice
+    rows, cols = np.nonzero(ed.mask[k])
+    r0, c0 = rows.mean(), cols.mean()
+    # erase the centre with a 3 mm brush, then paint a voxel outside: both change the mask
+    assert ed.paint(r0, c0, erase=True, size_mm=3.0) > 0
+    assert not ed.mask[k, int(round(r0)), int(round(c0))]
+    assert ed.paint(1, 1, erase=False, size_mm=0.5) == 1
+    ed.size_box.setValue(0.5)
+    ed.erase_btn.setChecked(True)
+    assert ed.stroke([(1, 1)]) == 1  # the radio buttons drive the default mode
+    with qtbot.waitSignal(ed.applied):
+        ed.apply_btn.click()
+    after = state.nodule(2)
+    assert after["edited"] and after["volume_mm3"] < before["volume_mm3"]
+    row = [r for r in range(3) if findings.table.item(r, 0).text() == "2"][0]
+    assert "✎" in findings.table.item(row, 1).text()
+    assert state.review_path().exists()
+
+
+def test_render_docks_to_png(qtbot, state: AnalysisState, tmp_path: Path) -> None:
+    """The docks draw at a realistic size (the PNGs are what reviewers look at)."""
+    out = tmp_path / "shots"
+    out.mkdir()
+    for cls, size in ((FindingsDock, (560, 380)), (RiskDock, (480, 900)), (ClinicalDock, (560, 720)),
+                      (TreatmentDock, (480, 760))):
+        w = cls(state)
+        qtbot.addWidget(w)
+        w.resize(*size)
+        w.show()
+        qtbot.waitExposed(w)
+        img = w.grab().toImage()
+        assert img.width() == size[0]
+        # not a blank widget: many distinct colours (text, badges)
+        colors = {img.pixel(x, y) for x in range(0, img.width(), 7) for y in range(0, img.height(), 7)}
+        assert len(colors) > 20
+        img.save(str(out / f"{cls.__name__}.png"))
