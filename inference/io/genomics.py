@@ -455,7 +455,7 @@ def _header_patient(header_lines: list[str], samples: list[str]) -> tuple[Patien
             ev.append(f"sample name {specific[0]}")
     if not any((pid, name, sex, bd)):
         return None, ""
-    return PatientInfo(patient_id=pid, name=name, birth_date=bd, sex=sex), "; ".join(ev)  # type: ignore[arg-type]
+    return PatientInfo(patient_id=pid, name=name, birth_date=bd, sex=sex), "; ".join(dict.fromkeys(ev))  # type: ignore[arg-type]
 
 
 def _patient_from_sample(s: str) -> str:

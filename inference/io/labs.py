@@ -385,6 +385,9 @@ def read_labs_fhir(path: str | Path, *, kb: KnowledgeBase | None = None) -> Labs
         cs = codings(obs.code)
         loinc = next((c for s, c, _ in cs if s == LOINC and c), None)
         name = next((d for s, _, d in cs if d), "") or (loinc or "")
+        cats = {c for cat in (obs.category or []) for _, c, _ in codings(cat)}
+        if kb.analyte(loinc=loinc, name=name) is None and "laboratory" not in cats:
+            continue  # pack-years, vital signs ...: not a lab result, not an error
         when_raw = obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None) or obs.issued
         if when_raw is None:
             res.issues.append(Issue(f"entry {i} ({name}): no effective date; skipped", str(p)))
