@@ -235,12 +235,12 @@ def load_model(name: str, *, device: Any = "cpu", root: Path | None = None) -> t
             where=str(wpath),
             fix="reinstall clinview or retrain with `python -m inference.models.nodule_train`",
         )
-    from safetensors import SafetensorsError
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
         state = load_file(str(wpath), device="cpu")
-    except (SafetensorsError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError) as exc:
         raise ModelIntegrityError(f"cannot read weights ({exc})", where=str(wpath), fix="reinstall clinview") from exc
     net = build_network(info.architecture)
     try:

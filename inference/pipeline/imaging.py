@@ -1,0 +1,214 @@
+"""The imaging half of the analysis: lungs, nodules, measurements.
+
+``run_imaging`` is what both ``clinview analyze`` and the viewer's worker
+call; it returns plain data (dicts in the findings-contract shape and label
+maps on the CT's own grid) so it can be written to findings.json or shown
+without further conversion.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from inference.errors import CancelledError
+from inference.pipeline.lungs import LUNGS_VERSION, emphysema_laa950, lung_volumes_ml, segment_lungs
+from inference.pipeline.measure import measure_nodule
+from inference.types import Progress, Volume
+
+__all__ = ["ImagingResult", "run_imaging", "nodule_findings", "clear_model_cache"]
+
+ProgressFn = Callable[[Progress], None]
+CancelFn = Callable[[], bool]
+
+
+@dataclass
+class ImagingResult:
+    """Everything the imaging pipeline found on one CT.
+
+    ``lungs`` and ``nodules`` have the findings-contract shape; ``nodules``
+    are ordered by volume (id 1 = largest), each with ``review: "pending"``.
+    Label maps are ``(z, y, x)`` on the CT's own grid.
+    """
+
+    lungs: dict[str, Any]
+    nodules: list[dict[str, Any]]
+    nodule_labels: np.ndarray
+    lung_labels: np.ndarray
+    model: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+@lru_cache(maxsize=4)
+def _cached_model(name: str, device: str, root: str | None) -> tuple[Any, Any]:
+    from inference.models.catalogue import load_model
+
+    return load_model(name, device=device, root=Path(root) if root else None)
+
+
+def clear_model_cache() -> None:
+    """Forget loaded networks (tests that alter weights call this)."""
+    _cached_model.cache_clear()
+
+
+def _z_up_sign(volume: Volume) -> float:
+    dz = float(volume.voxel_to_lps([1, 0, 0])[2] - volume.voxel_to_lps([0, 0, 0])[2])
+    return 1.0 if dz >= 0 else -1.0
+
+
+def nodule_findings(
+    volume: Volume,
+    labels: np.ndarray,
+    probabilities: list[float],
+    lung_labels: np.ndarray,
+) -> list[dict[str, Any]]:
+    """Per-nodule contract dicts from a label map (ids 1..n) on ``volume``'s grid."""
+    out: list[dict[str, Any]] = []
+    from scipy import ndimage as ndi
+
+    objs = ndi.find_objects(labels)
+    zsign = _z_up_sign(volume)
+    for i, sl in enumerate(objs, start=1):
+        if sl is None:
+            continue
+        # measure on a padded crop: fast, and the shell for 'juxtapleural' fits
+        pad = [max(2, int(np.ceil(4.0 / s))) for s in volume.spacing]
+        lo = [max(0, s.start - p) for s, p in zip(sl, pad)]
+        hi = [min(n, s.stop + p) for s, p, n in zip(sl, pad, labels.shape)]
+        crop = tuple(slice(a, b) for a, b in zip(lo, hi))
+        m = labels[crop] == i
+        meas = measure_nodule(m, volume.array[crop], volume.spacing, lung_labels=lung_labels[crop], z_up_sign=zsign)
+        # side/lobe need the whole lung's extent, not the crop
+        from inference.pipeline.measure import side_and_lobe
+
+        c_full = np.array(meas["center_voxel_zyx"]) + lo
+        full_mask = np.zeros(labels.shape, bool)
+        full_mask[crop] = m
+        loc = side_and_lobe(c_full, full_mask, lung_labels, zsign)
+        (b0, b1) = meas["bbox_voxel_zyx"]
+        nod = {
+            "id": i,
+            "center_lps_mm": [round(float(v), 2) for v in volume.voxel_to_lps(c_full)],
+            "center_voxel_zyx": [round(float(v), 2) for v in c_full],
+            "bbox_voxel_zyx": [[int(b + o) for b, o in zip(b0, lo)], [int(b + o) for b, o in zip(b1, lo)]],
+            "volume_mm3": meas["volume_mm3"],
+            "long_axis_mm": meas["long_axis_mm"],
+            "short_axis_mm": meas["short_axis_mm"],
+            "mean_diameter_mm": meas["mean_diameter_mm"],
+            "type": meas["type"],
+            "solid_component_mm": meas["solid_component_mm"],
+            "mean_hu": meas["mean_hu"],
+            "spiculated": meas["spiculated"],
+            "juxtapleural": meas["juxtapleural"],
+            "location": {"side": loc["side"], "lobe": loc["lobe"], "upper_lobe": loc["upper_lobe"],
+                         "lobe_estimated": True},
+            "probability": float(probabilities[i - 1]) if i - 1 < len(probabilities) else None,
+            "review": "pending",
+            "brock_probability": None,
+            "lung_rads": None,
+            "growth": None,
+        }
+        out.append(nod)
+    return out
+
+
+def run_imaging(
+    volume: Volume,
+    *,
+    device: str = "auto",
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+    model_name: str = "nodules",
+    model_root: Path | None = None,
+) -> ImagingResult:
+    """Segment lungs and nodules on a CT and measure every nodule.
+
+    Parameters
+    ----------
+    volume
+        CT in HU with its geometry.
+    device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``; a missing CUDA falls back to the
+        CPU with a warning.
+    progress
+        Called with fractions 0..1 and stage messages.
+    cancel
+        Polled between stages and between window batches.
+    model_name, model_root
+        Which catalogued network to use (tests may point at a retrained one).
+
+    Raises
+    ------
+    CancelledError
+        The user cancelled.
+    ModelIntegrityError
+        The network's weights are missing or fail their checksum.
+    """
+    from inference.models.device import choose_device
+    from inference.pipeline.nodules import segment_nodules
+
+    t_start = time.perf_counter()
+    warnings: list[str] = []
+
+    def report(f: float, msg: str) -> None:
+        if progress is not None:
+            progress(Progress(max(0.0, min(1.0, f)), msg))
+
+    def check() -> None:
+        if cancel is not None and cancel():
+            raise CancelledError()
+
+    report(0.0, "segmenting lungs")
+    check()
+    t = time.perf_counter()
+    lung_labels = segment_lungs(volume)
+    t_lungs = time.perf_counter() - t
+    if not lung_labels.any():
+        warnings.append("no lungs found on this CT (is it a chest CT?)")
+    check()
+    report(0.15, "loading the nodule model")
+    dev, note = choose_device(device)
+    if note and device != "auto":
+        warnings.append(note)
+    t = time.perf_counter()
+    net, info = _cached_model(model_name, str(dev), str(model_root) if model_root else None)
+    t_load = time.perf_counter() - t
+    check()
+    report(0.2, "detecting nodules")
+
+    def sub(p: Progress) -> None:
+        report(0.2 + 0.7 * p.fraction, p.message)
+
+    t = time.perf_counter()
+    seg = segment_nodules(volume, lung_labels, net, info, device=dev, progress=sub, cancel=cancel)
+    t_nod = time.perf_counter() - t
+    warnings.extend(seg.warnings)
+    check()
+    report(0.92, "measuring nodules")
+    nodules = nodule_findings(volume, seg.labels, seg.probabilities, lung_labels)
+    # A nodule belongs to its lung: fill its voxels into the lung map when the
+    # threshold-based mask left them out (a mass against the mediastinum).
+    for n in nodules:
+        side = {"right": 1, "left": 2}.get(n["location"]["side"] or "")
+        if side:
+            sel = (seg.labels == n["id"]) & (lung_labels == 0)
+            lung_labels[sel] = side
+    right, left = lung_volumes_ml(lung_labels, volume.spacing)
+    lungs = {
+        "right_ml": round(right, 1),
+        "left_ml": round(left, 1),
+        "emphysema_laa950_percent": round(emphysema_laa950(volume.array, lung_labels), 2),
+    }
+    total = time.perf_counter() - t_start
+    model = {
+        **info.as_findings(seg.device),
+        "lungs_model": {"name": "lungs", "version": LUNGS_VERSION, "method": "classical threshold + components"},
+        "seconds": {"load": round(t_load, 3), "lungs": round(t_lungs, 3), "nodules": round(t_nod, 3), "total": round(total, 3)},
+    }
+    report(1.0, f"{len(nodules)} nodule(s) found")
+    return ImagingResult(lungs, nodules, seg.labels, lung_labels, model, warnings)

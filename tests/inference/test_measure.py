@@ -1,0 +1,102 @@
+"""Measurements on analytic shapes whose true sizes are known in closed form."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inference.pipeline.measure import axes_2d, is_juxtapleural, measure_nodule, side_and_lobe
+
+
+def _ellipsoid(shape, spacing, centre_mm, semi_axes_mm):
+    z, y, x = np.meshgrid(*[(np.arange(n) + 0.0) * s for n, s in zip(shape, spacing)], indexing="ij")
+    (cz, cy, cx), (a, b, c) = centre_mm, semi_axes_mm
+    return ((z - cz) / a) ** 2 + ((y - cy) / b) ** 2 + ((x - cx) / c) ** 2 <= 1.0
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 0.7, 0.7), (1.25, 0.8, 0.8), (2.5, 0.6, 0.6)])
+def test_sphere_20mm_measures_20mm(spacing) -> None:
+    shape = tuple(int(40 / s) for s in spacing)
+    m = _ellipsoid(shape, spacing, (20.1, 19.7, 20.3), (10, 10, 10))
+    hu = np.where(m, 35, -860).astype(np.int16)
+    r = measure_nodule(m, hu, spacing)
+    assert abs(r["mean_diameter_mm"] - 20.0) <= 1.0
+    assert abs(r["long_axis_mm"] - 20.0) <= 1.0 and abs(r["short_axis_mm"] - 20.0) <= 1.0
+    assert r["volume_mm3"] == pytest.approx(4 / 3 * np.pi * 1000, rel=0.06)
+    assert r["type"] == "solid" and r["mean_hu"] == pytest.approx(35)
+    assert r["spiculated"] is False
+
+
+def test_ellipsoid_axes_are_the_in_plane_semi_axes() -> None:
+    sp = (1.0, 0.5, 0.5)
+    m = _ellipsoid((30, 80, 80), sp, (15, 20, 20), (5, 14, 8))  # z, y, x semi-axes
+    hu = np.where(m, 20, -850).astype(np.int16)
+    r = measure_nodule(m, hu, sp)
+    assert r["long_axis_mm"] == pytest.approx(28.0, abs=0.8)
+    assert r["short_axis_mm"] == pytest.approx(16.0, abs=0.8)
+    assert r["mean_diameter_mm"] == pytest.approx(22.0, abs=0.8)
+    # rounded to 0.1 mm as Lung-RADS asks
+    assert round(r["mean_diameter_mm"], 1) == r["mean_diameter_mm"]
+
+
+def test_oblique_ellipse_short_axis_is_perpendicular_to_long_axis() -> None:
+    yy, xx = np.mgrid[:200, :200] * 0.5
+    t = np.deg2rad(30)
+    u = (xx - 50) * np.cos(t) + (yy - 50) * np.sin(t)
+    v = -(xx - 50) * np.sin(t) + (yy - 50) * np.cos(t)
+    m = (u / 20) ** 2 + (v / 6) ** 2 <= 1
+    la, sa = axes_2d(m, (0.5, 0.5))
+    assert la == pytest.approx(40, abs=0.8) and sa == pytest.approx(12, abs=0.8)
+
+
+def _typed(inner_hu: float, outer_hu: float, inner_r: float = 4.0) -> dict:
+    sp = (1.0, 0.7, 0.7)
+    shape = (30, 43, 43)
+    m = _ellipsoid(shape, sp, (15, 15, 15), (8, 8, 8))
+    core = _ellipsoid(shape, sp, (15, 15, 15), (inner_r,) * 3)
+    hu = np.full(shape, -860.0)
+    hu[m] = outer_hu
+    hu[core] = inner_hu
+    return measure_nodule(m, hu, sp)
+
+
+def test_types_from_hu_composition() -> None:
+    assert _typed(-600, -600)["type"] == "ground-glass"
+    ps = _typed(30, -600, inner_r=4.0)
+    assert ps["type"] == "part-solid"
+    assert ps["solid_component_mm"] == pytest.approx(8.0, abs=1.0)
+    assert _typed(400, 400)["type"] == "calcified"
+    assert _typed(150, 150)["type"] == "solid"  # below Siegelman's 164 HU
+    assert _typed(40, 40)["type"] == "solid"
+
+
+def test_spiculated_shape_is_flagged_and_smooth_is_not() -> None:
+    sp = (1.0, 0.5, 0.5)
+    shape = (20, 120, 120)
+    m = _ellipsoid(shape, sp, (10, 30, 30), (6, 8, 8))
+    smooth = m.copy()
+    ang = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    for a in ang:  # thin strands radiating into the lung
+        for r in np.arange(7.5, 16, 0.25):
+            y, x = 30 + r * np.sin(a), 30 + r * np.cos(a)
+            m[8:13, int(y / 0.5) - 1 : int(y / 0.5) + 1, int(x / 0.5) - 1 : int(x / 0.5) + 1] = True
+    hu = np.where(m, 30, -850)
+    assert measure_nodule(m, hu, sp)["spiculated"] is True
+    assert measure_nodule(smooth, np.where(smooth, 30, -850), sp)["spiculated"] is False
+
+
+def test_juxtapleural_and_side_and_upper_lobe() -> None:
+    sp = (2.0, 1.0, 1.0)
+    lungs = np.zeros((60, 100, 100), np.uint8)
+    lungs[5:55, 20:80, 5:45] = 1  # right lung at small x (LPS: patient right)
+    lungs[5:55, 20:80, 55:95] = 2
+    inner = _ellipsoid(lungs.shape, sp, (90, 50, 25), (5, 5, 5))  # z=45 index: upper part (z up)
+    touching = _ellipsoid(lungs.shape, sp, (30, 50, 91), (5, 5, 5))
+    assert not is_juxtapleural(inner, lungs, sp)
+    assert is_juxtapleural(touching, lungs, sp)
+    loc = side_and_lobe(np.array([45.0, 50, 25]), inner, lungs, z_up_sign=1.0)
+    assert loc["side"] == "right" and loc["upper_lobe"] is True and loc["lobe"] == "upper"
+    loc = side_and_lobe(np.array([15.0, 50, 91]), touching, lungs, z_up_sign=1.0)
+    assert loc["side"] == "left" and loc["upper_lobe"] is False and loc["lobe"] == "lower"
+    # with z pointing to the feet the same voxel is in the lower part
+    assert side_and_lobe(np.array([45.0, 50, 25]), inner, lungs, z_up_sign=-1.0)["upper_lobe"] is False
