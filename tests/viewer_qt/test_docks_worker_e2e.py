@@ -1,0 +1,70 @@
+"""The viewer's analysis client against the real worker (``inference.worker``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference import api, paths
+from inference.types import Volume
+from tests.dicomgen import phantom, write_ct_series
+from viewer.analysis_panel import install_analysis
+from viewer.main_window import MainWindow
+from viewer.model.settings import Settings
+from viewer.services.analysis import AnalysisService
+
+NODULE_MODEL = paths.resources_dir() / "models" / "nodules" / "metadata.json"
+
+
+@pytest.fixture(autouse=True)
+def _own_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLINVIEW_DATA_DIR", str(tmp_path / "userdata"))
+    monkeypatch.setenv("CLINVIEW_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+
+
+def test_real_worker_error_reaches_the_window_as_one_line(qtbot, tmp_path: Path) -> None:
+    """A folder without DICOM: the real worker answers with an error line and
+    the window shows it (no traceback, nothing half-loaded)."""
+    empty = tmp_path / "not-a-study"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    w = MainWindow(settings=Settings())
+    qtbot.addWidget(w)
+    panel = install_analysis(w)
+    assert panel.service._command == api.worker_command()
+    vol = Volume(np.zeros((4, 8, 8), np.int16), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3))
+    w.set_study_paths({"study": empty})
+    with qtbot.waitSignal(panel.service.failed, timeout=60000) as blocker:
+        w.load_volume(vol)
+    msg = blocker.args[0]
+    assert "not-a-study" in msg and "Traceback" not in msg and "\n" not in msg
+    assert any(line.startswith("Analysis failed") for line in w.issues())
+    assert not panel.state.has_result
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not NODULE_MODEL.exists(), reason="nodule model weights not in resources/models yet")
+def test_real_worker_analyses_a_synthetic_ct(qtbot, tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    spacing = (2.5, 2.0, 2.0)
+    arr = phantom((24, 96, 96))
+    write_ct_series(study, arr, spacing=spacing)
+    svc = AnalysisService()
+    seen: list[float] = []
+    svc.progress.connect(lambda f, _m: seen.append(f))
+    out = tmp_path / "out"
+    with qtbot.waitSignal(svc.finished, timeout=300000) as blocker:
+        svc.start({"study": str(study), "out": str(out), "device": "cpu"})
+    assert Path(blocker.args[0]) == out
+    assert seen and seen == sorted(seen)
+    findings = json.loads((out / "findings.json").read_text())
+    assert findings["schema"] == "clinview.findings/1"
+    from viewer.model.analysis import AnalysisState
+
+    st = AnalysisState()
+    st.set_result(findings)
+    assert st.summary().nodule_count == len(findings.get("nodules") or [])
