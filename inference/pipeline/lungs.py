@@ -245,7 +245,6 @@ def segment_lungs(volume: Volume) -> np.ndarray:
 
     out = np.zeros(hu.shape, np.uint8)
     r = max(1, int(round(CLOSING_MM / px)))
-    disk = _disk(r)
     pad = r + 1
     for part, side in zip(parts, sides):
         if not part.any():
@@ -257,7 +256,9 @@ def segment_lungs(volume: Volume) -> np.ndarray:
         filled = np.zeros_like(sub)
         for k in np.unique(zz):
             s = np.pad(sub[k], pad)
-            c = ndi.binary_closing(s, structure=disk)[pad:-pad, pad:-pad]
+            # closing by distance transforms: cost independent of the radius
+            dil = ndi.distance_transform_edt(~s) <= r
+            c = (ndi.distance_transform_edt(dil) > r)[pad:-pad, pad:-pad]
             filled[k] = ndi.binary_fill_holes(c | sub[k])
         # Only add tissue, never other air (the other lung, the airway).
         grow = filled & ~air[:, y0:y1, x0:x1] & body[:, y0:y1, x0:x1]

@@ -1,0 +1,244 @@
+"""Evaluate the nodule AI: held-out synthetic patients + the real CT.
+
+Usage::
+
+    .venv/bin/python -m inference.models.nodule_eval --seeds 9000 9010 [--real DIR] [--json OUT]
+
+Synthetic: every patient runs through :func:`inference.pipeline.imaging.run_imaging`
+(the product's code path) on its own grid; a finding matches a true nodule
+when its centre lies inside the true mask or within the true radius of its
+centre. Reported per size bin (true mean diameter): sensitivity, false
+positives per scan, Dice of matched nodules (on the CT grid) and the error of
+the measured mean diameter against the truth.
+
+Real CT (Lung-PET-CT-Dx A0001, both kernels): the annotated tumour is found
+when a finding's centre lies inside an annotated box (Pascal-VOC XML, one per
+slice, named by SOPInstanceUID); every other finding is counted as a false
+positive; the two kernels are compared finding by finding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["read_voc_boxes", "evaluate_synthetic", "evaluate_real", "main", "SIZE_BINS"]
+
+SIZE_BINS = [(0.0, 5.0), (5.0, 6.0), (6.0, 10.0), (10.0, 20.0), (20.0, 1e9)]
+
+
+def read_voc_boxes(annotations: Path, series_files: list[Path], volume: Any) -> list[tuple[int, int, int, int, int]]:
+    """Annotated boxes of one series as ``(z, y0, x0, y1, x1)`` voxel indices.
+
+    The XML files are named by SOPInstanceUID; the slice index comes from the
+    file's ImagePositionPatient projected through ``volume`` (never from file
+    names or InstanceNumber).
+    """
+    import pydicom
+
+    by_uid = {}
+    for f in series_files:
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        by_uid[str(ds.SOPInstanceUID)] = np.array(ds.ImagePositionPatient, float)
+    out = []
+    for x in sorted(Path(annotations).glob("*.xml")):
+        uid = x.stem
+        if uid not in by_uid:
+            continue
+        k = int(round(float(volume.lps_to_voxel(by_uid[uid])[0])))
+        for obj in ET.parse(x).getroot().iter("object"):
+            b = obj.find("bndbox")
+            if b is None:
+                continue
+            v = {t: int(float(b.findtext(t, "0"))) for t in ("xmin", "ymin", "xmax", "ymax")}
+            out.append((k, v["ymin"], v["xmin"], v["ymax"], v["xmax"]))
+    return out
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    s = a.sum() + b.sum()
+    return float(2 * (a & b).sum() / s) if s else 1.0
+
+
+def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = print) -> dict[str, Any]:
+    """Per-size-bin metrics on synthetic patients (see module docstring)."""
+    from scipy import ndimage as ndi
+
+    from inference.models.nodule_data import phantom_available
+    from inference.pipeline.imaging import run_imaging
+    from inference.types import Volume
+
+    rows = []  # per true nodule
+    fps = []
+    for seed in seeds:
+        if phantom_available():
+            from inference.synth.phantom import make_phantom
+
+            ph = make_phantom(seed)
+            vol = Volume(array=np.asarray(ph.hu), spacing=tuple(ph.spacing), origin=tuple(ph.origin),
+                         direction=np.asarray(ph.direction, float).reshape(3, 3))
+            truth_lab = np.asarray(ph.nodules)
+            source = "inference.synth.phantom"
+        else:
+            from inference.models.nodule_data import augment, simple_chest
+
+            c = simple_chest(seed, spacing=(1.25, 0.75, 0.75))
+            hu = augment(c.hu, c.spacing, np.random.default_rng(seed)).round().astype(np.int16)
+            vol = Volume(array=hu, spacing=c.spacing, origin=(0.0, 0.0, 0.0), direction=np.eye(3))
+            truth_lab = c.nodules
+            source = "simple_chest (fallback)"
+        t = time.perf_counter()
+        res = run_imaging(vol, device=device)
+        dt = time.perf_counter() - t
+        sp = vol.spacing
+        matched_pred: set[int] = set()
+        ids = [int(i) for i in np.unique(truth_lab) if i > 0]
+        for tid in ids:
+            tm = truth_lab == tid
+            tvol = float(tm.sum() * np.prod(sp))
+            # truth mean diameter measured the same way as the product (axial axes)
+            from inference.pipeline.measure import axes_on_largest_slice
+
+            la, sa, _ = axes_on_largest_slice(tm, sp)
+            tdiam = (la + sa) / 2
+            tc = np.array(ndi.center_of_mass(tm))
+            best = None
+            for n in res.nodules:
+                c = np.array(n["center_voxel_zyx"])
+                ci = tuple(int(round(v)) for v in np.clip(c, 0, np.array(tm.shape) - 1))
+                dist = float(np.linalg.norm((c - tc) * sp))
+                if tm[ci] or dist <= max(tdiam / 2, 3.0):
+                    if best is None or dist < best[0]:
+                        best = (dist, n)
+            row = {"seed": seed, "id": tid, "diameter_mm": round(tdiam, 2), "volume_mm3": round(tvol, 1), "found": best is not None}
+            if best is not None:
+                n = best[1]
+                matched_pred.add(n["id"])
+                row["dice"] = round(_dice(res.nodule_labels == n["id"], tm), 4)
+                row["diameter_error_mm"] = round(n["mean_diameter_mm"] - tdiam, 2)
+                row["probability"] = n["probability"]
+            rows.append(row)
+        fp = [n for n in res.nodules if n["id"] not in matched_pred]
+        fps.append(len(fp))
+        log(json.dumps({"seed": seed, "truth": len(ids), "found": sum(r["found"] for r in rows if r["seed"] == seed),
+                        "fp": len(fp), "fp_diameters": [n["mean_diameter_mm"] for n in fp], "seconds": round(dt, 1)}))
+    bins = []
+    for lo, hi in SIZE_BINS:
+        rs = [r for r in rows if lo <= r["diameter_mm"] < hi]
+        found = [r for r in rs if r["found"]]
+        bins.append({
+            "bin_mm": f"{lo:g}-{hi:g}" if hi < 1e8 else f">={lo:g}",
+            "n": len(rs),
+            "sensitivity": round(len(found) / len(rs), 3) if rs else None,
+            "median_dice": round(float(np.median([r["dice"] for r in found])), 3) if found else None,
+            "median_abs_diameter_error_mm": round(float(np.median([abs(r["diameter_error_mm"]) for r in found])), 2) if found else None,
+        })
+    ge5 = [r for r in rows if r["diameter_mm"] >= 5]
+    ge6 = [r for r in rows if r["diameter_mm"] >= 6 and r["found"]]
+    return {
+        "source": source if seeds else None,
+        "seeds": seeds,
+        "patients": len(seeds),
+        "nodules": len(rows),
+        "fp_per_scan": round(float(np.mean(fps)), 2) if fps else None,
+        "sensitivity_ge5mm": round(sum(r["found"] for r in ge5) / len(ge5), 3) if ge5 else None,
+        "median_dice_ge6mm": round(float(np.median([r["dice"] for r in ge6])), 3) if ge6 else None,
+        "mean_dice_ge6mm": round(float(np.mean([r["dice"] for r in ge6])), 3) if ge6 else None,
+        "median_abs_diameter_error_mm_ge5": round(float(np.median([abs(r["diameter_error_mm"]) for r in ge5 if r["found"]])), 2)
+        if any(r["found"] for r in ge5) else None,
+        "bins": bins,
+        "rows": rows,
+    }
+
+
+def evaluate_real(study: Path, *, device: str = "cpu", log: Any = print) -> dict[str, Any]:
+    """The real CT, both kernels (see module docstring)."""
+    from inference.pipeline.analyze import _scan_and_load
+    from inference.pipeline.imaging import run_imaging
+
+    out: dict[str, Any] = {}
+    per_kernel = {}
+    for sub in ("ct-lung-kernel", "ct-soft-kernel"):
+        d = study / sub
+        vol, _, _ = _scan_and_load(d, None, None, None)
+        files = sorted(p for p in d.iterdir() if p.is_file())
+        boxes = read_voc_boxes(study / "annotations", files, vol)
+        t = time.perf_counter()
+        res = run_imaging(vol, device=device)
+        dt = time.perf_counter() - t
+        hits = []
+        for n in res.nodules:
+            z, y, x = n["center_voxel_zyx"]
+            inside = any(abs(z - k) <= 1 and y0 <= y <= y1 and x0 <= x <= x1 for k, y0, x0, y1, x1 in boxes)
+            hits.append(inside)
+        # segmented: fraction of annotated-box pixels (on annotated slices) covered by the tumour finding
+        tum = [n for n, h in zip(res.nodules, hits) if h]
+        cover = None
+        if tum:
+            m = res.nodule_labels == tum[0]["id"]
+            cov = [m[k, y0 : y1 + 1, x0 : x1 + 1].mean() for k, y0, x0, y1, x1 in boxes if 0 <= k < m.shape[0]]
+            cover = round(float(np.mean(cov)), 3) if cov else None
+        r = {
+            "annotated_slices": len(boxes),
+            "tumour_found": bool(tum),
+            "tumour": {k: tum[0][k] for k in ("id", "center_lps_mm", "mean_diameter_mm", "volume_mm3", "type", "location", "probability")} if tum else None,
+            "tumour_box_coverage": cover,
+            "false_positives": int(sum(not h for h in hits)),
+            "fp_findings": [{"center_lps_mm": n["center_lps_mm"], "mean_diameter_mm": n["mean_diameter_mm"], "probability": n["probability"]}
+                            for n, h in zip(res.nodules, hits) if not h],
+            "lungs": res.lungs,
+            "seconds": round(dt, 1),
+        }
+        log(json.dumps({sub: {k: r[k] for k in ("tumour_found", "false_positives", "tumour_box_coverage", "seconds")}}))
+        per_kernel[sub] = (r, res)
+        out[sub] = r
+    # kernel agreement: findings matched by LPS centre within 10 mm
+    (ra, a), (rb, b) = per_kernel["ct-lung-kernel"], per_kernel["ct-soft-kernel"]
+    pairs = 0
+    for n in a.nodules:
+        ca = np.array(n["center_lps_mm"])
+        if any(np.linalg.norm(ca - np.array(m["center_lps_mm"])) <= 10 for m in b.nodules):
+            pairs += 1
+    out["kernel_agreement"] = {"lung_kernel_findings": len(a.nodules), "soft_kernel_findings": len(b.nodules),
+                               "matched_within_10mm": pairs}
+    if ra["tumour"] and rb["tumour"]:
+        out["kernel_agreement"]["tumour_mean_diameter_mm"] = [ra["tumour"]["mean_diameter_mm"], rb["tumour"]["mean_diameter_mm"]]
+        out["kernel_agreement"]["tumour_volume_mm3"] = [ra["tumour"]["volume_mm3"], rb["tumour"]["volume_mm3"]]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; see module docstring."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs=2, metavar=("START", "STOP"), default=[9000, 9010],
+                    help="held-out synthetic patient seeds [START, STOP) -- never used in training")
+    ap.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "data" / "lung-pet-ct-dx" / "A0001")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(2)
+    res: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "command": " ".join(["python -m inference.models.nodule_eval", *(argv or sys.argv[1:])])}
+    res["synthetic"] = evaluate_synthetic(list(range(a.seeds[0], a.seeds[1])), device=a.device, log=lambda s: print(s, flush=True))
+    if (a.real / "ct-lung-kernel").is_dir():
+        res["real"] = evaluate_real(a.real, device=a.device, log=lambda s: print(s, flush=True))
+    summary = {k: v for k, v in res["synthetic"].items() if k != "rows"}
+    print(json.dumps(summary, indent=1))
+    if "real" in res:
+        print(json.dumps(res["real"], indent=1, default=str))
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(res, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Lung masks on the real CT (both kernels) and on synthetic geometry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from inference.pipeline.lungs import lung_volumes_ml, segment_lungs
+from inference.types import Volume
+
+
+@pytest.fixture(scope="module", params=["ct-lung-kernel", "ct-soft-kernel"])
+def real(request, real_ct_dir: Path):
+    from inference.models.nodule_eval import read_voc_boxes
+    from inference.pipeline.analyze import _scan_and_load
+
+    d = real_ct_dir / request.param
+    vol, _, _ = _scan_and_load(d, None, None, None)
+    boxes = read_voc_boxes(real_ct_dir / "annotations", sorted(p for p in d.iterdir() if p.is_file()), vol)
+    return vol, segment_lungs(vol), boxes
+
+
+@pytest.mark.shared
+def test_real_ct_two_lungs_of_plausible_volume_right_at_smaller_x(real) -> None:
+    vol, lab, _ = real
+    assert lab.dtype == np.uint8 and lab.shape == vol.shape
+    right, left = lung_volumes_ml(lab, vol.spacing)
+    assert 1500 < right < 5000 and 1200 < left < 5000
+    xr = vol.voxel_to_lps(np.argwhere(lab == 1).mean(0))[0]
+    xl = vol.voxel_to_lps(np.argwhere(lab == 2).mean(0))[0]
+    assert xr < xl  # LPS: +x is the patient's left
+
+
+@pytest.mark.shared
+def test_real_ct_tumour_side_is_left_and_its_lung_facing_part_is_kept(real) -> None:
+    """The threshold mask keeps the part of the mass that bulges into aerated
+    lung (closing); the part against the spine is added by run_imaging from
+    the nodule segmentation (tests/integration/test_real_ct_ai.py)."""
+    vol, lab, boxes = real
+    assert len(boxes) >= 8
+    kept = []
+    for k, y0, x0, y1, x1 in boxes:
+        box_lab = lab[k, y0 : y1 + 1, x0 : x1 + 1]
+        dense = vol.array[k, y0 : y1 + 1, x0 : x1 + 1] > -300
+        assert not (box_lab == 1).any(), "tumour box must not touch the right lung"
+        kept.append(float((box_lab[dense] == 2).mean()))
+    # dense tumour tissue inside the left-lung mask on the annotated slices
+    assert np.median(kept) > 0.2
+
+
+@pytest.mark.shared
+def test_real_ct_trachea_and_outside_air_are_excluded(real) -> None:
+    vol, lab, _ = real
+    hu = vol.array
+    # trachea: the central air column in the topmost slices (head at high LPS z)
+    top = int(np.argmax([vol.voxel_to_lps([k, 0, 0])[2] for k in range(vol.shape[0])]))
+    ny, nx = hu.shape[1:]
+    centre = hu[top, ny // 2 - 80 : ny // 2 + 40, nx // 2 - 40 : nx // 2 + 40] < -900
+    assert centre.sum() > 50, "expected the trachea in the top slice"
+    assert not lab[top, ny // 2 - 80 : ny // 2 + 40, nx // 2 - 40 : nx // 2 + 40][centre].any()
+    # outside air: everything below -900 HU connected to the slice border
+    outside = np.zeros_like(lab, bool)
+    for k in range(vol.shape[0]):
+        lab2, _ = ndi.label(hu[k] < -900)
+        border = np.unique(np.concatenate([lab2[0], lab2[-1], lab2[:, 0], lab2[:, -1]]))
+        outside[k] = np.isin(lab2, border[border > 0])
+    assert not (lab.astype(bool) & outside).any()
+
+
+@pytest.mark.shared
+def test_real_ct_gas_below_the_lungs_is_not_lung(real) -> None:
+    vol, lab, _ = real
+    # the lowest slice holds liver/stomach; any air there below -900 HU is bowel/stomach gas
+    low = int(np.argmin([vol.voxel_to_lps([k, 0, 0])[2] for k in range(vol.shape[0])]))
+    gas = vol.array[low] < -900
+    lab2, _ = ndi.label(gas)
+    border = np.unique(np.concatenate([lab2[0], lab2[-1], lab2[:, 0], lab2[:, -1]]))
+    inner_gas = gas & ~np.isin(lab2, border[border > 0])
+    assert not (lab[low].astype(bool) & inner_gas).any()
+
+
+def test_synthetic_chest_sides_follow_lps_not_array_order() -> None:
+    from inference.models.nodule_data import simple_chest
+
+    c = simple_chest(11, spacing=(2.5, 1.0, 1.0), n_nodules=0)
+    hu = np.round(c.hu).astype(np.int16)
+    # x index axis pointing to patient RIGHT (-x): array left/right is mirrored
+    flipped = Volume(array=hu, spacing=c.spacing, origin=(0.0, 0.0, 0.0), direction=np.diag([-1.0, 1.0, 1.0]))
+    normal = Volume(array=hu, spacing=c.spacing, origin=(0.0, 0.0, 0.0), direction=np.eye(3))
+    a, b = segment_lungs(normal), segment_lungs(flipped)
+    assert set(np.unique(a)) == {0, 1, 2}
+    assert np.array_equal(a == 1, b == 2) and np.array_equal(a == 2, b == 1)
+    # agrees with the phantom's own lungs
+    truth = c.lungs > 0
+    dice = 2 * (truth & (a > 0)).sum() / (truth.sum() + (a > 0).sum())
+    assert dice > 0.9
+
+
+def test_no_lungs_gives_an_empty_mask() -> None:
+    hu = np.full((10, 64, 64), 40, np.int16)
+    v = Volume(array=hu, spacing=(2.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0), direction=np.eye(3))
+    assert not segment_lungs(v).any()
