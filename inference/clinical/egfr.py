@@ -58,7 +58,7 @@ def egfr_from_labs(
 
     Age is taken at the creatinine's date when the birth date is known (a
     two-year-old result should not use today's age), else ``age_years``.
-    Returns ``{}`` with a ``egfr_missing`` reason when a fact is missing, so
+    Returns ``{}`` with a ``egfr_reason`` reason when a fact is missing, so
     the panel can say *why* there is no eGFR instead of showing nothing.
     """
     from inference.io.fhir_clinical import age_at
@@ -70,14 +70,14 @@ def egfr_from_labs(
         and r.get("comparator") in (None, "")
     ]
     if not creats:
-        return {"egfr_ckd_epi_2021": None, "egfr_missing": "no serum creatinine in a convertible unit"}
+        return {"egfr_ckd_epi_2021": None, "egfr_reason": "no serum creatinine in a convertible unit"}
     latest = max(creats, key=lambda r: r["date"])
     when = date.fromisoformat(latest["date"])
     age = age_at(birth_date, when) if birth_date else age_years
     if age is None:
-        return {"egfr_ckd_epi_2021": None, "egfr_missing": "age unknown (no birth date or age)"}
+        return {"egfr_ckd_epi_2021": None, "egfr_reason": "age unknown (no birth date or age)"}
     if sex not in ("F", "M"):
-        return {"egfr_ckd_epi_2021": None, "egfr_missing": "sex unknown or not F/M"}
+        return {"egfr_ckd_epi_2021": None, "egfr_reason": "sex unknown or not F/M"}
     value = ckd_epi_2021(float(latest["value"]), float(age), sex)  # type: ignore[arg-type]
     return {
         "egfr_ckd_epi_2021": round(value, 1),

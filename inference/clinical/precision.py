@@ -271,7 +271,8 @@ def fill_findings(findings: dict[str, Any], inputs: ClinicalInputs, *, confirmed
     withheld = sorted(set(identity.get("sources", {})) - trusted)
     identity["confirmed"] = bool(confirmed_identity)
     identity["withheld_sources"] = [inputs.source_files.get(k, k) for k in withheld]
-    findings["genomics"] = inputs.genomics if inputs.genomics else {}
+    # None: no genomic file was read at all; {}: files were read but held back
+    findings["genomics"] = inputs.genomics if inputs.genomics else ({} if inputs.genomics_results else None)
     findings["labs"] = list(inputs.labs)
     findings["lab_series"] = lab_series(inputs.labs)
     findings["derived"] = dict(inputs.derived)

@@ -46,9 +46,9 @@ def test_egfr_from_latest_creatinine_with_age_at_that_date():
     assert "1.3 mg/dL on 2026-02-01" in d["egfr_source"]
 
 
-def test_egfr_missing_facts_say_why():
+def test_egfr_reason_facts_say_why():
     labs = [_row(1.0, "2026-01-01")]
-    assert "sex" in egfr_from_labs(labs, birth_date=None, age_years=60, sex=None)["egfr_missing"]
-    assert "age" in egfr_from_labs(labs, birth_date=None, age_years=None, sex="F")["egfr_missing"]
+    assert "sex" in egfr_from_labs(labs, birth_date=None, age_years=60, sex=None)["egfr_reason"]
+    assert "age" in egfr_from_labs(labs, birth_date=None, age_years=None, sex="F")["egfr_reason"]
     bad = [_row(1.0, "2026-01-01", unit="furlongs", status="unit not understood")]
     assert egfr_from_labs(bad, birth_date=None, age_years=60, sex="F")["egfr_ckd_epi_2021"] is None

@@ -120,3 +120,24 @@ def test_mismatching_data_is_held_back_until_confirmed(tmp_path):
     fill_findings(confirmed, inp2, confirmed_identity=True)
     assert any(v["gene"] == "EGFR" for v in confirmed["genomics"]["variants"])
     assert confirmed["identity"]["confirmed"] and confirmed["identity"]["conflicts"]
+
+
+def test_clinical_facts_of_a_mismatching_file_are_not_used_until_confirmed(tmp_path):
+    p = _fhir_patient(tmp_path, sex="male")
+    inp = _inputs(tmp_path, clinical=p)
+    assert inp.facts.smoking_status is None and inp.facts.pack_years is None
+    assert inp.facts.sex == "F"  # from the CT
+    ok = read_clinical_inputs(genomics=[], labs=[], clinical=p, dicom_patient=DICOM, study_date=date(2026, 2, 20),
+                              confirmed_identity=True)  # fmt: skip
+    assert ok.facts.smoking_status == "former" and ok.facts.pack_years == 32
+
+
+def test_age_from_birth_date_at_study_date_and_unusable_file_is_one_issue():
+    inp = read_clinical_inputs(
+        genomics=[DATA / "broken_header.vcf", DATA / "tumor_normal_vep.vcf"], labs=[], clinical=None,
+        dicom_patient=PatientInfo(patient_id="PT-0042", birth_date=date(1956, 3, 14)), study_date=date(2026, 3, 14),
+    )  # fmt: skip
+    assert inp.facts.age_years == 70
+    errors = [i for i in inp.issues if i.code == "error"]
+    assert len(errors) == 1 and "broken_header.vcf" in errors[0].one_line()
+    assert any(v["gene"] == "EGFR" for v in inp.genomics["variants"])
