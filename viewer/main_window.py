@@ -580,8 +580,9 @@ class MainWindow(QMainWindow):
         if r is None:
             self.readout.setText("")
             return
-        hu, lps = r
+        hu, _ = r
         idx = np.round(self.model.hover).astype(int)  # type: ignore[arg-type]
+        lps = self.model.volume.voxel_to_lps(idx)  # type: ignore[union-attr]  # the voxel whose HU is shown
         self.readout.setText(f"{hu:.0f} HU   LPS ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm   "
                              f"voxel ({idx[2]}, {idx[1]}, {idx[0]})")
 
@@ -589,17 +590,16 @@ class MainWindow(QMainWindow):
         if self.model.volume is None:
             return super().keyPressEvent(ev)
         plane = plane_of(self.model.active_view)
-        step = {Qt.Key_Up: -1, Qt.Key_Down: 1, Qt.Key_Left: -1, Qt.Key_Right: 1,
-                Qt.Key_PageUp: -10, Qt.Key_PageDown: 10}.get(ev.key())
+        step = {Qt.Key_Up: 1, Qt.Key_Down: -1, Qt.Key_Left: 1, Qt.Key_Right: -1,
+                Qt.Key_PageUp: 10, Qt.Key_PageDown: -10}.get(ev.key())
         if step is not None and self.model.active_view != "mip":
-            # Up / PgUp go towards the head in axial (as in RadiAnt).
-            self.model.step_slice(plane, step if plane == "axial" else -step)
+            # Up / PgUp: towards the head (axial), as the mouse wheel.
+            self.model.step_up(plane, step)
             return
-        if ev.key() == Qt.Key_Home:
-            self.model.set_slice(plane, 0 if plane != "axial" else self.model.geometry[plane].n_slices - 1)
-            return
-        if ev.key() == Qt.Key_End:
-            self.model.set_slice(plane, self.model.geometry[plane].n_slices - 1 if plane != "axial" else 0)
+        if ev.key() in (Qt.Key_Home, Qt.Key_End):
+            g = self.model.geometry[plane]
+            top = g.n_slices - 1 if g.up_sign > 0 else 0
+            self.model.set_slice(plane, top if ev.key() == Qt.Key_Home else g.n_slices - 1 - top)
             return
         super().keyPressEvent(ev)
 

@@ -18,7 +18,7 @@ __all__ = ["sphere_volume", "SPHERE_DIAMETER_MM"]
 SPHERE_DIAMETER_MM = 20.0
 
 
-def sphere_volume(shape: tuple[int, int, int] = (40, 96, 96), spacing: tuple[float, float, float] = (2.5, 0.7, 0.7),
+def sphere_volume(shape: tuple[int, int, int] = (41, 97, 97), spacing: tuple[float, float, float] = (2.5, 0.7, 0.7),
                   centre_zyx: tuple[float, float, float] | None = None, diameter_mm: float = SPHERE_DIAMETER_MM,
                   uid: str = "1.2.826.0.1.3680043.8.498.1", direction: np.ndarray | None = None) -> Volume:
     """A sphere of ``diameter_mm`` at ``centre_zyx`` (voxel index; default the

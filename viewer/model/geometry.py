@@ -73,6 +73,7 @@ class PlaneGeometry:
     n_cols: int
     n_slices: int
     labels: tuple[str, str, str, str]  # left, right, top, bottom
+    up_sign: int = 1  # index step that moves "up": towards head (axial), front (coronal), right (sagittal)
 
     @property
     def width_mm(self) -> float:
@@ -159,7 +160,7 @@ def plane_geometries(shape: tuple[int, int, int], spacing: tuple[float, float, f
     def vec(axis: int) -> np.ndarray:  # LPS direction of a (z, y, x) index axis
         return D[:, 2 - axis]
 
-    def make(plane: Plane, fixed: int, row: int, col: int, row_down: int, col_right: int) -> PlaneGeometry:
+    def make(plane: Plane, fixed: int, row: int, col: int, row_down: int, col_right: int, up: int) -> PlaneGeometry:
         # row_down / col_right: LPS component index whose + direction should
         # point down / right on screen (+1) or up / left (-1 encoded by sign).
         col_flip = bool(np.sign(vec(col)[abs(col_right) - 1]) != np.sign(col_right))
@@ -172,11 +173,12 @@ def plane_geometries(shape: tuple[int, int, int], spacing: tuple[float, float, f
             row_flip=row_flip, col_flip=col_flip,
             row_mm=float(spacing[row]), col_mm=float(spacing[col]), slice_mm=float(spacing[fixed]),
             n_rows=int(shape[row]), n_cols=int(shape[col]), n_slices=int(shape[fixed]), labels=labels,
+            up_sign=1 if np.sign(vec(fixed)[abs(up) - 1]) == np.sign(up) else -1,
         )
 
     # LPS component numbers are 1-based here so that the sign can carry "against".
     return {
-        "axial": make("axial", ax_s, ax_p, ax_l, row_down=+2, col_right=+1),
-        "coronal": make("coronal", ax_p, ax_s, ax_l, row_down=-3, col_right=+1),
-        "sagittal": make("sagittal", ax_l, ax_s, ax_p, row_down=-3, col_right=+2),
+        "axial": make("axial", ax_s, ax_p, ax_l, row_down=+2, col_right=+1, up=+3),
+        "coronal": make("coronal", ax_p, ax_s, ax_l, row_down=-3, col_right=+1, up=-2),
+        "sagittal": make("sagittal", ax_l, ax_s, ax_p, row_down=-3, col_right=+2, up=-1),
     }

@@ -178,6 +178,13 @@ class ViewerModel:
         if self.geometry:
             self.set_slice(plane, self.slice_index(plane) + int(delta))
 
+    def step_up(self, plane: Plane, n: int) -> None:
+        """Wheel-up / Up / PgUp: ``n`` slices towards the head (axial), the
+        front (coronal) or the patient's right (sagittal), whatever the
+        storage order of the slices."""
+        if self.geometry:
+            self.step_slice(plane, n * self.geometry[plane].up_sign)
+
     def set_hover(self, zyx: np.ndarray | None) -> None:
         self.hover = None if zyx is None else np.asarray(zyx, float)
         self.hover_changed.emit()

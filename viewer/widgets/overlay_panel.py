@@ -35,6 +35,7 @@ class OverlayPanel(QWidget):
     def refresh(self) -> None:
         sig = tuple((n, tuple(o.ids())) for n, o in sorted(self.model.overlays.items()))
         if sig == self._signature:
+            self._sync_values()
             return
         self._signature = sig
         while self._lay.count():
@@ -81,6 +82,21 @@ class OverlayPanel(QWidget):
             self._lay.addWidget(box)
             self.controls[name] = {"box": box, "mode": mode, "opacity": slider, "labels": checks}
         self._lay.addStretch(1)
+
+    def _sync_values(self) -> None:
+        """Follow changes made elsewhere (API, keys) without echoing them back."""
+        for name, ctl in self.controls.items():
+            ov = self.model.overlays[name]
+            widgets = [ctl["box"], ctl["mode"], ctl["opacity"], *ctl["labels"].values()]  # type: ignore[union-attr]
+            for w in widgets:
+                w.blockSignals(True)
+            ctl["box"].setChecked(ov.visible)  # type: ignore[union-attr]
+            ctl["mode"].setCurrentText(ov.mode)  # type: ignore[union-attr]
+            ctl["opacity"].setValue(int(round(ov.opacity * 100)))  # type: ignore[union-attr]
+            for i, cb in ctl["labels"].items():  # type: ignore[union-attr]
+                cb.setChecked(ov.visible_ids is None or i in ov.visible_ids)
+            for w in widgets:
+                w.blockSignals(False)
 
     def _labels_changed(self, name: str) -> None:
         checks = self.controls[name]["labels"]

@@ -59,6 +59,13 @@ class _ViewBox(pg.ViewBox):
         ev.accept()
 
 
+def _passive(item: object) -> None:
+    """Decorations (labels, lines, markers) never take the mouse: a press on a
+    measurement's label must still start the next measurement."""
+    item.setAcceptedMouseButtons(Qt.NoButton)  # type: ignore[attr-defined]
+    item.setAcceptHoverEvents(False)  # type: ignore[attr-defined]
+
+
 def _label(parent: QWidget, align: Qt.AlignmentFlag, name: str) -> QLabel:
     lab = QLabel(parent)
     lab.setObjectName(name)
@@ -96,9 +103,11 @@ class SliceView(pg.GraphicsView):
         self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(colour_v, width=1))
         for ln in (self.hline, self.vline):
             ln.setZValue(20)
+            _passive(ln)
             self.vb.addItem(ln, ignoreBounds=True)
         self.markers = pg.ScatterPlotItem(symbol="o", size=22, pen=pg.mkPen(MARKER_COLOUR, width=2), brush=None, pxMode=True)
         self.markers.setZValue(30)
+        _passive(self.markers)
         self.vb.addItem(self.markers, ignoreBounds=True)
         self._marker_texts: list[pg.TextItem] = []
         self._measure_items: list[object] = []
@@ -409,6 +418,7 @@ class SliceView(pg.GraphicsView):
             if mk.label:
                 t = pg.TextItem(mk.label, color=MARKER_COLOUR, anchor=(-0.25, 1.1))
                 t.setZValue(31)
+                _passive(t)
                 t.setPos(x, y)
                 self.vb.addItem(t, ignoreBounds=True)
                 self._marker_texts.append(t)
@@ -461,6 +471,7 @@ class SliceView(pg.GraphicsView):
         items.append(text)
         for it in items:
             it.setZValue(40)  # type: ignore[attr-defined]
+            _passive(it)
             self.vb.addItem(it, ignoreBounds=True)
         return items
 
@@ -499,10 +510,9 @@ class SliceView(pg.GraphicsView):
         if ev.modifiers() & Qt.ControlModifier or self.is_mip:
             self.model.set_zoom(self.view_id, self.model.zoom[self.view_id] * (1.15 ** steps))
         else:
-            # wheel up (away from the reader) goes towards the head / front,
-            # like RadiAnt and Slicer.
+            # wheel up (away from the reader) goes towards the head / front.
             n = int(math.copysign(max(1, round(abs(steps))), steps)) if steps else 0
-            self.model.step_slice(self.plane, -n if self.plane == "axial" else n)
+            self.model.step_up(self.plane, n)
 
     def _on_click(self, ev) -> None:  # type: ignore[no-untyped-def]
         if self.geom is None or self.model.volume is None:
