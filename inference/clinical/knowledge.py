@@ -277,6 +277,7 @@ class KnowledgeBase:
         *,
         variant_class: str | None = None,
         exon: int | None = None,
+        intron: int | None = None,
         text: str = "",
     ) -> list[KbMatch]:
         """Entries that match one alteration.
@@ -307,11 +308,15 @@ class KnowledgeBase:
                 ex = m.get("exon")
                 if rng and (pos is None or not rng[0] <= pos <= rng[1]):
                     continue
-                if ex is not None and exon is not None and int(ex) != int(exon):
-                    continue
-                if ex is not None and exon is None and variant_class not in {"exon_skipping"}:
-                    continue
-                how = f"{variant_class}" + (f" at codon {pos}" if pos else "") + (f" exon {exon}" if exon else "")
+                if ex is not None:
+                    in_exon = exon is not None and int(exon) == int(ex)
+                    in_intron = intron is not None and int(intron) in (m.get("introns") or [])
+                    # a biomarker row "exon 14 skipping" states the event itself
+                    stated = variant_class == "exon_skipping" and exon is None and intron is None
+                    if not (in_exon or in_intron or stated):
+                        continue
+                where = f" exon {exon}" if exon else (f" intron {intron}" if intron else "")
+                how = f"{variant_class}" + (f" at codon {pos}" if pos else "") + where
             if how:
                 out.append(KbMatch(e, how))
         return out

@@ -169,6 +169,7 @@ def annotate_alteration(
     *,
     variant_class: str | None = None,
     exon: int | None = None,
+    intron: int | None = None,
     text: str = "",
 ) -> dict[str, Any]:
     """KB fields for one alteration: actionable, evidence_level, drugs, kb_id(s).
@@ -186,7 +187,7 @@ def annotate_alteration(
     }
     if not gene:
         return out
-    matches = kb.match_alteration(gene, protein_change, variant_class=variant_class, exon=exon, text=text)
+    matches = kb.match_alteration(gene, protein_change, variant_class=variant_class, exon=exon, intron=intron, text=text)
     if not matches:
         return out
     from inference.clinical.knowledge import LEVEL_ORDER, RESISTANCE_LEVELS
@@ -252,7 +253,8 @@ def _annotate_variant(kb: KnowledgeBase, v: dict[str, Any], *, build: str | None
     v["variant_class"] = v.get("variant_class") or variant_class_from_protein(v.get("protein_change"), v.get("consequence", ""))
     v.update(
         annotate_alteration(
-            kb, v.get("gene"), v.get("protein_change"), variant_class=v.get("variant_class"), exon=v.get("exon")
+            kb, v.get("gene"), v.get("protein_change"), variant_class=v.get("variant_class"), exon=v.get("exon"),
+            intron=v.get("intron"),
         )
     )
     if v.get("filter") and v["filter"] not in ("PASS", "."):
@@ -336,24 +338,44 @@ def _annotation_fields(header: Any, key: str) -> list[str] | None:
     return [f.strip() for f in m.group(1).split("|")]
 
 
-def _pick_annotation(entries: list[str], names: list[str], alt: str, kind: str) -> dict[str, str] | None:
+def _vep_allele(ref: str, alt: str) -> str:
+    """VEP writes indel alleles without the shared first base (``-`` for a deletion)."""
+    if len(ref) == 1 and len(alt) == 1:
+        return alt
+    if ref and alt and ref[0] == alt[0]:
+        return alt[1:] or "-"
+    return alt
+
+
+def _pick_annotation(entries: list[str], names: list[str], ref: str, alt: str, kind: str) -> dict[str, str] | None:
+    """The annotation to report for one ALT allele.
+
+    Preference: the allele's own entries; then VEP's PICK, CANONICAL, MANE
+    Select; then an entry with a protein change; then any with a gene symbol.
+    SnpEff sorts ANN by impact already, so its first entry for the allele wins.
+    """
     parsed = []
     for e in entries:
         vals = e.split("|")
-        d = {names[i]: (vals[i] if i < len(vals) else "") for i in range(len(names))}
-        parsed.append(d)
+        parsed.append({names[i]: (vals[i] if i < len(vals) else "") for i in range(len(names))})
+    if not parsed:
+        return None
     allele_key = "Allele"
-    same = [d for d in parsed if d.get(allele_key, alt) in (alt, "") or kind == "CSQ"]
-    cands = same or parsed
+    wanted = {alt, _vep_allele(ref, alt)}
+    own = [d for d in parsed if d.get(allele_key, "").strip() in wanted]
+    cands = own or parsed
     if kind == "CSQ":
         for pref in ("PICK", "CANONICAL", "MANE_SELECT"):
             for d in cands:
                 if d.get(pref) in ("1", "YES") or (pref == "MANE_SELECT" and d.get(pref)):
                     return d
+        for d in cands:
+            if d.get("HGVSp"):
+                return d
     for d in cands:
-        if d.get("SYMBOL") or d.get("Gene_Name"):
+        if d.get("SYMBOL") or d.get("Gene_Name") or d.get(" Gene_Name "):
             return d
-    return cands[0] if cands else None
+    return cands[0]
 
 
 def _exon_number(s: str | None) -> int | None:
@@ -611,8 +633,20 @@ def _vcf_record_to_variants(
     filt = ";".join(rec.FILTER) if rec.FILTER else "PASS"
     for ai, alt_rec in enumerate(rec.ALT, start=1):
         alt = getattr(alt_rec, "value", None)
-        if alt is None or getattr(alt_rec, "type", "") in ("SYMBOLIC", "BND", "BREAKEND") or str(alt).startswith("<"):
-            res.issues.append(Issue(f"structural/symbolic ALT {alt} not interpreted", res.source, lineno))
+        if alt is None or getattr(alt_rec, "type", "") in ("SYMBOLIC", "BND", "BREAKEND") or str(alt).startswith("<") \
+                or "[" in str(alt) or "]" in str(alt):
+            fusion = _fusion_from_annotation(rec, kb, csq_names, ann_names)
+            if fusion is None:
+                res.issues.append(Issue(f"structural/symbolic ALT {alt} without a fusion annotation; not interpreted", res.source, lineno))
+                continue
+            v = {"gene": fusion[0], "protein_change": None, "hgvs_c": None, "chrom": rec.CHROM, "pos": rec.POS,
+                 "ref": rec.REF, "alt": str(getattr(alt_rec, "serialize", lambda: alt)()), "ids": list(rec.ID or []),
+                 "filter": filt, "line": lineno, "variant_class": "fusion", "consequence": fusion[1],
+                 "partner": fusion[2], "vaf": None, "depth": None, "genotype": None, "zygosity": None,
+                 "annotated": True}  # fmt: skip
+            _annotate_variant(kb, v, build=res.build)
+            v["origin"] = "somatic"
+            res.variants.append(v)
             continue
         v: dict[str, Any] = {
             "gene": None,
@@ -628,17 +662,18 @@ def _vcf_record_to_variants(
         }
         ann = None
         if csq_names and rec.INFO.get("CSQ"):
-            ann = _pick_annotation(list(rec.INFO["CSQ"]), csq_names, alt, "CSQ")
+            ann = _pick_annotation(list(rec.INFO["CSQ"]), csq_names, rec.REF, alt, "CSQ")
             if ann:
                 v["gene"] = ann.get("SYMBOL") or None
                 v["protein_change"] = one_letter_protein(ann.get("HGVSp"))
                 v["hgvs_c"] = (ann.get("HGVSc") or "").split(":")[-1] or None
                 v["consequence"] = ann.get("Consequence", "")
-                v["exon"] = _exon_number(ann.get("EXON")) or _exon_number(ann.get("INTRON"))
+                v["exon"] = _exon_number(ann.get("EXON"))
+                v["intron"] = _exon_number(ann.get("INTRON"))
                 ex = [x for x in (ann.get("Existing_variation") or "").split("&") if x.startswith("rs")]
                 v["ids"] += ex
         elif ann_names and rec.INFO.get("ANN"):
-            ann = _pick_annotation(list(rec.INFO["ANN"]), ann_names, alt, "ANN")
+            ann = _pick_annotation(list(rec.INFO["ANN"]), ann_names, rec.REF, alt, "ANN")
             if ann:
                 names = {k.replace(" ", ""): val for k, val in ann.items()}
                 gene = names.get("Gene_Name") or None
@@ -692,6 +727,30 @@ def _vcf_record_to_variants(
         else:
             v["origin"] = "germline" if (germline_file or v.get("pgx")) else "somatic"
         res.variants.append(v)
+
+
+def _fusion_from_annotation(
+    rec: Any, kb: KnowledgeBase, csq_names: list[str] | None, ann_names: list[str] | None
+) -> tuple[str, str, str | None] | None:
+    """``(gene, consequence, partner)`` when a breakend's CSQ/ANN says gene
+    fusion (SnpEff ``gene_fusion``, VEP ``feature_elongation``/``transcript_fusion``)."""
+    entries: list[dict[str, str]] = []
+    for key, names in (("CSQ", csq_names), ("ANN", ann_names)):
+        if names and rec.INFO.get(key):
+            for e in rec.INFO[key]:
+                vals = e.split("|")
+                entries.append({names[i]: (vals[i] if i < len(vals) else "") for i in range(len(names))})
+    for d in entries:
+        cons = d.get("Consequence") or d.get("Annotation") or ""
+        if "fusion" not in cons:
+            continue
+        gene_field = d.get("SYMBOL") or d.get("Gene_Name") or ""
+        parts = [g for g in re.split(r"[&-]", gene_field) if g]
+        known = [g for g in parts if kb.is_known_gene(g)]
+        if known:
+            partner = next((g for g in parts if g != known[0]), None)
+            return known[0], cons, partner
+    return None
 
 
 # --------------------------------------------------------------------------- MAF

@@ -197,3 +197,55 @@ def test_tumour_only_vcf_pgx_allele_is_germline(tmp_path):
     res = read_genomics(p)
     d = next(v for v in res.variants if v["pos"] == 97450058)
     assert d["gene"] == "DPYD" and d["origin"] == "germline" and d["zygosity"] == "homozygous"
+
+
+_CSQ_HDR = (
+    "##fileformat=VCFv4.2\n##reference=GRCh38\n"
+    '##INFO=<ID=DP,Number=1,Type=Integer,Description="Depth">\n'
+    '##INFO=<ID=CSQ,Number=.,Type=String,Description="Consequence annotations from Ensembl VEP. '
+    'Format: Allele|Consequence|SYMBOL|EXON|INTRON|HGVSc|HGVSp|CANONICAL">\n'
+    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+)
+
+
+def test_sites_only_vcf_met_exon14_splice_site_multiallelic_and_bad_info(tmp_path):
+    body = [
+        # MET intron 14 donor: no protein change; the intron number decides
+        "7\t116771994\t.\tG\tA\t.\tPASS\tDP=80;CSQ=A|splice_donor_variant|MET||14/20|c.3028+1G>A||YES",
+        # multi-allelic: each ALT takes its own CSQ entry (VEP writes deletions as '-')
+        "12\t25245350\t.\tCC\tAC,C\t.\tPASS\tDP=90;CSQ=AC|missense_variant|KRAS|2/6||c.35G>T|p.Gly12Val|YES,"
+        "-|frameshift_variant|KRAS|2/6||c.34del|p.Gly12fs|YES",
+        "7\t55191822\t.\tT\tG\t.\tPASS\tDP=notanumber;CSQ=G|missense_variant|EGFR|21/28||c.2573T>G|p.Leu858Arg|YES",
+        "7\t55181378\t.\tC\tT\t.\tPASS\tDP=70;CSQ=T|missense_variant|EGFR|20/28||c.2369C>T|p.Thr790Met|YES",
+    ]
+    p = tmp_path / "sites.vcf"
+    p.write_bytes((_CSQ_HDR + "\n".join(body) + "\n").replace("\n", "\r\n").encode())  # CRLF as from Windows
+    res = read_vcf(p)
+    assert res.samples == [] and res.build == "GRCh38"
+    met = _by_gene(res, "MET")
+    assert met["kb_id"] == "MET_EX14" and "capmatinib" in met["drugs"]
+    kras = [v for v in res.variants if v["gene"] == "KRAS"]
+    assert [v["protein_change"] for v in kras] == ["p.G12V", "p.G12fs"]
+    # DP=notanumber: vcfpy keeps the record with the raw string; one issue names the line
+    assert [i.line for i in res.issues] == [8] and "notanumber" in res.issues[0].message
+    l858r = next(v for v in res.variants if v["protein_change"] == "p.L858R")
+    assert l858r["depth"] is None and l858r["evidence_level"] == "1"
+
+
+def test_met_splice_variant_in_another_intron_is_not_exon14():
+    from inference.clinical.knowledge import load_kb
+
+    kb = load_kb()
+    assert kb.match_alteration("MET", None, variant_class="splice", intron=2) == []
+    assert kb.match_alteration("MET", None, variant_class="splice", intron=13)[0].entry.id == "MET_EX14"
+
+
+def test_snpeff_gene_fusion_breakend_is_an_alk_fusion(tmp_path):
+    hdr = (DATA / "single_snpeff.vcf").read_text().split("#CHROM")[0]
+    rec = ("2\t29446394\t.\tA\tA]chr2:42522656]\t.\tPASS\tDP=40;ANN=A]chr2:42522656]|gene_fusion|HIGH|ALK&EML4|"
+           "ENSG1&ENSG2|gene_variant|ENSG1|||||||||\tGT:AD:DP\t0/1:30,10:40")  # fmt: skip
+    p = tmp_path / "sv.vcf"
+    p.write_text(hdr + "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tLUAD-017-T\n" + rec + "\n")
+    res = read_vcf(p)
+    alk = _by_gene(res, "ALK")
+    assert alk["variant_class"] == "fusion" and alk["partner"] == "EML4" and alk["kb_id"] == "ALK_FUSION"
