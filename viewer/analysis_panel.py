@@ -101,8 +101,10 @@ class AnalysisPanel(QObject):
         self.act_clinical = QAction("Open clinical file…", self)
         self.act_clinical.triggered.connect(lambda: self._pick("clinical", "Clinical files (*.json *.csv *.yaml);;All files (*)"))
         window.add_toolbar_action(self.act_analyze)
-        window.add_toolbar_action(self.act_cancel)
-        for a in (self.act_genomics, self.act_labs, self.act_clinical, self.act_auto):
+        # Cancel lives next to the progress bar in the Findings dock (and in
+        # the File menu): a permanently visible toolbar button would be dead
+        # most of the time.
+        for a in (self.act_genomics, self.act_labs, self.act_clinical, self.act_auto, self.act_cancel):
             window.add_file_action(a)
 
         self.service.progress.connect(self._on_progress)

@@ -74,12 +74,14 @@ def test_findings_table_summary_and_badges(qtbot, state: AnalysisState) -> None:
     assert [t.horizontalHeaderItem(c).text() for c in range(t.columnCount())] == list(COLUMNS)
     # highest AI probability first; size is the mean diameter
     row0 = [t.item(0, c).text() for c in range(t.columnCount())]
-    assert row0[0] == "1" and row0[1] == "9.4 mm" and row0[3] == "Right upper lobe" and row0[4] == "87 %"
+    assert row0[0] == "1" and row0[1] == "9.4 mm" and row0[3] == "RUL" and row0[4] == "87 %"
+    assert t.item(0, 3).toolTip() == "Right upper lobe"
     lr = t.item(0, _col(t, "Lung-RADS"))
     assert lr.text() == "4A"
     assert lr.background().color() == QColor(lung_rads_color("4A")[0])
     assert lung_rads_color("4B")[0] != lung_rads_color("2")[0]
     text = dock.summary.text()
+    text = text.replace("&nbsp;", " ")
     assert "3 nodules" in text and "7.8 %" in text and "2,954 mL" in text
     assert "prior #4" in dock.resolved.text()
 

@@ -22,7 +22,14 @@ from PySide6.QtWidgets import (
 )
 
 from viewer.model.analysis import AnalysisState
-from viewer.widgets.identity_banner import DOCK_QSS, PALETTE, IdentityBanner, evidence_color, not_available
+from viewer.widgets.identity_banner import (
+    DOCK_QSS,
+    PALETTE,
+    BadgeDelegate,
+    IdentityBanner,
+    evidence_color,
+    not_available,
+)
 
 __all__ = ["ClinicalDock", "GENOMICS_COLUMNS", "LAB_COLUMNS", "lab_series"]
 
@@ -67,7 +74,7 @@ def lab_series(labs: list[dict[str, Any]], key: str) -> list[tuple[date, float, 
     return out
 
 
-def _table(cols: tuple[str, ...]) -> QTableWidget:
+def _table(cols: tuple[str, ...], stretch: int) -> QTableWidget:
     t = QTableWidget(0, len(cols))
     t.setHorizontalHeaderLabels(list(cols))
     t.verticalHeader().setVisible(False)
@@ -78,7 +85,7 @@ def _table(cols: tuple[str, ...]) -> QTableWidget:
     t.setShowGrid(False)
     t.verticalHeader().setDefaultSectionSize(24)
     t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    t.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    t.horizontalHeader().setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
     return t
 
 
@@ -109,7 +116,9 @@ class ClinicalDock(QWidget):
         self.genomics_header.setTextFormat(Qt.TextFormat.RichText)
         self.genomics_header.setWordWrap(True)
         gl.addWidget(self.genomics_header)
-        self.genomics = _table(GENOMICS_COLUMNS)
+        self.genomics = _table(GENOMICS_COLUMNS, 1)
+        self._badges = BadgeDelegate(self.genomics)
+        self.genomics.setItemDelegateForColumn(6, self._badges)
         gl.addWidget(self.genomics)
         split.addWidget(gen)
 
@@ -120,7 +129,7 @@ class ClinicalDock(QWidget):
         self.labs_header.setTextFormat(Qt.TextFormat.RichText)
         self.labs_header.setWordWrap(True)
         ll.addWidget(self.labs_header)
-        self.labs = _table(LAB_COLUMNS)
+        self.labs = _table(LAB_COLUMNS, 0)
         self.labs.itemSelectionChanged.connect(self._plot_selected)
         ll.addWidget(self.labs, 1)
         self.egfr = QLabel()

@@ -27,11 +27,11 @@ from PySide6.QtWidgets import (
 )
 
 from viewer.model.analysis import AnalysisState
-from viewer.widgets.identity_banner import DOCK_QSS, PALETTE, IdentityBanner, fmt_pct, lung_rads_color
+from viewer.widgets.identity_banner import DOCK_QSS, PALETTE, BadgeDelegate, IdentityBanner, fmt_pct, lung_rads_color
 
 __all__ = ["FindingsDock", "COLUMNS"]
 
-COLUMNS: tuple[str, ...] = ("#", "Size", "Type", "Location", "AI prob.", "Lung-RADS", "Review")
+COLUMNS: tuple[str, ...] = ("#", "Size", "Type", "Lobe", "AI prob.", "Lung-RADS", "Review")
 
 _REVIEW_STYLE = {
     "pending": ("pending", PALETTE["amber"]),
@@ -40,14 +40,19 @@ _REVIEW_STYLE = {
 }
 
 
-def _location(n: dict[str, Any]) -> str:
+_LOBE_ABBR = {"upper": "U", "middle": "M", "lower": "L"}
+
+
+def _location(n: dict[str, Any]) -> tuple[str, str]:
+    """Short radiology form (RUL, LLL ...) and the words for the tooltip."""
     loc = n.get("location") or {}
-    side = loc.get("side")
-    lobe = loc.get("lobe")
-    if not side and not lobe:
-        return "—"
-    parts = [str(side).capitalize() if side else "", f"{lobe} lobe" if lobe else ""]
-    return " ".join(p for p in parts if p)
+    side = str(loc.get("side") or "").lower()
+    lobe = str(loc.get("lobe") or "").lower()
+    if side not in ("right", "left"):
+        return ("—", "location not reported")
+    words = f"{side.capitalize()} {lobe} lobe" if lobe in _LOBE_ABBR else f"{side.capitalize()} lung, lobe not reported"
+    short = f"{side[0].upper()}{_LOBE_ABBR[lobe]}L" if lobe in _LOBE_ABBR else side.capitalize()
+    return (short, words)
 
 
 def _size(n: dict[str, Any]) -> str:
@@ -119,6 +124,8 @@ class FindingsDock(QWidget):
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         hh.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self._badges = BadgeDelegate(self.table)
+        self.table.setItemDelegateForColumn(5, self._badges)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.table.cellClicked.connect(lambda r, _c: self._goto_row(r))
         lay.addWidget(self.table, 1)
@@ -168,7 +175,10 @@ class FindingsDock(QWidget):
                 if ev.type() == QEvent.Type.KeyPress:
                     fn()
                 return True
-        return super().eventFilter(obj, ev)
+        # QObject.eventFilter only returns False; returning the result of
+        # super().eventFilter() here trips a PySide6 6.12 refcount bug
+        # ("bool_dealloc" fatal error at interpreter exit).
+        return False
 
     # ------------------------------------------------------------------ progress
     def set_running(self, running: bool) -> None:
@@ -196,6 +206,9 @@ class FindingsDock(QWidget):
             if it is not None and int(it.data(Qt.ItemDataRole.UserRole)) == int(nodule_id):
                 self.table.selectRow(r)
                 return True
+        # QObject.eventFilter only returns False; returning the result of
+        # super().eventFilter() here trips a PySide6 6.12 refcount bug
+        # ("bool_dealloc" fatal error at interpreter exit).
         return False
 
     def _goto_row(self, row: int) -> None:
@@ -258,8 +271,9 @@ class FindingsDock(QWidget):
             f'<span style="font-size:15px; font-weight:600;">{s.nodule_count} nodule'
             f'{"s" if s.nodule_count != 1 else ""}</span>'
             f'<span style="color:{muted};">&nbsp;&nbsp;{html.escape(" · ".join(extra))}</span><br>'
-            f'<span style="color:{muted};">Lung volume</span> R {ml(s.right_lung_ml)} · L {ml(s.left_lung_ml)}'
-            f'&nbsp;&nbsp;<span style="color:{muted};">Emphysema (LAA-950)</span> {emph}')
+            f'<span style="color:{muted};">Lungs</span>&nbsp;R&nbsp;{ml(s.right_lung_ml).replace(" ", "&nbsp;")}'
+            f' · L&nbsp;{ml(s.left_lung_ml).replace(" ", "&nbsp;")} &nbsp; '
+            f'<span style="color:{muted};">Emphysema&nbsp;(LAA-950)</span>&nbsp;{emph.replace(" ", "&nbsp;")}')
 
         rows = [n for n in st.all_nodules() if self.show_rejected.isChecked() or n["review"] != "rejected"]
         # rejected last, then by AI probability: the reader works top-down
@@ -267,7 +281,8 @@ class FindingsDock(QWidget):
         self.table.setRowCount(len(rows))
         for r, n in enumerate(rows):
             rejected = n["review"] == "rejected"
-            cells = [str(n["id"]), _size(n), str(n.get("type") or "—"), _location(n),
+            loc_short, loc_words = _location(n)
+            cells = [str(n["id"]), _size(n), str(n.get("type") or "—"), loc_short,
                      fmt_pct(n.get("probability"), 0), str(n.get("lung_rads") or "—"),
                      _REVIEW_STYLE.get(n["review"], (n["review"], muted))[0]]
             for c, text in enumerate(cells):
@@ -286,6 +301,8 @@ class FindingsDock(QWidget):
                     it.setToolTip(f"Lung-RADS v2022 category {n.get('lung_rads')}")
                 elif c == 6:
                     it.setForeground(QBrush(QColor(_REVIEW_STYLE.get(n["review"], ("", muted))[1])))
+                if c == 3:
+                    it.setToolTip(loc_words)
                 if c == 1 and n.get("edited"):
                     it.setToolTip(str(n.get("measurement_source", "")))
                 if rejected and c != 6:

@@ -18,8 +18,19 @@ from __future__ import annotations
 import html
 from typing import Any, Sequence
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QPainter, QPen
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
 
 from viewer.model.analysis import AnalysisState, lung_rads_rank
 
@@ -34,6 +45,7 @@ __all__ = [
     "fmt_pct",
     "not_available",
     "DOCK_QSS",
+    "BadgeDelegate",
 ]
 
 #: Dark clinical palette, matched to the main window's dark theme.
@@ -130,6 +142,35 @@ def fmt_pct(p: Any, digits: int = 1) -> str:
 
 def not_available(why: str) -> str:
     return f'<span style="color:{PALETTE["muted"]};">not available: {html.escape(why)}</span>'
+
+
+class BadgeDelegate(QStyledItemDelegate):
+    """Draws a cell as a coloured badge that stays coloured when its row is
+    selected (a selected 4B must still read as red), with a thin selection frame."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
+              index: QModelIndex | QPersistentModelIndex) -> None:
+        bg = index.data(Qt.ItemDataRole.BackgroundRole)
+        if not isinstance(bg, (QBrush, QColor)):
+            super().paint(painter, option, index)
+            return
+        painter.save()
+        r = option.rect.adjusted(3, 3, -3, -3)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(bg if isinstance(bg, QBrush) else QBrush(bg))
+        painter.drawRoundedRect(r, 3, 3)
+        if option.state & QStyle.StateFlag.State_Selected:
+            painter.setPen(QPen(QColor("#ffffff"), 1.2))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(r, 3, 3)
+        fg = index.data(Qt.ItemDataRole.ForegroundRole)
+        painter.setPen(fg.color() if isinstance(fg, QBrush) else QColor(fg) if fg else QColor(PALETTE["text"]))
+        f = option.font
+        f.setBold(True)
+        painter.setFont(f)
+        painter.drawText(r, Qt.AlignmentFlag.AlignCenter, str(index.data(Qt.ItemDataRole.DisplayRole) or ""))
+        painter.restore()
 
 
 class IdentityBanner(QFrame):

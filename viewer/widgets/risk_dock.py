@@ -32,6 +32,7 @@ from viewer.model.analysis import AnalysisState
 from viewer.widgets.identity_banner import (
     DOCK_QSS,
     PALETTE,
+    BadgeDelegate,
     IdentityBanner,
     fmt_pct,
     lung_rads_badge_html,
@@ -166,7 +167,11 @@ class RiskDock(QWidget):
 
         lay.addWidget(_section("Per nodule"))
         self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["#", "Brock", "Lung-RADS", "Growth", "Doubling time"])
+        self.table.setHorizontalHeaderLabels(["#", "Brock", "Lung-RADS", "Growth", "VDT"])
+        self.table.horizontalHeaderItem(4).setToolTip("Volume doubling time (days)")
+        self.table.horizontalHeaderItem(1).setToolTip(BROCK_SOURCE)
+        self._badges = BadgeDelegate(self.table)
+        self.table.setItemDelegateForColumn(2, self._badges)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
@@ -271,12 +276,11 @@ class RiskDock(QWidget):
             try:
                 v1, v2 = float(g["prior_volume_mm3"]), float(n["volume_mm3"])
                 if v1 > 0:
-                    growth += f"  {100 * (v2 - v1) / v1:+.0f} % vol."
+                    growth += f" {100 * (v2 - v1) / v1:+.0f} %"
                     tip = f"{v1:.0f} → {v2:.0f} mm³"
             except (KeyError, TypeError, ValueError):
                 pass
             if g.get("days") and status != "new":
-                growth += f" in {g['days']} d"
                 tip += f" over {g['days']} days"
             vdt = g.get("volume_doubling_time_days")
             vdt_txt = f"{float(vdt):.0f} d" if isinstance(vdt, (int, float)) else "—"
