@@ -257,6 +257,26 @@ class KnowledgeBase:
             for a in self.files.get("labs", {}).get("analytes", [])
         ]
         self.rules: dict[str, Any] = self.files.get("suggestion_rules", {})
+        # indexes: a whole exome is tens of thousands of look-ups
+        self._by_gene: dict[str, list[KbEntry]] = {}
+        for e in self.entries:
+            self._by_gene.setdefault(e.gene, []).append(e)
+        self._hot: dict[tuple[str, str, int, str, str], KbEntry] = {}
+        for e in self.entries:
+            for h in e.hotspots:
+                self._hot[(h["build"], _norm_chrom(str(h["chrom"])), int(h["pos"]), h["ref"], h["alt"])] = e
+        self._pgx_pos: dict[tuple[str, str, int], list[tuple[str, dict[str, Any]]]] = {}
+        self._pgx_rs: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._pgx_c: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        for g, info in self.pgx.items():
+            for allele in info.get("alleles", []):
+                if allele.get("rsid"):
+                    self._pgx_rs.setdefault(allele["rsid"].lower(), (g, allele))
+                if allele.get("hgvs_c"):
+                    self._pgx_c[(g, _norm_c(allele["hgvs_c"]))] = (g, allele)
+                for h in allele.get("hotspots", []):
+                    key = (h["build"], _norm_chrom(str(h["chrom"])), int(h["pos"]))
+                    self._pgx_pos.setdefault(key, []).append((g, {**allele, "_ref": h["ref"], "_alt": h["alt"]}))
 
     # ------------------------------------------------------------------ look-ups
     def all_cited_items(self) -> Iterable[tuple[str, dict[str, Any]]]:
@@ -292,9 +312,7 @@ class KnowledgeBase:
         pos = protein_position(p1)
         t = text.lower().strip()
         out: list[KbMatch] = []
-        for e in self.entries:
-            if e.gene != g:
-                continue
+        for e in self._by_gene.get(g, []):
             m = e.match
             how = ""
             if body and body in (m.get("protein") or []):
@@ -325,18 +343,7 @@ class KnowledgeBase:
         """Somatic hotspot at these coordinates in this build (for unannotated VCFs)."""
         if not build:
             return None
-        c = _norm_chrom(chrom)
-        for e in self.entries:
-            for h in e.hotspots:
-                if (
-                    h.get("build") == build
-                    and _norm_chrom(str(h["chrom"])) == c
-                    and int(h["pos"]) == pos
-                    and h["ref"] == ref
-                    and h["alt"] == alt
-                ):
-                    return e
-        return None
+        return self._hot.get((build, _norm_chrom(chrom), int(pos), ref, alt))
 
     def hotspot_protein(self, entry: KbEntry) -> str | None:
         prot = entry.match.get("protein") or []
@@ -354,28 +361,21 @@ class KnowledgeBase:
         ref: str | None = None,
         alt: str | None = None,
     ) -> tuple[str, dict[str, Any]] | None:
-        """``(gene, allele)`` for a known pharmacogenomic allele, matched by cDNA,
-        rsID or coordinates (whichever the file provides)."""
-        rs = {r.lower() for r in rsids}
-        for g, info in self.pgx.items():
-            if gene and gene.upper() != g:
-                if not (chrom and pos):
-                    continue
-            for allele in info.get("alleles", []):
-                if hgvs_c and gene and gene.upper() == g and _norm_c(hgvs_c) == _norm_c(allele.get("hgvs_c", "")):
-                    return g, allele
-                if allele.get("rsid") and allele["rsid"].lower() in rs:
-                    return g, allele
-                if build and chrom and pos:
-                    for h in allele.get("hotspots", []):
-                        if (
-                            h["build"] == build
-                            and _norm_chrom(str(h["chrom"])) == _norm_chrom(chrom)
-                            and int(h["pos"]) == pos
-                            and (ref is None or h["ref"] == ref)
-                            and (alt is None or h["alt"] == alt)
-                        ):
-                            return g, allele
+        """``(gene, allele)`` for a known pharmacogenomic allele, matched by cDNA
+        (within the gene), rsID or coordinates in the detected build, whichever
+        the file provides."""
+        if gene and hgvs_c:
+            hit = self._pgx_c.get((gene.upper(), _norm_c(hgvs_c)))
+            if hit:
+                return hit
+        for r in rsids:
+            hit = self._pgx_rs.get(r.lower())
+            if hit:
+                return hit
+        if build and chrom and pos:
+            for g, allele in self._pgx_pos.get((build, _norm_chrom(chrom), int(pos)), []):
+                if (ref is None or allele["_ref"] == ref) and (alt is None or allele["_alt"] == alt):
+                    return g, {k: v for k, v in allele.items() if not k.startswith("_")}
         return None
 
     def pgx_phenotype(self, gene: str, activity_score: float) -> dict[str, Any] | None:

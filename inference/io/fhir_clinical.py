@@ -137,8 +137,8 @@ def _text_of(concept: Any) -> str:
 
 
 def patient_from_fhir(patient: Any) -> PatientInfo:
-    """PatientInfo from a FHIR Patient: the first identifier (MR preferred) or
-    the resource id, the official name, birthDate and gender."""
+    """PatientInfo from a FHIR Patient: the first identifier (MR preferred),
+    the official name, birthDate and gender."""
     pid = None
     idents = list(patient.identifier or [])
     idents.sort(key=lambda i: 0 if any(c.code == "MR" for c in ((i.type.coding if i.type else None) or [])) else 1)
@@ -146,7 +146,8 @@ def patient_from_fhir(patient: Any) -> PatientInfo:
         if ident.value:
             pid = ident.value
             break
-    pid = pid or patient.id
+    # The resource id is a server-local logical id, not the patient's ID: not used
+    # (name, birth date and sex are still compared when no identifier is given).
     name = None
     for n in patient.name or []:
         if n.text:
