@@ -171,6 +171,9 @@ def _describe_fhir(path: Path) -> tuple[list[str], bool]:
         stated = [f"{k} {v}" for k, v in known.items() if v is not None]
         if stated:
             lines.append("clinical facts: " + "; ".join(stated))
+    if not usable:
+        first = f"; first problem: {issues[0].message}" if issues else ""
+        return [f"{path}: FHIR JSON without a usable Patient, lab Observation or clinical resource{first}"], False
     lines += _issue_lines(issues)
     return lines, usable
 

@@ -61,3 +61,23 @@ def test_info_on_unusable_file_exits_2_with_one_line(name):
     out = (r.stdout + r.stderr).strip().splitlines()
     assert len(out) == 1 and name in out[0]
     assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_info_on_fhir_with_only_invalid_entries_exits_2_one_line(tmp_path):
+    p = tmp_path / "bad.fhir.json"
+    p.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "birthDate": "1956-02-30"}}]}))  # fmt: skip
+    r = _info(p)
+    assert r.returncode == 2
+    out = (r.stdout + r.stderr).strip().splitlines()
+    assert len(out) == 1 and "bad.fhir.json" in out[0] and "birthDate" in out[0]
+
+
+def test_info_on_gzipped_vcf(tmp_path):
+    import gzip
+
+    p = tmp_path / "t.vcf.gz"
+    with gzip.open(p, "wb") as fh:
+        fh.write((DATA / "tumor_normal_vep.vcf").read_bytes())
+    r = _info(p)
+    assert r.returncode == 0 and "EGFR p.L858R" in r.stdout
