@@ -78,9 +78,15 @@ class GenomicsResult:
     n_lines: int = 0
     annotation: str = "none"  # "VEP CSQ" | "SnpEff ANN" | "none" | "MAF" | "table"
 
+    n_bad: int = 0  # record lines that could not be parsed
+
     @property
     def usable(self) -> bool:
-        return bool(self.variants or self.biomarkers)
+        """A file is usable when it holds results, or (a VCF) when it parsed
+        cleanly with no variant records: "nothing found" is a result too."""
+        if self.variants or self.biomarkers:
+            return True
+        return self.kind == "vcf" and self.n_bad == 0
 
     def to_findings(self) -> dict[str, Any]:
         """The ``genomics`` block of findings.json for this file alone."""
@@ -594,6 +600,7 @@ def read_vcf(path: str | Path, *, kb: KnowledgeBase | None = None, _lines: list[
         cols = ln.split("\t")
         if len(cols) != n_fields and not (not samples and len(cols) in (8, 9)):
             res.issues.append(Issue(f"expected {n_fields} tab-separated columns, found {len(cols)}; line skipped", str(p), lineno))
+            res.n_bad += 1
             continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -607,6 +614,7 @@ def read_vcf(path: str | Path, *, kb: KnowledgeBase | None = None, _lines: list[
             except (vcfpy.exceptions.VCFPyException, ValueError, IndexError, KeyError, TypeError) as e:
                 msg = str(e) or type(e).__name__
                 res.issues.append(Issue(f"malformed VCF record ({msg}); line skipped", str(p), lineno))
+                res.n_bad += 1
                 continue
         for w in caught:
             key = type(w.message).__name__
@@ -614,9 +622,8 @@ def read_vcf(path: str | Path, *, kb: KnowledgeBase | None = None, _lines: list[
                 warned.add(key)
                 res.issues.append(Issue(f"{str(w.message)[:160]} (first seen here; record kept)", str(p), lineno))
         _vcf_record_to_variants(rec, lineno, res, kb, csq_names, ann_names, germline_file)
-    if not res.variants and body and all(i.line is not None for i in res.issues if i.line):
-        if len([i for i in res.issues if i.line is not None]) >= len(body):
-            raise InputError(f"none of the {len(body)} VCF records could be parsed", where=str(p))
+    if body and res.n_bad == len(body):
+        raise InputError(f"none of the {len(body)} VCF records could be parsed", where=str(p))
     return res
 
 

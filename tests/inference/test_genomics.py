@@ -249,3 +249,11 @@ def test_snpeff_gene_fusion_breakend_is_an_alk_fusion(tmp_path):
     res = read_vcf(p)
     alk = _by_gene(res, "ALK")
     assert alk["variant_class"] == "fusion" and alk["partner"] == "EML4" and alk["kb_id"] == "ALK_FUSION"
+
+
+def test_vcf_without_records_is_a_valid_empty_result(tmp_path):
+    header = [ln for ln in (DATA / "tumor_normal_vep.vcf").read_text().splitlines() if ln.startswith("#")]
+    p = tmp_path / "empty.vcf"
+    p.write_text("\n".join(header) + "\n")
+    res = read_vcf(p)
+    assert res.variants == [] and res.usable and res.build == "GRCh38"
