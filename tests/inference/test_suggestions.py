@@ -150,3 +150,14 @@ def test_identity_conflict_keeps_other_patients_mutation_out_of_suggestions(tmp_
     assert not [s for s in sugs if s.get("kb_id") == "EGFR_L858R" or s["kind"] == "pgx"]
     _, confirmed = _run(genomics=[p], confirmed=True)
     assert [s for s in confirmed if s.get("kb_id") == "EGFR_L858R"]
+
+
+def test_ugt1a1_poor_metaboliser_irinotecan_70_percent_and_het_no_action(tmp_path):
+    p = tmp_path / "pgx.csv"
+    p.write_text("gene,alteration,value\nUGT1A1,*28/*28,detected\n")
+    _, sugs = _run(genomics=[p])
+    s = _one(sugs, kind="pgx")
+    assert s["drugs"] == ["irinotecan"] and s["dose_percent"] == 70 and s["verified"] is False
+    p.write_text("gene,alteration,value\nUGT1A1,*28,heterozygous\n")
+    _, het = _run(genomics=[p])
+    assert not [x for x in het if x["kind"] == "pgx"]
