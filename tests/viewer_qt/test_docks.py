@@ -74,7 +74,7 @@ def test_findings_table_summary_and_badges(qtbot, state: AnalysisState) -> None:
     assert [t.horizontalHeaderItem(c).text() for c in range(t.columnCount())] == list(COLUMNS)
     # highest AI probability first; size is the mean diameter
     row0 = [t.item(0, c).text() for c in range(t.columnCount())]
-    assert row0[0] == "1" and row0[1] == "9.4 mm" and row0[3] == "RUL" and row0[4] == "87 %"
+    assert row0[0] == "1" and row0[1] == "9.4" and row0[3] == "RUL" and row0[4] == "87 %"
     assert t.item(0, 3).toolTip() == "Right upper lobe"
     lr = t.item(0, _col(t, "Lung-RADS"))
     assert lr.text() == "4A"
@@ -152,9 +152,14 @@ def test_clinical_dock_tables_flags_and_trend(qtbot, state: AnalysisState) -> No
     assert "GRCh38" in dock.genomics_header.text()
     genes = {dock.genomics.item(r, 0).text(): r for r in range(3)}
     r = genes["DPYD"]
-    assert dock.genomics.item(r, 4).text() == "germline"
+    assert dock.genomics.item(r, 3).text() == "germline"
     assert dock.genomics.item(genes["EGFR"], 2).text() == "31 %"
-    assert dock.genomics.item(genes["EGFR"], 6).text() == "1"
+    assert dock.genomics.item(genes["EGFR"], 5).text() == "412×"
+    # actionability carries the evidence level; a non-actionable variant says so
+    assert dock.genomics.item(genes["EGFR"], 4).text() == "Level 1"
+    assert dock.genomics.item(genes["DPYD"], 4).text() == "CPIC A"
+    assert dock.genomics.item(genes["TP53"], 4).text() == "no"
+    assert "osimertinib" in dock.genomics.item(genes["EGFR"], 4).toolTip()
     assert dock.labs.rowCount() == 8
     flags = [dock.labs.item(r, 5).text() for r in range(8)]
     assert flags.count("H ▲") == 2 and flags.count("L ▼") == 2

@@ -33,7 +33,8 @@ from viewer.widgets.identity_banner import (
 
 __all__ = ["ClinicalDock", "GENOMICS_COLUMNS", "LAB_COLUMNS", "lab_series"]
 
-GENOMICS_COLUMNS = ("Gene", "Variant", "VAF", "Depth", "Origin", "Actionable", "Level")
+# depth last: in a narrow dock the least decisive column is the one that scrolls off
+GENOMICS_COLUMNS = ("Gene", "Variant", "VAF", "Origin", "Actionable", "Depth")
 LAB_COLUMNS = ("Test", "Value", "Unit", "Date", "Reference", "Flag")
 
 
@@ -117,8 +118,11 @@ class ClinicalDock(QWidget):
         self.genomics_header.setWordWrap(True)
         gl.addWidget(self.genomics_header)
         self.genomics = _table(GENOMICS_COLUMNS, 1)
+        # the variant text must stay readable: scroll sideways in a narrow dock
+        self.genomics.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.genomics.horizontalHeader().setStretchLastSection(True)
         self._badges = BadgeDelegate(self.genomics)
-        self.genomics.setItemDelegateForColumn(6, self._badges)
+        self.genomics.setItemDelegateForColumn(4, self._badges)
         gl.addWidget(self.genomics)
         split.addWidget(gen)
 
@@ -183,28 +187,37 @@ class ClinicalDock(QWidget):
                 depth = v.get("depth")
                 act = v.get("actionable")
                 drugs = ", ".join(str(d) for d in v.get("drugs") or [])
+                level = v.get("evidence_level")
+                if act:
+                    act_txt = (f"Level {level}" if str(level)[:1].isdigit() else str(level)) if level else "yes"
+                elif act is None:
+                    act_txt = "—"
+                else:
+                    act_txt = "no"
                 cells = [str(v.get("gene") or "?"), str(v.get("protein_change") or v.get("hgvs_c") or "—"),
-                         vaf_txt, str(depth) if depth is not None else "—", str(v.get("origin") or "—"),
-                         ("yes" if act else "no") if act is not None else "—", str(v.get("evidence_level") or "—")]
+                         vaf_txt, str(v.get("origin") or "—"), act_txt, f"{depth}×" if depth is not None else "—"]
                 for c, text in enumerate(cells):
                     it = QTableWidgetItem(text)
-                    if c in (2, 3):
+                    if c in (2, 5):
                         it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                     if c == 0:
                         fnt = QFont()
                         fnt.setBold(True)
                         it.setFont(fnt)
-                    if c == 4 and v.get("origin") == "germline":
+                    if c == 1:
+                        it.setToolTip(" ".join(str(x) for x in (v.get("gene"), v.get("hgvs_c"), v.get("protein_change")) if x))
+                    if c == 3 and v.get("origin") == "germline":
                         it.setForeground(QBrush(QColor("#c39bd3")))
                         it.setToolTip("Germline: inherited, relevant for the family and for drug dosing")
-                    if c == 5 and act:
-                        it.setForeground(QBrush(QColor(PALETTE["green"])))
-                        it.setToolTip(f"Drugs: {drugs}" if drugs else "")
-                    if c == 6 and v.get("evidence_level"):
-                        bg, fg = evidence_color(v.get("evidence_level"))
+                    if c == 4 and act:
+                        bg, fg = evidence_color(level if level else "")
                         it.setBackground(QBrush(QColor(bg)))
                         it.setForeground(QBrush(QColor(fg)))
                         it.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                        it.setToolTip(("Evidence level " + str(level) if level else "Actionable")
+                                      + (f"; drugs: {drugs}" if drugs else ""))
+                    elif c == 4:
+                        it.setForeground(QBrush(QColor(muted)))
                     self.genomics.setItem(r, c, it)
 
         # ---- labs

@@ -31,7 +31,11 @@ from viewer.widgets.identity_banner import DOCK_QSS, PALETTE, BadgeDelegate, Ide
 
 __all__ = ["FindingsDock", "COLUMNS"]
 
-COLUMNS: tuple[str, ...] = ("#", "Size", "Type", "Lobe", "AI prob.", "Lung-RADS", "Review")
+COLUMNS: tuple[str, ...] = ("#", "⌀ mm", "Type", "Lobe", "AI", "Lung-RADS", "Review")
+_HEADER_TIPS = ("Nodule id (voxel value in the label map)", "Mean diameter (long + short axis) / 2, mm",
+                "solid, part-solid, ground-glass or calcified", "Lobe: RUL, RML, RLL, LUL, LLL",
+                "The nodule model's probability for this finding", "ACR Lung-RADS v2022 category of this nodule",
+                "Your review: pending, accepted or rejected")
 
 _REVIEW_STYLE = {
     "pending": ("pending", PALETTE["amber"]),
@@ -58,7 +62,7 @@ def _location(n: dict[str, Any]) -> tuple[str, str]:
 def _size(n: dict[str, Any]) -> str:
     d = n.get("mean_diameter_mm")
     try:
-        s = f"{float(d):.1f} mm"
+        s = f"{float(d):.1f}"
     except (TypeError, ValueError):
         return "—"
     return s + (" ✎" if n.get("edited") else "")
@@ -114,6 +118,8 @@ class FindingsDock(QWidget):
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        for c, tip in enumerate(_HEADER_TIPS):
+            self.table.horizontalHeaderItem(c).setToolTip(tip)
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -121,9 +127,11 @@ class FindingsDock(QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.setShowGrid(False)
         self.table.verticalHeader().setDefaultSectionSize(26)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setWordWrap(False)
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        hh.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        hh.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)  # type text may elide, not the badge
         self._badges = BadgeDelegate(self.table)
         self.table.setItemDelegateForColumn(5, self._badges)
         self.table.itemSelectionChanged.connect(self._selection_changed)

@@ -79,7 +79,7 @@ _LR_COLORS: dict[str, tuple[str, str]] = {
 #: Stylesheet shared by the analysis docks (dark, readable at 1080p).
 DOCK_QSS = f"""
 QWidget#AnalysisDock {{ background: {PALETTE['bg']}; color: {PALETTE['text']}; }}
-QLabel {{ color: {PALETTE['text']}; }}
+QLabel {{ color: {PALETTE['text']}; background: transparent; }}
 QLabel[role="muted"] {{ color: {PALETTE['muted']}; }}
 QLabel[role="section"] {{ color: {PALETTE['muted']}; font-weight: 600; letter-spacing: 1px;
     padding-top: 6px; border-bottom: 1px solid {PALETTE['border']}; }}
@@ -186,7 +186,7 @@ class IdentityBanner(QFrame):
         self.setObjectName("IdentityBanner")
         self._state = state
         self.setStyleSheet(f"QFrame#IdentityBanner {{ background: {PALETTE['red']}; border-radius: 4px; }}"
-                           "QFrame#IdentityBanner QLabel { color: white; font-weight: 600; }"
+                           "QFrame#IdentityBanner QLabel { color: white; font-weight: 600; background: transparent; }"
                            "QFrame#IdentityBanner QPushButton { background: white; color: #7a1116;"
                            " border: none; border-radius: 3px; padding: 3px 10px; font-weight: 600; }")
         lay = QHBoxLayout(self)

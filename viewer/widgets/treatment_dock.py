@@ -110,6 +110,10 @@ class TreatmentDock(QWidget):
             item = self._list.takeAt(0)
             w = item.widget()
             if w is not None:
+                # hide at once: deleteLater runs on the next event-loop turn and a
+                # removed-but-visible card would be painted over the new list
+                w.hide()
+                w.setParent(None)
                 w.deleteLater()
         self.cards = []
         self.group_titles = []
