@@ -3,6 +3,7 @@ PD-L1, renal caution, haematology, DPYD, work-up; every one cited."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -135,8 +136,10 @@ def test_workup_from_lung_rads_and_brock():
 
 def test_every_suggestion_is_cited_and_explained(tmp_path):
     p = _labs(tmp_path, ["PT-0042,2160-0,Creatinine,2.0,mg/dL,2026-02-01", "PT-0042,1975-2,Bilirubin,40,umol/L,2026-02-01"])
-    _, sugs = _run(genomics=[DATA / "tumor_normal_vep.vcf", DATA / "biomarkers.csv"], labs=[p],
+    f, sugs = _run(genomics=[DATA / "tumor_normal_vep.vcf", DATA / "biomarkers.csv"], labs=[p],
                    exam={"lung_rads": {"category": "4A"}})  # fmt: skip
+    f["suggestions"] = sugs
+    json.loads(json.dumps(f))  # findings.json needs no custom encoder for these blocks
     assert {s["kind"] for s in sugs} == {"workup", "therapy", "caution", "pgx"}
     for s in sugs:
         assert s["text"] and s["source"] and s["rationale"] and isinstance(s["drugs"], list)
