@@ -214,7 +214,7 @@ def simple_chest(seed: int, *, spacing: tuple[float, float, float] = (1.5, 1.5, 
     return Case(hu.astype(np.float32), spacing, labels, lungs, truth, source="simple_chest", seed=seed)
 
 
-def make_case(seed: int, spacing: tuple[float, float, float], *, source: str = "auto") -> Case:
+def make_case(seed: int, spacing: tuple[float, float, float], *, source: str = "auto", **phantom_kw: Any) -> Case:
     """A case at the model spacing from ``make_phantom`` (preferred) or
     :func:`simple_chest`.
 
@@ -226,11 +226,19 @@ def make_case(seed: int, spacing: tuple[float, float, float], *, source: str = "
         Model spacing ``(z, y, x)`` mm.
     source
         ``"auto"`` (phantom if available), ``"phantom"`` or ``"simple"``.
+    phantom_kw
+        Extra arguments for ``make_phantom`` (e.g. ``nodule_size_mm`` for the
+        large-mass training patients).
     """
     if source in ("auto", "phantom") and phantom_available():
         from inference.synth.phantom import make_phantom
 
-        ph: Any = make_phantom(seed)
+        # Render directly at the model's spacing (in-plane matrix covering a
+        # 384 mm field of view): the phantom's own scanner simulation (noise,
+        # kernel, slice partial volume) then happens on the training grid.
+        n = int(round(384.0 / spacing[2]))
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in phantom_kw.items()}
+        ph: Any = make_phantom(seed, shape=(n, n), pixel_mm=spacing[2], slice_mm=spacing[0], **kw)
         sp = tuple(float(s) for s in ph.spacing)
         hu = resample_to(np.asarray(ph.hu, np.float32), sp, spacing, order=1)
         nod = resample_to(np.asarray(ph.nodules, np.int16), sp, spacing, order=0)

@@ -42,7 +42,7 @@ def load_config(path: Path) -> dict[str, Any]:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
-def cached_case(seed: int, cfg: dict[str, Any]) -> Any:
+def cached_case(seed: int, cfg: dict[str, Any], **phantom_kw: Any) -> Any:
     """Generate (or read from the cache) one case at the model spacing."""
     from inference.models.nodule_data import Case, NoduleTruth, make_case
 
@@ -51,12 +51,13 @@ def cached_case(seed: int, cfg: dict[str, Any]) -> Any:
     cache = REPO / cfg["data"].get("cache_dir", ".cache/train")
     cache.mkdir(parents=True, exist_ok=True)
     tag = "x".join(f"{s:g}" for s in spacing)
-    f = cache / f"case_{src}_{tag}_{seed}.npz"
+    kwtag = "".join(f"_{k}-{'-'.join(str(x) for x in v) if isinstance(v, (list, tuple)) else v}" for k, v in sorted(phantom_kw.items()))
+    f = cache / f"case_{src}_{tag}_{seed}{kwtag}.npz"
     if f.is_file():
         z = np.load(f, allow_pickle=False)
         truth = [NoduleTruth(**t) for t in json.loads(str(z["truth"]))]
         return Case(z["hu"].astype(np.float32), spacing, z["nodules"], z["lungs"], truth, str(z["source"]), seed)
-    c = make_case(seed, spacing, source=src)
+    c = make_case(seed, spacing, source=src, **phantom_kw)
     np.savez_compressed(
         f,
         hu=c.hu.astype(np.int16),
@@ -161,6 +162,9 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
     t0 = time.time()
     a, b = cfg["data"]["train_seeds"]
     train_cases = [cached_case(s, cfg) for s in range(int(a), int(b))]
+    for extra in cfg["data"].get("extra", []):
+        kw = {k: v for k, v in extra.items() if k != "seeds"}
+        train_cases += [cached_case(s, cfg, **kw) for s in range(int(extra["seeds"][0]), int(extra["seeds"][1]))]
     a, b = cfg["data"]["val_seeds"]
     val_cases = [cached_case(s, cfg) for s in range(int(a), int(b))]
     n_nod = sum(len(c.truth) for c in train_cases)

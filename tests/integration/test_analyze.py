@@ -1,0 +1,108 @@
+"""``analyze`` end to end on DICOM written by the test: contract keys and label maps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.dicomgen import write_ct_series
+
+CONTRACT_KEYS = {"schema", "patient", "study", "series", "lungs", "nodules", "exam", "risk", "genomics", "labs",
+                 "derived", "suggestions", "identity", "warnings", "model"}
+NODULE_KEYS = {"id", "center_lps_mm", "center_voxel_zyx", "bbox_voxel_zyx", "volume_mm3", "long_axis_mm",
+               "short_axis_mm", "mean_diameter_mm", "type", "solid_component_mm", "mean_hu", "spiculated",
+               "juxtapleural", "location", "probability", "review", "brock_probability", "lung_rads", "growth"}
+
+
+@pytest.fixture(scope="module")
+def phantom_series(tmp_path_factory):
+    from inference.synth.phantom import make_phantom
+
+    ph = make_phantom(7002, shape=(192, 192), pixel_mm=1.7, slice_mm=2.5, n_nodules=1, nodule_types=("solid",),
+                      nodule_size_mm=(14.0, 16.0), emphysema=False, effusion=False, atelectasis=False, fov_clip=False)
+    d = tmp_path_factory.mktemp("study") / "ct"
+    write_ct_series(d, ph.hu, spacing=ph.spacing, origin=ph.origin, direction=np.asarray(ph.direction),
+                    patient_id="ANALYZE01", kernel="B30f")
+    return d, ph
+
+
+@pytest.mark.slow
+def test_analyze_writes_contract_findings_and_label_maps_on_the_ct_grid(phantom_series, tmp_path: Path) -> None:
+    import SimpleITK as sitk
+
+    from inference.api import analyze
+
+    study, ph = phantom_series
+    out = tmp_path / "out"
+    fr: list[float] = []
+    f = analyze(study, out, device="cpu", progress=lambda p: fr.append(p.fraction))
+    on_disk = json.loads((out / "findings.json").read_text())
+    assert on_disk["schema"] == "clinview.findings/1"
+    assert CONTRACT_KEYS <= set(on_disk)
+    assert on_disk["patient"]["id"] == "ANALYZE01"
+    assert on_disk["series"]["shape_zyx"] == list(ph.hu.shape)
+    assert on_disk["lungs"]["right_ml"] > 500 and on_disk["lungs"]["left_ml"] > 500
+    assert set(on_disk["model"]["seconds"]) >= {"load", "lungs", "nodules", "total"}
+    assert "risk/genomics not computed yet" in on_disk["warnings"]
+    assert fr[-1] == 1.0 and fr == sorted(fr)
+    assert not list(out.glob(".partial-*"))
+    assert len(f["nodules"]) >= 1
+    for n in on_disk["nodules"]:
+        assert NODULE_KEYS <= set(n) and n["review"] == "pending"
+    # nodules.nii.gz read with SimpleITK lands on the true nodule's voxels
+    img = sitk.ReadImage(str(out / "nodules.nii.gz"))
+    lab = sitk.GetArrayFromImage(img)
+    assert lab.shape == ph.hu.shape
+    assert np.allclose(img.GetOrigin(), ph.origin, atol=1e-3)
+    truth = ph.nodules == ph.records[0].id
+    ids = np.unique(lab[truth])
+    ids = ids[ids > 0]
+    assert ids.size == 1
+    hit = next(n for n in on_disk["nodules"] if n["id"] == int(ids[0]))
+    assert 2 * ((lab == hit["id"]) & truth).sum() / ((lab == hit["id"]).sum() + truth.sum()) > 0.6
+    # the LPS centre is where the truth says
+    assert np.linalg.norm(np.array(hit["center_lps_mm"]) - np.array(ph.records[0].center_lps_mm)) < 3.0
+    lungs = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "lungs.nii.gz")))
+    assert set(np.unique(lungs)) == {0, 1, 2}
+
+
+def test_ct_without_nodules_gives_an_empty_list(tmp_path: Path) -> None:
+    from inference.api import analyze
+
+    hu = np.full((12, 64, 64), -1000, np.int16)  # air phantom: body-less, no lungs, nothing to find
+    hu[:, 8:56, 8:56] = 40
+    write_ct_series(tmp_path / "ct", hu, spacing=(3.0, 2.0, 2.0))
+    f = analyze(tmp_path / "ct", tmp_path / "out", device="cpu")
+    assert f["nodules"] == []
+    assert json.loads((tmp_path / "out" / "findings.json").read_text())["nodules"] == []
+    assert any("no lungs" in w for w in f["warnings"])
+
+
+def test_folder_without_dicom_is_a_one_line_error(tmp_path: Path) -> None:
+    from inference.api import analyze
+    from inference.errors import NoUsableSeriesError
+
+    (tmp_path / "notes.txt").write_text("not a CT")
+    with pytest.raises(NoUsableSeriesError) as ei:
+        analyze(tmp_path, tmp_path / "out", device="cpu")
+    assert "\n" not in ei.value.one_line()
+    assert not (tmp_path / "out" / "findings.json").exists()
+
+
+def test_series_choice_prefers_thin_axial_ct() -> None:
+    from inference.pipeline.analyze import choose_series
+    from inference.types import PatientInfo, SeriesInfo, StudyInfo
+
+    def s(uid, mod, thick, n, iop=(1, 0, 0, 0, 1, 0)):
+        return SeriesInfo(series_instance_uid=uid, modality=mod, patient=PatientInfo(), study=StudyInfo("1"),
+                          files=tuple(Path(f"{uid}{i}") for i in range(n)), slice_thickness_mm=thick,
+                          image_orientation=iop)
+
+    series = [s("thick", "CT", 5.0, 64), s("thin", "CT", 1.0, 300), s("pet", "PT", 3.0, 400),
+              s("coronal", "CT", 0.5, 500, iop=(1, 0, 0, 0, 0, -1))]
+    chosen, why = choose_series(series)
+    assert chosen.series_instance_uid == "thin" and "thinnest" in why
+    assert choose_series(series, "thick")[0].series_instance_uid == "thick"

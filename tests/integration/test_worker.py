@@ -1,0 +1,82 @@
+"""The worker process protocol, run as the viewer runs it (a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tests.dicomgen import write_ct_series
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(request: dict | str, tmp_path: Path) -> tuple[int, list[dict], str]:
+    from inference.api import worker_command
+
+    raw = request if isinstance(request, str) else json.dumps(request)
+    p = subprocess.run(worker_command(), input=raw, capture_output=True, text=True, cwd=REPO, timeout=300)
+    lines = [json.loads(line) for line in p.stdout.splitlines() if line.strip()]  # every stdout line is JSON
+    return p.returncode, lines, p.stderr
+
+
+def test_worker_progress_then_result(tmp_path: Path) -> None:
+    hu = np.full((10, 48, 48), -1000, np.int16)
+    hu[:, 6:42, 6:42] = 30
+    write_ct_series(tmp_path / "ct", hu, spacing=(3.0, 2.0, 2.0))
+    out = tmp_path / "out"
+    rc, lines, _ = _run({"command": "analyze", "study": str(tmp_path / "ct"), "out": str(out), "series_uid": None,
+                         "prior": None, "genomics": [], "labs": [], "clinical": None, "device": "cpu",
+                         "confirm_identity": False}, tmp_path)
+    assert rc == 0
+    kinds = [line["type"] for line in lines]
+    assert kinds[-1] == "result" and set(kinds[:-1]) == {"progress"}
+    fr = [line["fraction"] for line in lines[:-1]]
+    assert fr == sorted(fr) and 0 <= fr[0] and fr[-1] == 1.0
+    assert all(isinstance(line["message"], str) for line in lines[:-1])
+    assert Path(lines[-1]["findings"]) == out / "findings.json"
+    assert json.loads((out / "findings.json").read_text())["nodules"] == []
+
+
+def test_worker_bad_study_gives_one_error_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "junk.dcm").write_bytes(b"\x00" * 50)
+    rc, lines, stderr = _run({"command": "analyze", "study": str(tmp_path), "out": str(tmp_path / "o")}, tmp_path)
+    assert rc == 2
+    assert lines[-1]["type"] == "error" and "\n" not in lines[-1]["message"]
+    assert "Traceback" not in json.dumps(lines)
+    assert not (tmp_path / "o" / "findings.json").exists()
+
+
+def test_worker_rejects_garbage_request(tmp_path: Path) -> None:
+    rc, lines, _ = _run("{not json", tmp_path)
+    assert rc == 2 and len(lines) == 1 and lines[0]["type"] == "error"
+    rc, lines, _ = _run({"command": "explode"}, tmp_path)
+    assert rc == 2 and "unknown command" in lines[0]["message"]
+
+
+def test_killed_worker_leaves_no_findings(tmp_path: Path) -> None:
+    """Cancel = the GUI kills the process: no half-written findings.json."""
+    import time
+
+    from inference.api import worker_command
+
+    hu = np.full((10, 48, 48), -1000, np.int16)
+    hu[:, 6:42, 6:42] = 30
+    write_ct_series(tmp_path / "ct", hu, spacing=(3.0, 2.0, 2.0))
+    out = tmp_path / "out"
+    p = subprocess.Popen(worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=REPO)
+    assert p.stdin is not None and p.stdout is not None
+    p.stdin.write(json.dumps({"command": "analyze", "study": str(tmp_path / "ct"), "out": str(out), "device": "cpu"}))
+    p.stdin.close()
+    first = p.stdout.readline()  # it has started working
+    assert json.loads(first)["type"] == "progress"
+    p.kill()
+    p.wait(timeout=30)
+    time.sleep(0.1)
+    assert not (out / "findings.json").exists()
+    p.stdout.close()
+    p.stderr.close()  # type: ignore[union-attr]
