@@ -1,0 +1,172 @@
+"""Main window: the public API the analysis layer uses, settings and
+measurements that survive a restart, drag and drop, help, the error dialog,
+and a GUI process that never imports torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QAction, QDropEvent
+from PySide6.QtWidgets import QApplication, QLabel
+
+from inference.errors import DicomError
+from tests.viewer_model.phantoms import sphere_volume
+from viewer.model.measurements import Measurement, line_length_mm, measurements_path
+
+
+def test_reserved_docks_and_add_panel_replaces_the_placeholder(window, qtbot) -> None:
+    for title in ("Findings", "Risk", "Genomics & labs", "Treatment"):
+        w = window.panels[title].widget()
+        assert isinstance(w, QLabel) and "appears after analysis" in w.text()
+    mine = QLabel("42 nodules")
+    dock = window.add_panel("Risk", mine)
+    assert dock is window.panels["Risk"] and dock.widget() is mine
+    extra = window.add_panel("Trials", QLabel("x"))
+    assert extra.widget().text() == "x" and "Trials" in window.panels
+    qtbot.waitUntil(lambda: extra in window.tabifiedDockWidgets(window.panels["Findings"]), timeout=2000)
+
+
+def test_toolbar_and_file_actions(window) -> None:
+    a, b = QAction("Analyze", window), QAction("Open genomics / labs file…", window)
+    window.add_toolbar_action(a)
+    window.add_file_action(b)
+    assert a in window.toolbar.actions()
+    acts = window.file_menu.actions()
+    assert b in acts and acts.index(b) < acts.index(window.act_quit)
+
+
+def test_volume_signal_and_study_paths(window, qtbot) -> None:
+    vol = sphere_volume(uid="2.25.901")
+    with qtbot.waitSignal(window.volume_loaded) as sig:
+        window.load_volume(vol)
+    assert sig.args[0] is vol and window.volume() is vol
+    window.set_study_paths({"study": "/a", "prior": "/b"})
+    paths = window.study_paths()
+    paths["study"] = "changed"
+    assert window.study_paths()["study"] == "/a"
+
+
+def test_status_and_issue_lines(window) -> None:
+    window.status_message("Analysis 40 %")
+    assert window.statusBar().currentMessage() == "Analysis 40 %"
+    window.show_issues(["a.dcm: missing pixel data", "b.dcm: duplicate position"])
+    assert "a.dcm: missing pixel data" in window.issue_label.text() and "+1 more" in window.issue_label.text()
+    assert "b.dcm" in window.issue_label.toolTip()
+    window.show_issues([])
+    assert window.issue_label.text() == ""
+
+
+def test_volume_warnings_reach_the_status_bar(window) -> None:
+    import dataclasses
+
+    from inference.types import Issue
+
+    vol = dataclasses.replace(sphere_volume(uid="2.25.902"), warnings=(Issue("slice gap 5 mm", path="/ct/17.dcm"),))
+    window.load_volume(vol)
+    assert window.issues() == ["/ct/17.dcm: slice gap 5 mm"]
+
+
+def test_decision_support_notice_is_visible(window) -> None:
+    assert window.notice.isVisible()
+    assert window.notice.text() == "Decision support only — not for primary diagnosis"
+
+
+def test_measurements_are_saved_with_the_series_and_come_back(window, qtbot) -> None:
+    from viewer.main_window import MainWindow
+    from viewer.model.settings import Settings
+
+    vol = sphere_volume(uid="2.25.777")
+    window.load_volume(vol)
+    a, b = vol.voxel_to_lps((20, 48, 40)), vol.voxel_to_lps((20, 48, 60))
+    window.model.measurements.add(Measurement("line", (tuple(a), tuple(b)), "axial"))
+    saved = json.loads(measurements_path("2.25.777").read_text())
+    assert len(saved["measurements"]) == 1
+    # a new session on the same series (even a different in-memory object)
+    w2 = MainWindow(settings=Settings())
+    qtbot.addWidget(w2)
+    w2.load_volume(sphere_volume(uid="2.25.777"))
+    assert len(w2.model.measurements) == 1
+    assert line_length_mm(w2.model.measurements.items[0]) == pytest.approx(20 * 0.7)
+    # another series does not see them
+    w2.load_volume(sphere_volume(uid="2.25.778"))
+    assert len(w2.model.measurements) == 0
+
+
+def test_settings_remembered_between_runs(qtbot) -> None:
+    from viewer.app import make_app
+    from viewer.main_window import MainWindow
+    from viewer.services.settings_store import load_settings
+
+    make_app()
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.model.set_layout("2x2")
+    w.act_preset["bone"].trigger()
+    w.act_slab[10.0].trigger()
+    w.settings.add_recent("/studies/a")
+    w.settings.last_folder = "/studies"
+    w.close()
+    s = load_settings()
+    assert (s.layout, s.preset, s.slab_mm, s.last_folder) == ("2x2", "bone", 10.0, "/studies")
+    assert s.recent[0] == "/studies/a"
+    w2 = MainWindow()
+    qtbot.addWidget(w2)
+    assert w2.model.layout == "2x2" and w2.model.preset_name() == "bone" and w2.model.slab_mm == 10.0
+    assert [a.text() for a in w2.recent_menu.actions()][0] == "/studies/a"
+
+
+def test_drop_a_folder_opens_it(window, qtbot, tmp_path) -> None:
+    opened = []
+    window.open_path = lambda p, **kw: opened.append(p)  # the drop's job ends at open_path
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tmp_path))])
+    ev = QDropEvent(QPointF(50, 50), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    window.dropEvent(ev)
+    assert opened == [str(tmp_path)]
+
+
+def test_help_lists_the_shortcuts(window) -> None:
+    text = window.shortcuts_text()
+    for key in ("Ctrl + wheel", "Middle-drag", "1 2 3 4", "R", "H", "Double-click", "PgUp"):
+        assert key in text
+    # every single-key shortcut listed is a real action shortcut
+    keys = {a.shortcut().toString() for a in window.actions() if not a.shortcut().isEmpty()}
+    for k in ("1", "2", "3", "4", "R", "H", "M", "C", "W", "X", "L", "E", "A", "F5", "F6", "F7", "F1"):
+        assert k in keys, k
+
+
+def test_error_dialog_says_one_line(qtbot) -> None:
+    from viewer.app import ErrorReporter
+
+    rep = ErrorReporter(interactive=True)
+    try:
+        raise DicomError("not a DICOM file", where="/x/a.dcm", fix="pick a DICOM folder")
+    except DicomError as e:
+        rep(type(e), e, e.__traceback__)
+    assert rep.errors == ["/x/a.dcm: not a DICOM file (pick a DICOM folder)"]
+    assert rep._box is not None and rep._box.text() == rep.errors[0]
+    try:
+        {}["k"]
+    except KeyError as e:
+        rep(type(e), e, e.__traceback__)
+    assert rep.errors[1] == "internal error: KeyError: 'k'"
+    assert "internal error" in rep._box.text()  # appended to the one dialog, not a second one
+    rep._box.close()
+
+
+def test_gui_process_never_imports_torch(tmp_path) -> None:
+    code = (
+        "import os, sys; os.environ['QT_QPA_PLATFORM']='offscreen';"
+        "from viewer.app import make_app, build_window; make_app();"
+        "w = build_window(); w.show();"
+        "print(sorted(m for m in ('torch', 'monai') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "CLINVIEW_DATA_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
