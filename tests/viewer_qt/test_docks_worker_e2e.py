@@ -48,23 +48,30 @@ def test_real_worker_error_reaches_the_window_as_one_line(qtbot, tmp_path: Path)
 
 @pytest.mark.slow
 @pytest.mark.skipif(not NODULE_MODEL.exists(), reason="nodule model weights not in resources/models yet")
-def test_real_worker_analyses_a_synthetic_ct(qtbot, tmp_path: Path) -> None:
+def test_real_worker_analysis_shown_in_the_window(qtbot, tmp_path: Path) -> None:
+    """Synthetic CT written as DICOM → real worker → findings in the docks."""
     study = tmp_path / "study"
-    spacing = (2.5, 2.0, 2.0)
+    spacing, origin = (2.5, 2.0, 2.0), (-12.0, -12.0, -40.0)
     arr = phantom((24, 96, 96))
-    write_ct_series(study, arr, spacing=spacing)
-    svc = AnalysisService()
+    write_ct_series(study, arr, spacing=spacing, origin=origin)
+    vol = Volume(arr, spacing, origin, np.eye(3))
+    w = MainWindow(settings=Settings())
+    qtbot.addWidget(w)
+    panel = install_analysis(w)
     seen: list[float] = []
-    svc.progress.connect(lambda f, _m: seen.append(f))
-    out = tmp_path / "out"
-    with qtbot.waitSignal(svc.finished, timeout=300000) as blocker:
-        svc.start({"study": str(study), "out": str(out), "device": "cpu"})
-    assert Path(blocker.args[0]) == out
+    panel.service.progress.connect(lambda f, _m: seen.append(f))
+    w.set_study_paths({"study": study})
+    with qtbot.waitSignal(panel.service.finished, timeout=300000) as blocker:
+        w.load_volume(vol)
+    out = Path(blocker.args[0])
+    assert (out / "findings.json").exists() and out.is_relative_to(paths.cache_dir())
     assert seen and seen == sorted(seen)
+    qtbot.waitUntil(lambda: panel.state.has_result, timeout=5000)
     findings = json.loads((out / "findings.json").read_text())
-    assert findings["schema"] == "clinview.findings/1"
-    from viewer.model.analysis import AnalysisState
-
-    st = AnalysisState()
-    st.set_result(findings)
-    assert st.summary().nodule_count == len(findings.get("nodules") or [])
+    assert panel.state.findings["schema"] == findings["schema"] == "clinview.findings/1"
+    assert panel.findings.table.rowCount() == len(findings.get("nodules") or [])
+    lungs = findings.get("lungs") or {}
+    if lungs.get("right_ml") is not None:
+        assert f"{lungs['right_ml']:,.0f}" in panel.findings.summary.text()
+    if panel.state.nodule_labels is not None:  # label maps readable in this build
+        assert "nodules" in w.model.overlays

@@ -455,7 +455,10 @@ class AnalysisState:
         """Why numbers computed by the worker no longer match the reviewed findings."""
         out = []
         rejected = [n for n in self.all_nodules() if n["review"] == "rejected"]
-        if rejected:
+        has_brock = any(n.get("brock_probability") is not None
+                        or (isinstance(n.get("brock"), dict) and n["brock"].get("probability") is not None)
+                        for n in self._raw_nodules())
+        if rejected and has_brock:
             total = len(self._raw_nodules())
             out.append(f"Brock probabilities used a nodule count of {total}; after review it is "
                        f"{total - len(rejected)}")

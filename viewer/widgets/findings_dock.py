@@ -56,6 +56,9 @@ def _location(n: dict[str, Any]) -> tuple[str, str]:
         return ("—", "location not reported")
     words = f"{side.capitalize()} {lobe} lobe" if lobe in _LOBE_ABBR else f"{side.capitalize()} lung, lobe not reported"
     short = f"{side[0].upper()}{_LOBE_ABBR[lobe]}L" if lobe in _LOBE_ABBR else side.capitalize()
+    if loc.get("lobe_estimated") and lobe in _LOBE_ABBR:
+        short += "*"
+        words += " (estimated from the position, no fissure segmentation)"
     return (short, words)
 
 

@@ -305,7 +305,11 @@ class RiskDock(QWidget):
                 self.table.setItem(r, c, it)
         self.table.setFixedHeight(self.table.horizontalHeader().height() + 24 * max(1, len(nodules)) + 4)
         src = "; ".join(sorted(sources)) or BROCK_SOURCE
+        has_brock = any((n.get("brock") or {}).get("probability") is not None if isinstance(n.get("brock"), dict)
+                        else n.get("brock_probability") is not None for n in nodules)
         brock_line = f"Brock: {html.escape(src)}"
+        if nodules and not has_brock:
+            brock_line = "Brock: " + not_available("the analysis reported no Brock probability")
         if blocked:
             brock_line = "Brock hidden: it uses the clinical file of another patient (identity conflict)."
         self.brock_source.setText(brock_line + "<br>Lung-RADS per nodule: ACR Lung-RADS "
@@ -317,11 +321,13 @@ class RiskDock(QWidget):
         if blocked:
             self.model_label.setText(not_available("hidden until the patient identity is confirmed"))
             self.bars.set_contributions([])
+            self.bars.hide()
             self.model_source.setText("")
         elif not risk or risk.get("probability") is None:
             why = (risk or {}).get("reason") or "the analysis reported no model probability"
             self.model_label.setText(not_available(str(why)))
             self.bars.set_contributions([])
+            self.bars.hide()
             self.model_source.setText("")
         else:
             iv = risk.get("interval")
@@ -336,6 +342,7 @@ class RiskDock(QWidget):
                 if isinstance(c, dict) and isinstance(c.get("value"), (int, float)):
                     items.append((str(c.get("feature", "?")), float(c["value"])))
             self.bars.set_contributions(items)
+            self.bars.setVisible(bool(items))
             m = risk.get("model") if isinstance(risk.get("model"), dict) else {}
             name = f"{m.get('name', 'unnamed model')} {m.get('version', '(no version)')}"
             sha = f", sha256 {str(m['sha256'])[:12]}" if m.get("sha256") else ""
