@@ -251,6 +251,10 @@ class AnalysisPanel(QObject):
             self.service.cancel()
         self.state.clear()
         self.confirm_identity = False
+        # results of the previous study must never sit on top of the new one
+        self.window.set_label_overlay("nodules", None, {})
+        self.window.set_label_overlay("lungs", None, {})
+        self.window.set_markers([], [])
         if self.act_auto.isChecked():
             self.start()
 

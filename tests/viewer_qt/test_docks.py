@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor
 
 from inference.types import Volume
@@ -246,6 +246,30 @@ def test_mask_editor_brush_and_erase_remeasure(qtbot, state: AnalysisState) -> N
     row = [r for r in range(3) if findings.table.item(r, 0).text() == "2"][0]
     assert "✎" in findings.table.item(row, 1).text()
     assert state.review_path().exists()
+
+
+def test_mask_editor_paints_with_the_mouse(qtbot, state: AnalysisState) -> None:
+    ed = MaskEditor(state, 3)
+    qtbot.addWidget(ed)
+    ed.resize(500, 560)
+    ed.show()
+    qtbot.waitExposed(ed)
+    qtbot.wait(50)  # let the view lay out before mapping pixels to the screen
+    k = ed.current_slice
+    assert not ed.mask[k, 2, 2]
+    ed.size_box.setValue(0.5)
+
+    def click(r: int, c: int) -> None:
+        scene_pt = ed.mask_item.mapToScene(QPointF(c + 0.5, r + 0.5))
+        qtbot.mouseClick(ed.view.viewport(), Qt.MouseButton.LeftButton, pos=ed.view.mapFromScene(scene_pt))
+
+    before = ed.mask[k].sum()
+    click(2, 2)
+    # exactly the pixel under the pointer
+    assert ed.mask[k, 2, 2] and ed.mask[k].sum() == before + 1
+    ed.erase_btn.setChecked(True)
+    click(2, 2)
+    assert not ed.mask[k, 2, 2]
 
 
 def test_render_docks_to_png(qtbot, state: AnalysisState, tmp_path: Path) -> None:

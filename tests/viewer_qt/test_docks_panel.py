@@ -156,3 +156,36 @@ def test_auto_run_off_waits_for_analyze(qtbot, window, tmp_path: Path) -> None:
         panel.add_files("labs", [str(tmp_path / "more.csv")])
     qtbot.waitUntil(lambda: panel.state.findings.get("request", {}).get("labs") == [str(tmp_path / "more.csv")],
                     timeout=5000)
+
+
+def test_review_keys_win_over_window_shortcuts_and_edit_opens_editor(qtbot, window, tmp_path: Path) -> None:
+    """A, R and E are also the viewer's tool keys; in the findings table they review."""
+    w, panel = window
+    f, vol, labels = _open(qtbot, w, panel, tmp_path / "ok")
+    panel.state.set_result(f, labels, None, volume=vol)
+    tool_before = w.model.tool
+    w.show()
+    panel.findings.select_nodule(3)
+    panel.findings.table.setFocus()
+    qtbot.keyClick(panel.findings.table, Qt.Key.Key_R)
+    assert panel.state.review_of(3) == "rejected"
+    qtbot.keyClick(panel.findings.table, Qt.Key.Key_E)
+    assert w.model.tool == tool_before  # neither reset nor the ellipse tool fired
+    dlg = panel._editor
+    assert dlg is not None and dlg.isVisible() and dlg.editor.nodule_id == 3
+    dlg.editor.cancel_btn.click()
+    assert not dlg.isVisible() and not panel.state.nodule(3).get("edited")
+
+
+def test_review_survives_a_rerun_and_rerun_risk_button(qtbot, window, tmp_path: Path) -> None:
+    w, panel = window
+    _open(qtbot, w, panel, tmp_path / "ok")
+    panel.state.set_review(2, "rejected")
+    assert panel.risk.stale_frame.isVisibleTo(panel.risk)
+    first_out = panel.state.out_dir
+    with qtbot.waitSignal(panel.service.finished, timeout=20000):
+        panel.risk.rerun_btn.click()
+    qtbot.waitUntil(lambda: panel.state.out_dir != first_out, timeout=5000)
+    # a new analysis, the reader's decision restored from review.json
+    assert panel.state.review_of(2) == "rejected"
+    assert panel.state.visible_ids() == [1, 3]

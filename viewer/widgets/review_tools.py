@@ -181,7 +181,8 @@ class MaskEditor(QWidget):
 
     def paint(self, row: float, col: float, *, erase: bool | None = None, size_mm: float | None = None) -> int:
         """Paint (or erase) a disc of diameter ``size_mm`` centred on crop pixel
-        (row, col) of the current slice; returns how many voxels changed."""
+        (row, col) of the current slice (pixel centres are the integers);
+        returns how many voxels changed."""
         erase = self.erase_btn.isChecked() if erase is None else erase
         d = float(size_mm if size_mm is not None else self.size_box.value())
         sy, sx = self._spacing[1], self._spacing[2]
@@ -208,8 +209,10 @@ class MaskEditor(QWidget):
         """Paint along crop pixel points (what a mouse drag produces)."""
         return sum(self.paint(r, c, **kw) for r, c in points)  # type: ignore[arg-type]
 
-    def _paint_at(self, row: float, col: float) -> None:
-        self.paint(row, col)
+    def _paint_at(self, y: float, x: float) -> None:
+        # item coordinates put pixel (r, c) on [c, c+1) x [r, r+1); paint() takes
+        # pixel indices whose centres are the integers
+        self.paint(y - 0.5, x - 0.5)
 
     def full_mask(self) -> np.ndarray:
         """The edited mask in the geometry of the whole label map."""
