@@ -560,8 +560,9 @@ def predict_risk(
         if abs(float(delta[0])) > 0.05:
             notes.append(f"Risk model: attribution integration error {float(delta[0]):.3f} log-odds")
     out.update(
-        probability=round(p, 4),
-        interval=[round(min(lo, p), 4), round(max(hi, p), 4)],
+        probability=round(p, 6),
+        interval=[round(min(lo, p), 6), round(max(hi, p), 6)],
+        logit=round(float(mu / t), 4),
         contributions=contributions,
         baseline_logit=None if baseline_logit is None else round(baseline_logit, 4),
         missing=missing_names,

@@ -153,7 +153,7 @@ def evaluate(cfg: dict[str, Any], *, n: int | None = None, root: Path | None = N
         "brock": {"auc": auc(y[ok], pb[ok]), "brier": brier(y[ok], pb[ok]), "ece": ece(y[ok], pb[ok], bins)},
     }
     if plot is not None:
-        plot_reliability(y, p, pb, plot, bins, f"Reliability, {res['cohort']}")
+        plot_reliability(y, p, pb, plot, bins, f"Held-out synthetic test cohort (seed {tc['seed']}, n={len(cohort)}, prevalence {y.mean():.2f})")
     return res
 
 

@@ -1,0 +1,151 @@
+"""The shipped multimodal risk model: integrity, masked inputs, interval, explanations,
+sanity on held-out synthetic patients, and the metadata's metrics reproduced."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference.errors import ModelIntegrityError
+from inference.models.risk import crop_patch, load_risk_model, model_folder, predict_risk
+from inference.models.risk_eval import SAMPLE_N, auc, brier, ece, score_cohort
+from inference.synth.cohort import make_cohort
+from inference.types import ClinicalFacts, Volume
+
+SHIPPED = model_folder()
+
+
+@pytest.fixture(scope="module")
+def meta() -> dict:
+    return json.loads((SHIPPED / "metadata.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def test_patients() -> list:
+    return make_cohort(3, SAMPLE_N)  # first patients of the held-out test cohort (seed 3)
+
+
+def _copy(tmp_path: Path) -> Path:
+    d = tmp_path / "risk"
+    shutil.copytree(SHIPPED, d)
+    return d
+
+
+def test_shipped_weights_load_and_metadata_complete(meta: dict) -> None:
+    loaded = load_risk_model()
+    assert loaded.sha256 == meta["sha256"]
+    for key in ("architecture", "version", "sha256", "training_data", "validation_metrics", "calibration"):
+        assert meta.get(key), key
+    assert "SYNTHETIC" in meta["training_data"]["description"]
+    assert (SHIPPED / meta["weights"]).stat().st_size < 2 * 1024 * 1024
+
+
+def test_altered_weights_refused(tmp_path: Path) -> None:
+    d = _copy(tmp_path)
+    w = d / "model.safetensors"
+    data = bytearray(w.read_bytes())
+    data[-10] ^= 0xFF
+    w.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        load_risk_model(d)
+
+
+def test_unknown_file_and_pickle_weights_refused(tmp_path: Path) -> None:
+    d = _copy(tmp_path)
+    (d / "model.pt").write_bytes(b"not allowed")
+    with pytest.raises(ModelIntegrityError, match="unknown file"):
+        load_risk_model(d)
+    (d / "model.pt").unlink()
+    meta = json.loads((d / "metadata.json").read_text())
+    meta["weights"] = "model.pt"
+    (d / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelIntegrityError, match="safetensors"):
+        load_risk_model(d)
+
+
+def test_missing_inputs_are_masked_and_named(test_patients: list) -> None:
+    pt = next(p for p in test_patients
+              if p.malignant and p.genomics is not None and p.labs and p.patch_params is not None)
+    full = predict_risk(pt.findings, pt.facts, volume=None, genomics=pt.genomics, labs=pt.labs, patch=pt.patch)
+    f = copy.deepcopy(pt.findings)
+    f["patient"] = {}
+    bare = predict_risk(f, None, volume=None, genomics=None, labs=None)
+    for name in ("age", "sex", "pack-years", "family history of lung cancer", "plasma driver mutations",
+                 "CEA", "CYFRA 21-1", "nodule image (CNN)"):
+        assert name in bare["missing"], name
+        assert name not in {c["feature"] for c in bare["contributions"]}
+    assert "plasma driver mutations" not in full["missing"] and "CEA" not in full["missing"]
+    assert any("no CT patch" in n for n in bare["notes"])
+    # masked inputs change the answer (they are not silently replaced by a value that means the same)
+    assert full["probability"] != bare["probability"]
+
+
+@pytest.mark.parametrize("k", range(6))
+def test_probability_and_interval(test_patients: list, k: int) -> None:
+    pt = test_patients[k]
+    r = predict_risk(pt.findings, pt.facts, volume=None, genomics=pt.genomics, labs=pt.labs, patch=pt.patch)
+    lo, hi = r["interval"]
+    assert 0.0 <= lo <= r["probability"] <= hi <= 1.0
+    assert r["model"]["name"] == "clinview-risk" and len(r["model"]["sha256"]) == 64
+    assert "SYNTHETIC" in r["source"]
+    # Integrated Gradients completeness: the contributions explain logit(p) - baseline
+    assert r["probability"] == pytest.approx(1 / (1 + math.exp(-r["logit"])), abs=1e-4)
+    total = sum(c["value"] for c in r["contributions"])
+    assert total == pytest.approx(r["logit"] - r["baseline_logit"], abs=0.1)
+    for c in r["contributions"]:
+        assert c["direction"] == ("raised" if c["value"] > 0 else "lowered")
+
+
+def test_patch_cropped_from_volume_matches_given_patch(test_patients: list) -> None:
+    pt = next(p for p in test_patients if p.patch_params is not None)
+    patch = pt.patch.astype(np.float32)
+    arr = np.full((48, 64, 64), -1000.0, np.float32)
+    arr[5:37, 20:52, 10:42] = patch
+    vol = Volume(array=arr, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0), direction=np.eye(3))
+    centre = (5 + 15.5, 20 + 15.5, 10 + 15.5)
+    np.testing.assert_allclose(crop_patch(vol, centre), patch, atol=1e-3)
+    f = copy.deepcopy(pt.findings)
+    f["nodules"][0]["center_voxel_zyx"] = list(centre)
+    a = predict_risk(f, pt.facts, volume=vol, genomics=pt.genomics, labs=pt.labs, explain=False)
+    b = predict_risk(pt.findings, pt.facts, volume=None, genomics=pt.genomics, labs=pt.labs, patch=pt.patch,
+                     explain=False)
+    assert a["probability"] == pytest.approx(b["probability"], abs=1e-4)
+    assert "nodule image (CNN)" not in a["missing"]
+
+
+def test_no_assessable_nodule() -> None:
+    f = {"patient": {"age_years": 60}, "nodules": [
+        {"id": 1, "type": "calcified", "long_axis_mm": 8}, {"id": 2, "type": "solid", "long_axis_mm": 9,
+                                                             "review": "rejected"}]}
+    r = predict_risk(f, ClinicalFacts(), volume=None, genomics=None, labs=None)
+    assert r["probability"] is None and "no non-calcified" in r["reason"]
+
+
+def test_bigger_spiculated_nodules_score_higher_on_average(test_patients: list) -> None:
+    base = [p for p in test_patients[:150]]
+    worse = []
+    for p in base:
+        f = copy.deepcopy(p.findings)
+        n = f["nodules"][0]
+        n["long_axis_mm"] = n["long_axis_mm"] * 2
+        n["mean_diameter_mm"] = n["mean_diameter_mm"] * 2
+        n["spiculated"] = True
+        worse.append(type(p)(**{**p.__dict__, "findings": f}))
+    assert score_cohort(worse).mean() > score_cohort(base).mean() + 0.05
+
+
+def test_shipped_metrics_reproduce_on_held_out_sample(meta: dict, test_patients: list) -> None:
+    y = np.array([p.malignant for p in test_patients], float)
+    p = score_cohort(test_patients)
+    rec = meta["reproducibility_sample"]
+    assert auc(y, p) == pytest.approx(rec["auc"], abs=2e-3)
+    assert brier(y, p) == pytest.approx(rec["brier"], abs=2e-3)
+    assert ece(y, p) == pytest.approx(rec["ece"], abs=5e-3)
+    # and the model is useful on held-out patients, not just reproducible
+    assert auc(y, p) > 0.85
