@@ -221,7 +221,7 @@ def load_series(
 
 
 def _floats(v: Any, n: int) -> tuple[float, ...] | None:
-    if isinstance(v, tuple | list) and len(v) == n:
+    if v is not None and not isinstance(v, str | bytes) and hasattr(v, "__len__") and len(v) == n:
         try:
             out = tuple(float(x) for x in v)
         except (TypeError, ValueError):
@@ -559,7 +559,7 @@ def _plan(slices: list[_Slice], info: SeriesInfo, issues: list[Issue]) -> tuple[
         # output slice at height g holds what the tilted stack had at
         # position - shear*(g - proj0); shift it back in-plane
         d = np.outer(grid - proj[0], shear)
-        shift_yx = -np.column_stack([d @ col / sy, d @ row / sx])
+        shift_yx = np.column_stack([d @ col / sy, d @ row / sx])
     return slices, _Plan(a, b, w, pos[0], direction, (sz, sy, sx), shift_yx)
 
 
