@@ -199,6 +199,7 @@ class AnalysisPanel(QObject):
 
     def _on_failed(self, msg: str) -> None:
         self._set_running(False)
+        self.findings.show_failure(msg)
         self.window.status_message(f"Analysis failed: {msg}")
         self.window.show_issues([f"Analysis failed: {msg}"])
 

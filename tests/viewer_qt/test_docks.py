@@ -84,6 +84,7 @@ def test_findings_table_summary_and_badges(qtbot, state: AnalysisState) -> None:
     text = text.replace("&nbsp;", " ")
     assert "3 nodules" in text and "7.8 %" in text and "2,954 mL" in text
     assert "prior #4" in dock.resolved.text()
+    assert "clinview-nodule-det 0.3.0" in dock.source.text()
 
 
 def test_click_row_requests_goto_of_its_centre(qtbot, state: AnalysisState) -> None:

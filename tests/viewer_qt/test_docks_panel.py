@@ -138,6 +138,8 @@ def test_worker_crash_is_one_line_in_the_window(qtbot, window, tmp_path: Path) -
     with qtbot.waitSignal(panel.service.failed, timeout=20000):
         w.load_volume(vol)
     assert any("model weights corrupt" in line for line in w.issues())
+    assert "Analysis failed" in panel.findings.summary.text()
+    assert "model weights corrupt" in panel.findings.summary.text()
     assert not panel.state.has_result and not panel.act_cancel.isEnabled()
 
 

@@ -145,6 +145,10 @@ class FindingsDock(QWidget):
         self.resolved.setProperty("role", "muted")
         self.resolved.setWordWrap(True)
         lay.addWidget(self.resolved)
+        self.source = QLabel()
+        self.source.setProperty("role", "source")
+        self.source.setWordWrap(True)
+        lay.addWidget(self.source)
 
         row = QHBoxLayout()
         self.accept_btn = QPushButton("Accept  (A)")
@@ -198,6 +202,12 @@ class FindingsDock(QWidget):
         if running:
             self.progress.setValue(0)
             self.progress.setFormat("starting analysis…")
+
+    def show_failure(self, message: str) -> None:
+        """Say in the dock why there are no findings (the window also lists it)."""
+        if not self.state.has_result:
+            self.summary.setText(f'<span style="color:{PALETTE["red"]}; font-weight:600;">Analysis failed</span><br>'
+                                 f'<span style="color:{PALETTE["muted"]};">{html.escape(message)}</span>')
 
     def set_progress(self, fraction: float, message: str) -> None:
         self.progress.setValue(int(round(fraction * 1000)))
@@ -264,6 +274,7 @@ class FindingsDock(QWidget):
                                  f'<b>Analyze</b>.</span>')
             self.table.setRowCount(0)
             self.resolved.setText("")
+            self.source.setText("")
             self._selection_changed()
             return
         s = st.summary()
@@ -322,6 +333,16 @@ class FindingsDock(QWidget):
                     f.setStrikeOut(True)
                     it.setFont(f)
                 self.table.setItem(r, c, it)
+        m = st.findings.get("model") if isinstance(st.findings.get("model"), dict) else {}
+        src = []
+        if m.get("name"):
+            secs = (m.get("seconds") or {}).get("total") if isinstance(m.get("seconds"), dict) else None
+            run = ", ".join(x for x in (str(m.get("device") or ""), f"{float(secs):.1f} s" if secs else "") if x)
+            src.append(f"AI: {m['name']} {m.get('version', '(no version)')}" + (f" ({run})" if run else ""))
+        else:
+            src.append("AI: model not named in the analysis")
+        src.append("⌀: mean of long and short axis (Lung-RADS v2022 measurement)")
+        self.source.setText(html.escape(" · ".join(src)))
         res = st.findings.get("resolved_nodules") or []
         if res:
             parts = []
