@@ -212,3 +212,30 @@ def test_lung_rads_rank_orders_categories() -> None:
     assert lung_rads_rank("4X") > lung_rads_rank("4B")
     assert lung_rads_rank("4A S") == lung_rads_rank("4A")
     assert lung_rads_rank("banana") == -1
+
+
+def test_identity_block_from_the_clinical_helper_shape() -> None:
+    """mismatched_sources (inference.clinical.identity) decides what is hidden."""
+    f = _findings()
+    f["identity"] = {
+        "consistent": False,
+        "conflicts": [{"field": "birth_date", "values": {"dicom": "1962-03-14", "labs:labs.csv": "1970-01-01",
+                                                         "genomics:tumour.vcf": "1962-03-14"}}],
+        "reference": "dicom", "mismatched_sources": ["labs:labs.csv"], "confirmed": False,
+        "withheld_sources": ["labs.csv"]}
+    st = AnalysisState()
+    st.set_result(f)
+    blocked = st.blocked_sections()
+    assert {"labs", "derived", "suggestions"} <= blocked and "genomics" not in blocked
+    assert any("held back: labs.csv" in line for line in st.identity_lines())
+    f["identity"]["confirmed"] = True
+    st.set_result(f)
+    assert not st.identity_blocking()
+
+
+def test_deep_model_missing_inputs_and_rejected_target(state: AnalysisState) -> None:
+    state.findings["risk"]["missing"] = ["family history"]
+    state.findings["risk"]["nodule_id"] = 1
+    assert "Deep model: family history not given (masked, not filled)" in state.missing_inputs()
+    state.set_review(1, "rejected")
+    assert any("nodule #1, which you rejected" in r for r in state.stale_reasons())

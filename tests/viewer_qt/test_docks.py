@@ -176,6 +176,22 @@ def test_clinical_dock_tables_flags_and_trend(qtbot, state: AnalysisState) -> No
     assert "66" in dock.egfr.text() and "CKD-EPI 2021" in dock.egfr.text()
 
 
+def test_clinical_dock_biomarkers_and_held_back_genomics(qtbot) -> None:
+    f = sample()
+    f["genomics"]["biomarkers"] = [{"gene": "CD274", "alteration": "PD-L1 TPS", "value": "60 %", "actionable": True,
+                                    "evidence_level": "1", "drugs": ["pembrolizumab"]}]
+    st = AnalysisState()
+    st.set_result(f)
+    dock = ClinicalDock(st)
+    qtbot.addWidget(dock)
+    assert dock.genomics.rowCount() == 4
+    assert dock.genomics.item(3, 1).text() == "PD-L1 TPS 60 %" and dock.genomics.item(3, 3).text() == "biomarker"
+    f2 = sample()
+    f2["genomics"] = {}  # the worker read the file but held it back
+    st.set_result(f2)
+    assert dock.genomics.rowCount() == 0 and "held back" in dock.genomics_header.text()
+
+
 def test_treatment_dock_banner_groups_and_citations(qtbot, state: AnalysisState) -> None:
     dock = TreatmentDock(state)
     qtbot.addWidget(dock)

@@ -462,8 +462,13 @@ class AnalysisState:
             total = len(self._raw_nodules())
             out.append(f"Brock probabilities used a nodule count of {total}; after review it is "
                        f"{total - len(rejected)}")
-            if (self.findings.get("risk") or {}).get("probability") is not None:
-                out.append("the deep model's probability was computed before review")
+            risk = self.findings.get("risk") or {}
+            if risk.get("probability") is not None:
+                rid = risk.get("nodule_id")
+                if rid is not None and self._review.get(int(rid)) == "rejected":
+                    out.append(f"the deep model's probability is for nodule #{rid}, which you rejected")
+                else:
+                    out.append("the deep model's probability was computed before review")
         for n in self.nodules():
             if n.get("edited"):
                 out.append(f"nodule #{n['id']} was edited: its Brock %, Lung-RADS and growth use the AI size")
@@ -474,8 +479,13 @@ class AnalysisState:
         lines: list[str] = []
         risk = self.findings.get("risk") or {}
         for m in risk.get("missing") or []:
-            if str(m) not in lines:
-                lines.append(str(m))
+            # the deep model masks a missing input (never fills it): say so
+            line = str(m) if ":" in str(m) else f"Deep model: {m} not given (masked, not filled)"
+            if line not in lines:
+                lines.append(line)
+        for note in risk.get("notes") or []:
+            if str(note) not in lines:
+                lines.append(str(note))
         # the same Brock assumption is usually made for every nodule: list it once
         per_assumption: dict[str, list[int]] = {}
         for n in self._raw_nodules():
@@ -514,6 +524,9 @@ class AnalysisState:
             lines.append(f"{c.get('field', 'identity')}: " + ", ".join(parts))
         if not lines and not self.identity_consistent():
             lines.append("the inputs do not belong to the same patient")
+        held = [str(x) for x in ident.get("withheld_sources") or []]
+        if held:
+            lines.append("held back: " + ", ".join(held))
         return lines
 
     def blocked_sections(self) -> set[str]:
@@ -527,28 +540,27 @@ class AnalysisState:
         if not self.identity_blocking():
             return set()
         ident = self.findings.get("identity") or {}
-        sources: set[str] = set()
-        for c in ident.get("conflicts") or []:
-            if isinstance(c, dict):
-                sources.update(str(k).lower() for k in (c.get("values") or {}))
+        sources: set[str] = {str(x).lower() for x in ident.get("mismatched_sources") or []}
+        if not sources:  # older workers: every source named in a conflict except the reference
+            ref = str(ident.get("reference") or "dicom").lower()
+            for c in ident.get("conflicts") or []:
+                if isinstance(c, dict):
+                    sources.update(str(k).lower() for k in (c.get("values") or {}))
+            sources.discard(ref)
         blocked = {"suggestions"}
-        known = False
         for s in sources:
-            if s in ("dicom", "ct", "imaging", "study", "prior"):
-                known = True
+            kind = s.split(":", 1)[0]  # "genomics:tumour.vcf" -> "genomics"
+            if kind in ("dicom", "ct", "imaging", "study", "prior"):
                 continue
-            if any(t in s for t in ("genom", "vcf", "maf", "biomarker")):
+            if any(t in kind for t in ("genom", "vcf", "maf", "biomarker")):
                 blocked.add("genomics")
-                known = True
-            elif "lab" in s:
+            elif "lab" in kind:
                 blocked.update({"labs", "derived"})
-                known = True
-            elif "clin" in s or "fhir" in s:
-                blocked.update({"clinical", "risk"})
-                known = True
-            else:
+            elif "clin" in kind or "fhir" in kind:
+                blocked.update({"clinical", "risk", "derived"})
+            else:  # a source we cannot place: hide everything that is not imaging
                 blocked.update({"genomics", "labs", "derived", "clinical", "risk"})
-        if not known or not sources:
+        if blocked == {"suggestions"}:
             blocked.update({"genomics", "labs", "derived", "clinical", "risk"})
         return blocked
 

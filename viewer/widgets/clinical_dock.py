@@ -174,8 +174,17 @@ class ClinicalDock(QWidget):
             self.genomics_header.setText(f"<b>Genomics</b> — {not_available('hidden: the genomic file names another patient')}")
         elif not isinstance(g, dict):
             self.genomics_header.setText(f"<b>Genomics</b> — {not_available('no genomic file was given')}")
+        elif not g:
+            self.genomics_header.setText(f"<b>Genomics</b> — {not_available('the genomic file was held back (patient identity conflict)')}")
         else:
             variants = [v for v in g.get("variants") or [] if isinstance(v, dict)]
+            # IHC / expression biomarkers (PD-L1 TPS ...) sit in the same table
+            for b in g.get("biomarkers") or []:
+                if isinstance(b, dict):
+                    val = b.get("value")
+                    variants.append({**b, "protein_change": " ".join(str(x) for x in (b.get("alteration"), val)
+                                                                     if x not in (None, "")),
+                                     "origin": b.get("origin") or "biomarker"})
             build = g.get("build") or "build not stated"
             self.genomics_header.setText(
                 f'<b>Genomics</b>&nbsp;&nbsp;<span style="color:{muted};">{html.escape(str(g.get("source") or "source?"))}'

@@ -334,13 +334,17 @@ class RiskDock(QWidget):
             iv_txt = ""
             if isinstance(iv, (list, tuple)) and len(iv) == 2:
                 iv_txt = f'&nbsp;&nbsp;<span style="color:{muted};">interval {fmt_pct(iv[0], 0)} – {fmt_pct(iv[1], 0)}</span>'
+            which = f" of nodule #{risk['nodule_id']}" if risk.get("nodule_id") is not None else ""
             self.model_label.setText(f'<span style="font-size:17px; font-weight:700;">{fmt_pct(risk["probability"])}</span>'
-                                     f'&nbsp;<span style="color:{muted};">probability of malignancy</span>{iv_txt}'
+                                     f'&nbsp;<span style="color:{muted};">probability of malignancy{which}</span>{iv_txt}'
                                      f'<br><span style="color:{muted};">Why (red raised the risk, green lowered it):</span>')
             items = []
             for c in risk.get("contributions") or []:
                 if isinstance(c, dict) and isinstance(c.get("value"), (int, float)):
-                    items.append((str(c.get("feature", "?")), float(c["value"])))
+                    name = str(c.get("feature", "?"))
+                    if c.get("input") not in (None, ""):
+                        name += f" = {c['input']}"
+                    items.append((name, float(c["value"])))
             self.bars.set_contributions(items)
             self.bars.setVisible(bool(items))
             m = risk.get("model") if isinstance(risk.get("model"), dict) else {}
