@@ -6,6 +6,7 @@ written by hand from ../shared/docs/findings-contract.md.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -174,6 +175,18 @@ def test_clinical_dock_tables_flags_and_trend(qtbot, state: AnalysisState) -> No
     bands = [i for i in dock.plot.getPlotItem().items if isinstance(i, pg.LinearRegionItem)]
     assert len(bands) == 1 and bands[0].getRegion() == pytest.approx((0.7, 1.3))
     assert "66" in dock.egfr.text() and "CKD-EPI 2021" in dock.egfr.text()
+    # a value in a unit the loader did not understand is listed but not plotted
+    f = copy.deepcopy(state.findings)
+    f["labs"].append({"name": "Creatinine", "loinc": "2160-0", "value": 97, "unit": "umol/l?", "date": "2026-11-01",
+                      "unit_status": "unit not understood", "flag": None})
+    st2 = AnalysisState()
+    st2.set_result(f)
+    dock2 = ClinicalDock(st2)
+    qtbot.addWidget(dock2)
+    assert dock2.labs.rowCount() == 9
+    crea = [r for r in range(9) if dock2.labs.item(r, 0).text() == "Creatinine" and dock2.labs.item(r, 1).text() == "1.2"][0]
+    dock2.labs.selectRow(crea)
+    assert [v for _, v in dock2.plotted_points] == [0.98, 1.12, 1.20]
 
 
 def test_clinical_dock_biomarkers_and_held_back_genomics(qtbot) -> None:

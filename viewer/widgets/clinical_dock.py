@@ -60,11 +60,17 @@ def _ref_text(lab: dict[str, Any]) -> str:
     return "—"
 
 
-def lab_series(labs: list[dict[str, Any]], key: str) -> list[tuple[date, float, dict[str, Any]]]:
-    """All dated numeric values of one analyte (by LOINC, else by name), oldest first."""
+def lab_series(labs: list[dict[str, Any]], key: str, unit: str | None = None) -> list[tuple[date, float, dict[str, Any]]]:
+    """All dated numeric values of one analyte (by LOINC, else by name), oldest
+    first. With ``unit``, only values in that unit: a value whose unit was not
+    understood (or differs) is not comparable and must not bend the trend."""
     out = []
     for lab in labs:
         if not isinstance(lab, dict):
+            continue
+        if lab.get("unit_status") == "unit not understood":
+            continue
+        if unit is not None and str(lab.get("unit") or "") != unit:
             continue
         k = str(lab.get("loinc") or lab.get("name") or "")
         d = _date(lab.get("date"))
@@ -308,7 +314,7 @@ class ClinicalDock(QWidget):
             return
         lab = self._labs_rows[rows[0].row()]
         key = str(lab.get("loinc") or lab.get("name") or "")
-        series = lab_series(self._labs_rows, key)
+        series = lab_series(self._labs_rows, key, str(lab.get("unit") or ""))
         self.plot.clear()
         self.plotted_key = key
         self.plotted_points = [(d, v) for d, v, _ in series]
