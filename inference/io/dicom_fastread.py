@@ -33,6 +33,7 @@ __all__ = [
     "DICOMDIR_SOP_CLASS",
     "HEADER_KEYWORDS",
     "fast_header",
+    "TruncatedHeaderError",
     "fast_header_from_bytes",
     "header_from_dataset",
     "read_native_pixels",
@@ -170,6 +171,10 @@ class Header:
 
 class _NeedMore(Exception):
     """The buffer ended before the walk could finish."""
+
+
+class TruncatedHeaderError(Exception):
+    """The whole file was read and it ends inside an element."""
 
 
 class _Unsupported(Exception):
@@ -350,6 +355,11 @@ def fast_header(path: Path, *, first_read: int = 16384) -> Header | None:
 
     Returns ``None`` for anything the walker does not handle (the caller falls
     back to pydicom, which also produces the error message for broken files).
+
+    Raises
+    ------
+    TruncatedHeaderError
+        A little-endian file that ends in the middle of an element.
     """
     try:
         with open(path, "rb") as f:
@@ -358,12 +368,12 @@ def fast_header(path: Path, *, first_read: int = 16384) -> Header | None:
                 return _parse(data, path)
             except _NeedMore:
                 if len(data) < first_read:
-                    return None  # the whole file was read: truncated
+                    raise TruncatedHeaderError(f"file ends inside the header at byte {len(data)}") from None
                 data += f.read()
             try:
                 return _parse(data, path)
             except _NeedMore:
-                return None
+                raise TruncatedHeaderError(f"file ends inside the header at byte {len(data)}") from None
     except (_Unsupported, struct.error, KeyError, UnicodeDecodeError):
         return None
 

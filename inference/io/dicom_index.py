@@ -34,6 +34,7 @@ from inference.io.dicom_fastread import (
     DICOMDIR_SOP_CLASS,
     HEADER_KEYWORDS,
     Header,
+    TruncatedHeaderError,
     fast_header,
     header_from_dataset,
 )
@@ -107,7 +108,10 @@ def read_header(path: Path) -> Header:
     has_prefix = len(head) >= 132 and head[128:132] == b"DICM"
     if not has_prefix and not _looks_like_raw_dicom(head):
         raise HeaderError("not a DICOM file (no 'DICM' marker at byte 128)")
-    h = fast_header(path) if has_prefix else None
+    try:
+        h = fast_header(path) if has_prefix else None
+    except TruncatedHeaderError as e:
+        raise HeaderError(f"truncated: {e}") from e
     if h is not None:
         if h.pixel_offset is not None and h.pixel_length is not None and h.pixel_offset + h.pixel_length > st.st_size:
             raise HeaderError(
@@ -137,11 +141,15 @@ def _pydicom_header(path: Path, *, force: bool) -> Header:
         raise HeaderError(f"unreadable DICOM header: {type(e).__name__}: {_short(e)}") from e
     except Exception as e:  # noqa: BLE001 - pydicom raises assorted errors on corrupt bytes; one bad file must not abort a scan
         raise HeaderError(f"unreadable DICOM header: {type(e).__name__}: {_short(e)}") from e
-    h = header_from_dataset(ds, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # values are converted lazily, on access
+        h = header_from_dataset(ds, path)
     if not h.has_pixels and h.get("Rows") and h.get("Columns"):
         h.has_pixels = True  # stop_before_pixels hides PixelData; Rows/Columns mean an image
     if force and not (h.get("SOPClassUID") or h.get("StudyInstanceUID") or h.get("SeriesInstanceUID") or h.get("Rows")):
         raise HeaderError("not a DICOM file (no recognisable DICOM elements)")
+    if not (h.get("SOPClassUID") or h.get("SeriesInstanceUID")):
+        raise HeaderError("incomplete header: no SOP Class or Series Instance UID (truncated or not a stored object)")
     return h
 
 
@@ -306,8 +314,23 @@ class _Sources:
 def _is_dicomdir(path: Path) -> bool:
     if path.name.upper() == "DICOMDIR":
         return True
-    h = fast_header(path) if path.is_file() else None
-    return h is not None and h.media_sop_class == DICOMDIR_SOP_CLASS
+    if not path.is_file():
+        return False
+    try:
+        h = fast_header(path)
+    except TruncatedHeaderError:
+        return False
+    if h is not None:
+        return h.media_sop_class == DICOMDIR_SOP_CLASS
+    from pydicom.filereader import read_file_meta_info
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            meta = read_file_meta_info(path)
+    except Exception:  # noqa: BLE001 - any failure here just means "not a DICOMDIR"
+        return False
+    return str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_SOP_CLASS
 
 
 def _dicomdir_files(path: Path) -> _Sources:
@@ -343,6 +366,8 @@ def _dicomdir_files(path: Path) -> _Sources:
         if p not in seen:
             seen.add(p)
             files.append(p)
+    if not files and not skipped:
+        skipped.append(SkippedFile(path, "DICOMDIR lists no files"))
     return _Sources(files, skipped, {})
 
 

@@ -86,9 +86,7 @@ class _MultiFrame:
 
     def frame(self, f: int) -> np.ndarray:
         if self.pixels is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                arr = self.dataset.pixel_array
+            arr = _pixels_of(self.dataset)
             n = int(self.dataset.get("NumberOfFrames", 1) or 1)
             if n == 1:
                 arr = arr[None]
@@ -265,7 +263,7 @@ def read_slices_pydicom(path: Path, header: Header) -> tuple[list[_Slice], list[
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path)
+            ds = pydicom.dcmread(path, force=True)
     except Exception as e:  # noqa: BLE001 - pydicom raises many types on corrupt files; report and go on
         raise SeriesLoadError(f"cannot read file: {type(e).__name__}: {e}", where=str(path)) from e
     mf = _MultiFrame(path, ds)
@@ -579,8 +577,33 @@ def _stored(s: _Slice, scratch: PixelScratch) -> np.ndarray:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = pydicom.dcmread(s.path)
-        return ds.pixel_array
+        ds = pydicom.dcmread(s.path, force=True)  # the index accepted it, maybe without preamble
+        return _pixels_of(ds)
+
+
+def _pixels_of(ds: Any) -> np.ndarray:
+    """pydicom's pixel array, after giving files without a meta header the
+    transfer syntax pydicom parsed them with, and with palette colour applied
+    (indices are meaningless to look at)."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        meta = meta if meta is not None else FileMetaDataset()
+        if ds.original_encoding[0]:
+            meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        else:
+            meta.TransferSyntaxUID = ExplicitVRLittleEndian if ds.original_encoding[1] else ExplicitVRBigEndian
+        ds.file_meta = meta
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        arr = ds.pixel_array
+        if str(ds.get("PhotometricInterpretation", "")) == "PALETTE COLOR":
+            from pydicom.pixels import apply_color_lut
+
+            arr = apply_color_lut(arr, ds)
+    return arr
 
 
 def _to_gray(arr: np.ndarray, photometric: str) -> np.ndarray:
