@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, QSettings, Qt
+from PySide6.QtCore import QCoreApplication, QObject, QSettings, Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
@@ -119,6 +119,9 @@ class AnalysisPanel(QObject):
             d.banner.confirm_requested.connect(self.ask_identity)
         self.state.subscribe(self._on_state)
         window.volume_loaded.connect(self._on_volume)
+        app = QCoreApplication.instance()
+        if app is not None:  # never leave a worker (and its children) running after the viewer quits
+            app.aboutToQuit.connect(self.service.cancel)
 
     # ------------------------------------------------------------------ requests
     def build_request(self) -> dict[str, Any] | None:
@@ -212,7 +215,7 @@ class AnalysisPanel(QObject):
         except ImportError as exc:
             # label maps unreadable in this build: the findings alone are still useful
             findings, nod, lun = self._findings_only(out_dir, issues, f"label maps not loaded ({exc})")
-        except (ClinviewError, OSError, ValueError) as exc:
+        except (ClinviewError, OSError, ValueError, RuntimeError) as exc:  # RuntimeError: SimpleITK read errors
             msg = exc.one_line() if isinstance(exc, ClinviewError) else str(exc).replace("\n", " ")
             self._on_failed(f"{out_dir}: results unreadable: {msg}")
             return
