@@ -85,7 +85,8 @@ def lung_rads_rank(category: Any) -> int:
 
 def review_path_for(series_uid: str) -> Path:
     """Where the review of a series is kept (user data: it must survive)."""
-    safe = "".join(ch if ch.isalnum() or ch in ".-_" else "_" for ch in series_uid) or "unknown"
+    # same folder rule as the viewer's measurements (viewer.model.measurements)
+    safe = "".join(ch for ch in series_uid if ch.isalnum() or ch in ".-_") or "unknown"
     return paths.data_dir() / "studies" / safe / "review.json"
 
 
