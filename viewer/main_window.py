@@ -42,7 +42,7 @@ from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QTabWidget, QToolBar,
-    QToolButton, QVBoxLayout, QWidget,
+    QToolButton, QWidget,
 )
 
 from inference.types import Issue, ScanResult, SeriesInfo, Volume
@@ -109,16 +109,15 @@ class MainWindow(QMainWindow):
         self._issues: list[str] = []
 
         self.grid = ViewerGrid(self.model, self)
-        central = QWidget(self)
-        lay = QVBoxLayout(central)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(0)
-        self.empty_hint = QLabel("Open a DICOM folder (Ctrl+O), drop one here, or pick a recent study from File.", central)
+        self.setCentralWidget(self.grid)
+        # The hint floats over the (black) views instead of sharing a layout
+        # with them: hiding it on the first load must not resize every view.
+        self.empty_hint = QLabel("Open a DICOM folder (Ctrl+O), drop one here, or pick a recent study from File.",
+                                 self.grid)
         self.empty_hint.setObjectName("empty_hint")
         self.empty_hint.setAlignment(Qt.AlignCenter)
-        lay.addWidget(self.empty_hint)
-        lay.addWidget(self.grid, 1)
-        self.setCentralWidget(central)
+        self.empty_hint.setAttribute(Qt.WA_TransparentForMouseEvents)
+        self.grid.resized.connect(lambda: self.empty_hint.setGeometry(0, self.grid.height() // 2 - 30, self.grid.width(), 60))
 
         self._build_docks()
         self._build_actions()
@@ -174,7 +173,7 @@ class MainWindow(QMainWindow):
                 self.tabifyDockWidget(first, d)
         assert first is not None
         first.raise_()
-        self.resizeDocks([studies, first], [300, 360], Qt.Horizontal)
+        self.resizeDocks([studies, first], [230, 380], Qt.Horizontal)
         self.resizeDocks([studies, meas], [520, 280], Qt.Vertical)
 
     def _act(self, text: str, slot: Any = None, shortcut: str | QKeySequence | None = None, *,

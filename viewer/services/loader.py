@@ -10,8 +10,10 @@ row sees the last one, never a flicker through the first two.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
+import warnings
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -85,22 +87,23 @@ class Job(QThread):
 def thumbnail_of(series: SeriesInfo, size: int = THUMB_SIZE) -> np.ndarray | None:
     """A small uint8 lung-window image of the series' middle file, or None.
 
-    Thumbnails are a convenience: any unreadable file just gives none.
+    Read through ``inference.api.load_series`` on that one file: the project's
+    fast native reader, not pydicom, whose first import holds the GIL for
+    ~0.2 s and would freeze the GUI. Thumbnails are a convenience: a file that
+    cannot be read just gives none.
     """
     if not series.files:
         return None
+    one = dataclasses.replace(series, files=(series.files[len(series.files) // 2],))
     try:
-        import pydicom
-
-        ds = pydicom.dcmread(series.files[len(series.files) // 2])
-        arr = np.asarray(ds.pixel_array, np.float32)
-        if arr.ndim == 3:
-            arr = arr[arr.shape[0] // 2]
-        arr = arr * float(getattr(ds, "RescaleSlope", 1) or 1) + float(getattr(ds, "RescaleIntercept", 0) or 0)
-    except (OSError, ValueError, AttributeError, TypeError, KeyError, RuntimeError, ImportError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            vol = api.load_series(one)
+    except (ClinviewError, OSError, ValueError):
         return None
+    arr = vol.array[vol.array.shape[0] // 2]
     step = max(1, max(arr.shape) // size)
-    small = arr[::step, ::step]
+    small = np.asarray(arr[::step, ::step], np.float32)
     lo, hi = (-1350.0, 150.0) if series.modality == "CT" else (float(small.min()), float(small.max()) or 1.0)
     return np.clip((small - lo) / max(hi - lo, 1.0) * 255, 0, 255).astype(np.uint8)
 

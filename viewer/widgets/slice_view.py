@@ -18,7 +18,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPen
-from PySide6.QtWidgets import QGraphicsEllipseItem, QLabel, QWidget
+from PySide6.QtWidgets import QGraphicsDropShadowEffect, QGraphicsEllipseItem, QLabel, QWidget
 
 from viewer.model.geometry import PlaneGeometry
 from viewer.model.measurements import Measurement, angle_deg, ellipse_stats, line_length_mm
@@ -69,12 +69,28 @@ def _passive(item: object) -> None:
     item.setAcceptHoverEvents(False)  # type: ignore[attr-defined]
 
 
+def _set_text(label: QLabel, text: str) -> bool:
+    """setText only when the text changes: a QLabel re-lays itself out on
+    every setText (~0.5 ms each with the theme), and slice scrolling would
+    otherwise pay that for four corners in three views."""
+    if label.text() == text:
+        return False
+    label.setText(text)
+    return True
+
+
 def _label(parent: QWidget, align: Qt.AlignmentFlag, name: str) -> QLabel:
     lab = QLabel(parent)
     lab.setObjectName(name)
     lab.setAlignment(align)
     lab.setAttribute(Qt.WA_TransparentForMouseEvents)
     lab.setTextFormat(Qt.PlainText)
+    # a hard 1-px shadow keeps white text legible over bright bone or contrast
+    shadow = QGraphicsDropShadowEffect(lab)
+    shadow.setBlurRadius(2)
+    shadow.setOffset(1, 1)
+    shadow.setColor(QColor(0, 0, 0, 230))
+    lab.setGraphicsEffect(shadow)
     return lab
 
 
@@ -119,8 +135,6 @@ class SliceView(pg.GraphicsView):
         self._angle_pending: list[np.ndarray] | None = None
         self._raw: np.ndarray | None = None
         self._rect_key: tuple | None = None
-        self._lut = np.zeros(65536, np.uint8)
-        self._lut_window: tuple[float, float] | None = None
 
         self.corner = {
             "tl": _label(self, Qt.AlignLeft | Qt.AlignTop, "corner_tl"),
@@ -238,8 +252,8 @@ class SliceView(pg.GraphicsView):
         self.vline.show()
         left, right, top, bottom = g.labels
         for k, t in zip(("left", "right", "top", "bottom"), (left, right, top, bottom)):
-            self.orient[k].setText(t)
-        self.title.setText(VIEW_TITLES[self.view_id])
+            _set_text(self.orient[k], t)
+        _set_text(self.title, VIEW_TITLES[self.view_id])
         self._refresh_image()
         self._apply_range()
         self._move_crosshair()
@@ -248,23 +262,9 @@ class SliceView(pg.GraphicsView):
         self._refresh_measurements()
         self._refresh_annotations()
 
-    def _window_lut(self) -> np.ndarray:
+    def _levels(self) -> tuple[float, float]:
         w = self.model.window
-        key = (w.width, w.level)
-        if self._lut_window != key:
-            # A 64k-entry table from stored value to grey: one take() per
-            # repaint instead of float arithmetic on every pixel.
-            values = np.arange(-32768, 32768, dtype=np.float32)
-            self._lut = np.clip((values - w.low) * (255.0 / w.width), 0, 255).astype(np.uint8)
-            self._lut_window = key
-        return self._lut
-
-    def _grey(self, raw: np.ndarray) -> np.ndarray:
-        lut = self._window_lut()
-        if raw.dtype == np.int16:
-            return lut[raw.view(np.uint16) ^ np.uint16(0x8000)] if raw.flags.c_contiguous else lut[np.ascontiguousarray(raw).view(np.uint16) ^ np.uint16(0x8000)]
-        idx = np.clip(np.asarray(raw, np.float32) + 32768, 0, 65535).astype(np.int64)
-        return lut[idx]
+        return (w.low, w.high)
 
     def _refresh_image(self) -> None:
         if self._hidden():
@@ -277,7 +277,10 @@ class SliceView(pg.GraphicsView):
         else:
             raw = g.slice2d(vol.array, self.model.slice_index(self.plane), self.model.slab_slices(self.plane))
         self._raw = raw
-        self.image.setImage(self._grey(raw), autoLevels=False, levels=(0, 255))
+        # int16 straight in with levels: pyqtgraph's own rescale path makes an
+        # ARGB32 image, the one format QPainter draws without converting
+        # (measured faster than a 64k LUT to grey8: benchmarks/bench_viewer.py).
+        self.image.setImage(raw, autoLevels=False, levels=self._levels())
         if self._rect_key != (g.width_mm, g.height_mm, raw.shape):
             # setRect needs the image's pixel size, so it follows setImage.
             self.image.setRect(QRectF(0, 0, g.width_mm, g.height_mm))
@@ -289,7 +292,7 @@ class SliceView(pg.GraphicsView):
         if self._hidden():
             return
         if self._raw is not None:
-            self.image.setImage(self._grey(self._raw), autoLevels=False, levels=(0, 255))
+            self.image.setLevels(self._levels())
         self._refresh_annotations()
 
     def _on_cursor(self, planes: frozenset) -> None:
@@ -390,8 +393,8 @@ class SliceView(pg.GraphicsView):
                 tr.append(desc)
             if s.kernel:
                 tr.append(f"Kernel {s.kernel}")
-        self.corner["tl"].setText("\n".join(tl))
-        self.corner["tr"].setText("\n".join(tr))
+        changed = _set_text(self.corner["tl"], "\n".join(tl))
+        changed |= _set_text(self.corner["tr"], "\n".join(tr))
         k = self.model.slice_index(self.plane)
         bl = []
         if self.is_mip:
@@ -403,13 +406,14 @@ class SliceView(pg.GraphicsView):
             bl.append(f"Im {k + 1}/{g.n_slices}   {axis_name} {coord:.1f} mm")
             n = self.model.slab_slices(self.plane)
             bl.append(f"MIP slab {n * g.slice_mm:.1f} mm" if n > 1 else f"Thk {g.slice_mm:.2f} mm")
-        self.corner["bl"].setText("\n".join(bl))
+        changed |= _set_text(self.corner["bl"], "\n".join(bl))
         w = self.model.window
         preset = self.model.preset_name()
         br = [f"W {w.width:.0f}  L {w.level:.0f}" + (f"  ({preset})" if preset else ""),
               f"Zoom {self.model.zoom[self.view_id]:.2f}×"]
-        self.corner["br"].setText("\n".join(br))
-        self._layout_labels()
+        changed |= _set_text(self.corner["br"], "\n".join(br))
+        if changed:
+            self._layout_labels()
 
     # -- overlays --------------------------------------------------------------------
     def _refresh_overlays(self) -> None:
@@ -438,6 +442,9 @@ class SliceView(pg.GraphicsView):
             if ov is None or not ov.visible:
                 item.hide()
                 continue
+            if self.is_mip and name == "lungs":
+                item.hide()  # a projected lung mask hides the vessels the MIP is for
+                continue
             if self.is_mip:
                 lab = g.project(ov.labels)
             else:
@@ -455,7 +462,8 @@ class SliceView(pg.GraphicsView):
         self._marker_texts = []
         g, vol = self.geom, self.model.volume
         if g is None or vol is None or not self.model.markers:
-            self.markers.setData([], [])
+            if len(self.markers.data):
+                self.markers.setData([], [])
             return
         xs, ys = [], []
         k = self.model.slice_index(self.plane)

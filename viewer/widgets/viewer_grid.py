@@ -3,6 +3,7 @@ a coronal MIP. Which views show follows ``model.layout``."""
 
 from __future__ import annotations
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QGridLayout, QWidget
 
 from viewer.model.viewer_model import VIEW_IDS, ViewerModel
@@ -18,6 +19,8 @@ _POSITIONS = {
 
 class ViewerGrid(QWidget):
     """Owns the four :class:`SliceView` widgets and arranges them."""
+
+    resized = Signal()
 
     def __init__(self, model: ViewerModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -48,6 +51,10 @@ class ViewerGrid(QWidget):
             self.views[vid].show()
         for v in self.views.values():
             v._refresh_active()
+
+    def resizeEvent(self, ev):  # type: ignore[no-untyped-def]  # noqa: N802
+        super().resizeEvent(ev)
+        self.resized.emit()
 
     def visible_views(self) -> list[SliceView]:
         return [self.views[v] for v in self.model.visible_views()]
