@@ -21,6 +21,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QGraphicsEllipseItem,
     QDialog,
     QDoubleSpinBox,
     QHBoxLayout,
@@ -45,9 +46,18 @@ _LUNG_WINDOW = (-1350.0, 150.0)  # W 1500 / L -600
 class _PaintImage(pg.ImageItem):
     """Image item that reports left-button clicks and drags in pixel coordinates."""
 
-    def __init__(self, on_paint: "callable", **kw: object) -> None:  # type: ignore[valid-type]
+    def __init__(self, on_paint: "callable", on_hover: "callable", **kw: object) -> None:  # type: ignore[valid-type]
         super().__init__(**kw)
         self._on_paint = on_paint
+        self._on_hover = on_hover
+        self.setAcceptHoverEvents(True)
+
+    def hoverEvent(self, ev: pg.GraphicsScene.mouseEvents.HoverEvent) -> None:  # noqa: N802
+        if ev.isExit():
+            self._on_hover(None)
+        else:
+            p = ev.pos()
+            self._on_hover((p.y(), p.x()))
 
     def mouseClickEvent(self, ev: pg.GraphicsScene.mouseEvents.MouseClickEvent) -> None:  # noqa: N802
         if ev.button() == Qt.MouseButton.LeftButton:
@@ -118,9 +128,14 @@ class MaskEditor(QWidget):
         self.vb.invertY(True)  # row 0 (anterior) at the top, as axial CT is read
         self.vb.setMouseEnabled(False, False)
         self.ct_item = pg.ImageItem(axisOrder="row-major")
-        self.mask_item = _PaintImage(self._paint_at, axisOrder="row-major")
+        self.mask_item = _PaintImage(self._paint_at, self._hover_at, axisOrder="row-major")
         self.vb.addItem(self.ct_item)
         self.vb.addItem(self.mask_item)
+        # the brush outline follows the pointer so its size in mm is visible
+        self.brush_outline = QGraphicsEllipseItem()
+        self.brush_outline.setPen(pg.mkPen(PALETTE["accent"], width=1.5, cosmetic=True))
+        self.brush_outline.setVisible(False)
+        self.vb.addItem(self.brush_outline)
         self.view.setMinimumSize(360, 360)
         lay.addWidget(self.view, 1)
 
@@ -208,6 +223,18 @@ class MaskEditor(QWidget):
     def stroke(self, points: Iterable[tuple[float, float]], **kw: object) -> int:
         """Paint along crop pixel points (what a mouse drag produces)."""
         return sum(self.paint(r, c, **kw) for r, c in points)  # type: ignore[arg-type]
+
+    def _hover_at(self, pos: tuple[float, float] | None) -> None:
+        if pos is None:
+            self.brush_outline.setVisible(False)
+            return
+        y, x = pos
+        d = float(self.size_box.value())
+        ry, rx = d / 2.0 / self._spacing[1], d / 2.0 / self._spacing[2]
+        self.brush_outline.setRect(x - rx, y - ry, 2 * rx, 2 * ry)
+        self.brush_outline.setPen(pg.mkPen(PALETTE["red"] if self.erase_btn.isChecked() else PALETTE["accent"],
+                                           width=1.5, cosmetic=True))
+        self.brush_outline.setVisible(True)
 
     def _paint_at(self, y: float, x: float) -> None:
         # item coordinates put pixel (r, c) on [c, c+1) x [r, r+1); paint() takes
