@@ -20,7 +20,8 @@ Steps, and why each is done this way:
    nodules' radii when larger) beyond which a pair is not the same nodule.
 4. **Change**: volumes from ``volume_mm3`` (or voxel counts of the label
    maps), mean diameters from the findings; VDT by
-   :func:`inference.clinical.vdt.volume_doubling_time` (``None`` = no growth).
+   :func:`inference.clinical.vdt.volume_doubling_time`, reported only when the
+   volume grew by >= 25 % (``None`` otherwise, with a ``vdt_note``).
    ``status`` follows the Lung-RADS v2022 growth definition: mean diameter
    up by > 1.5 mm is ``grown``, down by > 1.5 mm ``shrunk``, else ``stable``;
    unmatched current nodules are ``new``; unmatched prior nodules go to
@@ -44,6 +45,7 @@ from inference.types import Volume
 __all__ = [
     "GROWTH_SOURCE",
     "GROWTH_DIAMETER_MM",
+    "VDT_MIN_VOLUME_CHANGE",
     "volume_to_sitk",
     "register_rigid",
     "match_nodules",
@@ -55,6 +57,11 @@ GROWTH_SOURCE = (
     "(> 1.5 mm mean-diameter change); VDT = Δt·ln2/ln(V2/V1)"
 )
 GROWTH_DIAMETER_MM = 1.5
+#: Below this relative volume increase a VDT is not reported: segmentation
+#: repeatability is of this order, and a 2 % change would print a "VDT" of
+#: decades. 25 % is the NELSON/BTS significant-growth criterion (UNVERIFIED in
+#: clinical-facts.md §5: one secondary source).
+VDT_MIN_VOLUME_CHANGE = 0.25
 
 
 def volume_to_sitk(vol: Volume, array: np.ndarray | None = None) -> Any:
@@ -112,7 +119,10 @@ def register_rigid(
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(0.3, seed)
+    # ~100k random samples per level whatever the scan size: enough for a
+    # 6-parameter fit, and keeps a 512x512x300 CT to seconds on two cores.
+    n_vox = float(np.prod(fixed.GetSize()))
+    reg.SetMetricSamplingPercentage(float(min(0.3, max(0.01, 1.0e5 / n_vox))), seed)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(
         learningRate=2.0, minStep=1e-3, numberOfIterations=200, relaxationFactor=0.6, gradientMagnitudeTolerance=1e-6
@@ -324,9 +334,14 @@ def compare_with_prior(
         }
         if v1 and v2:
             g["volume_change_percent"] = round(100.0 * (v2 - v1) / v1, 1)
-            if days:
+            if days and v2 >= v1 * (1.0 + VDT_MIN_VOLUME_CHANGE):
                 vdt = volume_doubling_time(v1, v2, days)
                 g["volume_doubling_time_days"] = None if vdt is None else round(vdt, 1)
+            elif days and v2 > v1:
+                g["vdt_note"] = (
+                    f"volume change < {100 * VDT_MIN_VOLUME_CHANGE:.0f} % (within measurement variability): "
+                    "no VDT reported"
+                )
         else:
             warnings.append(f"Growth: nodule {n.get('id')}: volume missing, no volume change or VDT")
         if dd1 is not None and dd2 is not None:

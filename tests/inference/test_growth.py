@@ -129,3 +129,16 @@ def test_hungarian_matching_respects_gate() -> None:
     pairs = match_nodules(cur, pri, gate_mm=5.0)
     assert sorted((a, b) for a, b, _ in pairs) == [(0, 1), (1, 0)]
     assert match_nodules(cur[2:], pri, gate_mm=5.0) == []
+
+
+def test_tiny_volume_change_reports_no_vdt(pair) -> None:
+    cur, cur_lab, pri, pri_lab = pair
+    # same nodule, volume recorded 5 % larger: no decades-long "VDT"
+    findings = {"nodules": [{"id": 2, "volume_mm3": 105.0, "mean_diameter_mm": 8.0}]}
+    prior = {"nodules": [{"id": 12, "volume_mm3": 100.0, "mean_diameter_mm": 8.0}]}
+    compare_with_prior(cur, cur_lab, findings, pri, pri_lab, prior, current_date="2026-06-01",
+                       prior_date="2025-06-01")
+    g = findings["nodules"][0]["growth"]
+    assert g["volume_change_percent"] == pytest.approx(5.0)
+    assert g["volume_doubling_time_days"] is None and "25 %" in g["vdt_note"]
+    assert g["status"] == "stable"
