@@ -114,7 +114,6 @@ class AnalysisPanel(QObject):
         self.findings.goto_requested.connect(self._goto)
         self.findings.edit_requested.connect(self.edit_nodule)
         self.findings.cancel_requested.connect(self.service.cancel)
-        self.risk.rerun_requested.connect(lambda: self.start())
         for d in (self.findings, self.risk, self.clinical, self.treatment):
             d.banner.confirm_requested.connect(self.ask_identity)
         self.state.subscribe(self._on_state)

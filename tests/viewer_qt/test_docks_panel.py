@@ -179,14 +179,14 @@ def test_review_keys_win_over_window_shortcuts_and_edit_opens_editor(qtbot, wind
     assert not dlg.isVisible() and not panel.state.nodule(3).get("edited")
 
 
-def test_review_survives_a_rerun_and_rerun_risk_button(qtbot, window, tmp_path: Path) -> None:
+def test_review_survives_a_rerun(qtbot, window, tmp_path: Path) -> None:
     w, panel = window
     _open(qtbot, w, panel, tmp_path / "ok")
     panel.state.set_review(2, "rejected")
     assert panel.risk.stale_frame.isVisibleTo(panel.risk)
     first_out = panel.state.out_dir
     with qtbot.waitSignal(panel.service.finished, timeout=20000):
-        panel.risk.rerun_btn.click()
+        panel.act_analyze.trigger()
     qtbot.waitUntil(lambda: panel.state.out_dir != first_out, timeout=5000)
     # a new analysis, the reader's decision restored from review.json
     assert panel.state.review_of(2) == "rejected"

@@ -14,7 +14,6 @@ from tests.dicomgen import phantom, write_ct_series
 from viewer.analysis_panel import install_analysis
 from viewer.main_window import MainWindow
 from viewer.model.settings import Settings
-from viewer.services.analysis import AnalysisService
 
 NODULE_MODEL = paths.resources_dir() / "models" / "nodules" / "metadata.json"
 

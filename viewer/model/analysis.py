@@ -16,8 +16,9 @@ Lung-RADS v2022) from the per-nodule categories of the nodules still in play,
 and labelled as recomputed. Numbers that depend on more than one nodule or on
 the edited size (Brock has a nodule-count term, an edited nodule's category
 depends on its size, the deep model saw all candidates) are *not* recomputed
-in the viewer: :meth:`AnalysisState.stale_reasons` lists why they are stale
-and the UI offers "Re-run risk".
+in the viewer (the worker does not take a review as input): they stay the
+analysis's own and :meth:`AnalysisState.stale_reasons` says, per number, why
+they no longer match the review, so the docks mark them.
 
 Persistence
 -----------

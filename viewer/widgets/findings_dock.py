@@ -313,7 +313,8 @@ class FindingsDock(QWidget):
                 if c in (0, 1, 4):
                     it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if c == 5 and n.get("lung_rads") is not None:
-                    bg, fg = lung_rads_color(n.get("lung_rads"))
+                    # a rejected nodule's badge goes grey: it no longer codes the exam
+                    bg, fg = ("#30353c", "#6b737d") if rejected else lung_rads_color(n.get("lung_rads"))
                     it.setBackground(QBrush(QColor(bg)))
                     it.setForeground(QBrush(QColor(fg)))
                     it.setTextAlignment(Qt.AlignmentFlag.AlignCenter)

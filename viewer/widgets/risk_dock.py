@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from typing import Any, Sequence
 
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QPushButton,
     QScrollArea,
     QTableWidget,
     QTableWidgetItem,
@@ -114,9 +113,7 @@ def _rich(text: str = "", role: str | None = None) -> QLabel:
 
 
 class RiskDock(QWidget):
-    """Risk panel. Emits :attr:`rerun_requested` from its "Re-run risk" button."""
-
-    rerun_requested = Signal()
+    """Risk panel (display only; review changes arrive through the state)."""
 
     def __init__(self, state: AnalysisState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -148,9 +145,6 @@ class RiskDock(QWidget):
         sl.setContentsMargins(8, 6, 8, 6)
         self.stale_label = _rich()
         sl.addWidget(self.stale_label, 1)
-        self.rerun_btn = QPushButton("Re-run risk")
-        self.rerun_btn.clicked.connect(self.rerun_requested)
-        sl.addWidget(self.rerun_btn, 0, Qt.AlignmentFlag.AlignTop)
         lay.addWidget(self.stale_frame)
 
         lay.addWidget(_section("Exam — Lung-RADS"))
@@ -219,7 +213,10 @@ class RiskDock(QWidget):
         stale = st.stale_reasons()
         self.stale_frame.setVisible(bool(stale))
         if stale:
-            self.stale_label.setText("<b>Review changed the findings.</b> " + html.escape("; ".join(stale)) + ".")
+            self.stale_label.setText(
+                "<b>Your review changed the findings.</b> Rejected nodules are left out of every list and the "
+                "exam category is recomputed by the guideline's rule. Values marked ⚠ are the analysis's own, "
+                "from before your review: " + html.escape("; ".join(stale)) + ".")
 
         # ---- exam Lung-RADS (recomputed after review by the model's rule)
         exam = st.exam_category()
