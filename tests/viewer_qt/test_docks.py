@@ -116,7 +116,10 @@ def test_reject_key_updates_every_dock(qtbot, state: AnalysisState) -> None:
     assert risk.table.rowCount() == 2
     assert "Lung-RADS 3" in risk.exam_label.text() and "recomputed" in risk.exam_label.text()
     assert risk.stale_frame.isVisibleTo(risk) and "nodule count of 3" in risk.stale_label.text()
-    assert "before your review" in treat.status.text()
+    assert "before your review" in treat.status.text() and "1 refers to a nodule you rejected" in treat.status.text()
+    workup = treat.cards[0].findChild(type(treat.status), "SuggestionText")
+    assert "rejected nodule #1" in workup.text()
+    assert "rejected" not in treat.cards[1].findChild(type(treat.status), "SuggestionText").text()
     # A accepts, and the row goes back among the others
     findings.select_nodule(1)
     qtbot.keyClick(findings.table, Qt.Key.Key_A)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -475,6 +476,13 @@ class AnalysisState:
             if n.get("edited"):
                 out.append(f"nodule #{n['id']} was edited: its Brock %, Lung-RADS and growth use the AI size")
         return out
+
+    def rejected_refs(self, suggestion: dict[str, Any]) -> list[int]:
+        """Rejected nodules a suggestion is about ("nodule #3" in its text or
+        rationale): such a suggestion no longer follows from the reviewed findings."""
+        text = " ".join(str(suggestion.get(k) or "") for k in ("text", "rationale"))
+        ids = {int(m) for m in re.findall(r"#(\d+)\b", text)}
+        return sorted(i for i in ids if self._review.get(i) == "rejected")
 
     def missing_inputs(self) -> list[str]:
         """What was missing and what was assumed, from every place the worker says so."""

@@ -30,7 +30,7 @@ KIND_TITLES: dict[str, str] = {
 _KIND_COLORS = {"workup": "#4c9aff", "therapy": "#3fb950", "caution": "#f0a020", "pgx": "#b07fe0"}
 
 
-def _card(s: dict[str, Any], kind: str) -> QFrame:
+def _card(s: dict[str, Any], kind: str, rejected: list[int]) -> QFrame:
     card = QFrame()
     card.setProperty("role", "card")
     card.setObjectName("SuggestionCard")
@@ -43,7 +43,12 @@ def _card(s: dict[str, Any], kind: str) -> QFrame:
     level = s.get("evidence_level")
     bg, fg = evidence_color(level)
     badge = badge_html(f"Level {level}" if level and str(level)[0].isdigit() else str(level or "no level"), bg, fg)
-    title = QLabel(f'{badge}&nbsp;&nbsp;<span style="font-weight:600;">{html.escape(str(s.get("text") or "(no text)"))}</span>')
+    text = html.escape(str(s.get("text") or "(no text)"))
+    if rejected:
+        which = ", ".join(f"#{i}" for i in rejected)
+        text = (f'<span style="color:{PALETTE["amber"]};">⚠ about rejected nodule {which}; no longer follows from '
+                f'your review</span><br><span style="color:#6b737d; text-decoration:line-through;">{text}</span>')
+    title = QLabel(f'{badge}&nbsp;&nbsp;<span style="font-weight:600;">{text}</span>')
     title.setTextFormat(Qt.TextFormat.RichText)
     title.setWordWrap(True)
     title.setObjectName("SuggestionText")
@@ -129,9 +134,15 @@ class TreatmentDock(QWidget):
             self.status.setText(not_available("the analysis produced no suggestions section"))
             return
         items = [s for s in sugg if isinstance(s, dict)]
-        if st.review_changed_findings():
-            self.status.setText(f'<span style="color:{PALETTE["amber"]};">Suggestions were computed before your '
-                                f'review; work-up items may refer to rejected or edited nodules. Re-run to update.</span>')
+        n_stale = sum(1 for s in items if st.rejected_refs(s))
+        if n_stale or st.edited_ids():
+            why = []
+            if n_stale:
+                why.append(f"{n_stale} refer{'s' if n_stale == 1 else ''} to a nodule you rejected (struck out below)")
+            if st.edited_ids():
+                why.append("edited nodules keep the sizes the suggestions were made from")
+            self.status.setText(f'<span style="color:{PALETTE["amber"]};">Suggestions were made before your review: '
+                                f'{html.escape("; ".join(why))}.</span>')
         else:
             self.status.setText(f'<span style="color:{PALETTE["muted"]};">{len(items)} suggestion'
                                 f'{"s" if len(items) != 1 else ""}</span>')
@@ -149,7 +160,7 @@ class TreatmentDock(QWidget):
             self._list.addWidget(lab)
             self.group_titles.append(title)
             for s in group:
-                card = _card(s, kind)
+                card = _card(s, kind, st.rejected_refs(s))
                 self._list.addWidget(card)
                 self.cards.append(card)
         self._list.addStretch(1)
