@@ -249,7 +249,7 @@ class AnalysisPanel(QObject):
         return findings, None, None
 
     # ------------------------------------------------------------------ state → window
-    def _on_volume(self, _vol: Volume) -> None:
+    def _on_volume(self, vol: Volume) -> None:
         if self.service.is_running():
             self.service.cancel()
         self.state.clear()
@@ -258,6 +258,10 @@ class AnalysisPanel(QObject):
         self.window.set_label_overlay("nodules", None, {})
         self.window.set_label_overlay("lungs", None, {})
         self.window.set_markers([], [])
+        modality = vol.series.modality if vol is not None and vol.series is not None else "CT"
+        if modality != "CT":
+            self.window.status_message(f"No automatic analysis: the open series is {modality}, the models read chest CT.")
+            return
         if self.act_auto.isChecked():
             self.start()
 

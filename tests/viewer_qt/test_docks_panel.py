@@ -191,3 +191,18 @@ def test_review_survives_a_rerun(qtbot, window, tmp_path: Path) -> None:
     # a new analysis, the reader's decision restored from review.json
     assert panel.state.review_of(2) == "rejected"
     assert panel.state.visible_ids() == [1, 3]
+
+
+def test_no_automatic_analysis_for_a_non_ct_series(qtbot, window, tmp_path: Path) -> None:
+    import dataclasses
+
+    from inference.types import PatientInfo, SeriesInfo, StudyInfo
+
+    w, panel = window
+    f = json.loads(FIXTURE.read_text())
+    vol, _ = volume_and_labels(f)
+    mr = SeriesInfo("1.2.3.4", "MR", PatientInfo("P1"), StudyInfo("1.2.3"))
+    w.set_study_paths({"study": tmp_path / "ok"})
+    w.load_volume(dataclasses.replace(vol, series=mr))
+    assert not panel.service.is_running()
+    assert "MR" in w.statusBar().currentMessage()
