@@ -113,6 +113,7 @@ def test_reject_key_updates_every_dock(qtbot, state: AnalysisState) -> None:
     # rejected rows stay listed (to undo) but crossed out and last; counts exclude them
     assert findings.table.item(2, 0).text() == "1" and findings.table.item(2, 0).font().strikeOut()
     assert "2 nodules" in findings.summary.text() and "1 rejected" in findings.summary.text()
+    assert "Lung-RADS 3 *" in findings.summary.text()  # exam badge, marked recomputed
     assert risk.table.rowCount() == 2
     assert "Lung-RADS 3" in risk.exam_label.text() and "recomputed" in risk.exam_label.text()
     assert risk.stale_frame.isVisibleTo(risk) and "nodule count of 3" in risk.stale_label.text()

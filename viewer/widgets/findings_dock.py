@@ -27,7 +27,15 @@ from PySide6.QtWidgets import (
 )
 
 from viewer.model.analysis import AnalysisState
-from viewer.widgets.identity_banner import DOCK_QSS, PALETTE, BadgeDelegate, IdentityBanner, fmt_pct, lung_rads_color
+from viewer.widgets.identity_banner import (
+    DOCK_QSS,
+    PALETTE,
+    BadgeDelegate,
+    IdentityBanner,
+    badge_html,
+    fmt_pct,
+    lung_rads_color,
+)
 
 __all__ = ["FindingsDock", "COLUMNS"]
 
@@ -289,10 +297,18 @@ class FindingsDock(QWidget):
         if s.pending_count:
             extra.append(f"{s.pending_count} to review")
         emph = f"{s.emphysema_percent:.1f} %" if s.emphysema_percent is not None else "n/a"
+        exam = st.exam_category()
+        exam_html = ""
+        if exam.category is not None:
+            bg, fg = lung_rads_color(exam.category)
+            exam_html = (f'&nbsp;&nbsp;&nbsp;<span style="color:{muted};">Exam</span>&nbsp;'
+                         + badge_html(f"Lung-RADS {exam.category}" + (" *" if exam.recomputed else ""), bg, fg))
+        self.summary.setToolTip(f"* {exam.note}" if exam.recomputed else "")
         self.summary.setText(
             f'<span style="font-size:15px; font-weight:600;">{s.nodule_count} nodule'
             f'{"s" if s.nodule_count != 1 else ""}</span>'
-            f'<span style="color:{muted};">&nbsp;&nbsp;{html.escape(" · ".join(extra))}</span><br>'
+            f'<span style="color:{muted};">&nbsp;&nbsp;{html.escape(" · ".join(extra))}</span>'
+            f'{exam_html}<br>'
             f'<span style="color:{muted};">Lungs</span>&nbsp;R&nbsp;{ml(s.right_lung_ml).replace(" ", "&nbsp;")}'
             f' · L&nbsp;{ml(s.left_lung_ml).replace(" ", "&nbsp;")} &nbsp; '
             f'<span style="color:{muted};">Emphysema&nbsp;(LAA-950)</span>&nbsp;{emph.replace(" ", "&nbsp;")}')
