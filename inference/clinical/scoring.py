@@ -54,7 +54,9 @@ def active_nodules(findings: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _kind(n: dict[str, Any]) -> str:
-    t = str(n.get("type") or "solid").lower()
+    if not n.get("type"):
+        return "unknown"  # never default to solid silently: the caller says it was not categorised
+    t = str(n["type"]).lower()
     if t == "calcified":
         return "calcified"
     try:
@@ -207,6 +209,7 @@ def apply_guidelines(
     # --- per nodule: Brock and Lung-RADS -----------------------------------
     brock_warned: set[str] = set()
     cats: list[str] = []
+    uncategorised: list[Any] = []
     for n in nodules:
         b, bw = _brock_for(
             n, age=age, sex=sex, family=f.family_history_lung_cancer, emph=emph, emph_note=emph_note, count=count
@@ -222,6 +225,7 @@ def apply_guidelines(
         d = _mean_diameter(n)
         if kind == "unknown" or d is None:
             n["lung_rads"] = None
+            uncategorised.append(n.get("id"))
             warnings.append(f"Lung-RADS: nodule {n.get('id')}: type or size unknown, not categorised")
             continue
         status, slow = _status(n, prior_available, warnings)
@@ -258,6 +262,13 @@ def apply_guidelines(
         "source": _lr.LUNG_RADS_SOURCE
         + "; automated: categories 0, S, airway nodules and cysts need a reader; 4X is not assigned automatically",
     }
+    if uncategorised:
+        exam["lung_rads"]["uncategorised_nodules"] = uncategorised
+        exam["lung_rads"]["note"] = (
+            f"nodule(s) {', '.join(str(i) for i in uncategorised)} not categorised (type or size unknown): "
+            "the exam category may be understated"
+        )
+        warnings.append(f"Lung-RADS: exam category ignores uncategorised nodule(s) {uncategorised}; may be understated")
 
     # --- Fleischner ----------------------------------------------------------
     applies, excl, unknowns = _fl.fleischner_applicability(

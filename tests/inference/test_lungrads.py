@@ -128,3 +128,13 @@ def test_missing_solid_component_is_assumed_and_warned() -> None:
     warnings = apply_guidelines(f, None, prior_available=False)
     assert f["nodules"][0]["lung_rads"] == "4B"  # solid part assumed = 10 mm >= 8 mm
     assert any("solid-component size missing" in w for w in warnings)
+
+
+def test_nodule_without_type_is_not_guessed() -> None:
+    f = {"patient": {"age_years": 60, "sex": "M"}, "lungs": {},
+         "nodules": [_n(1, 9.0, None), _n(2, 4.0)]}
+    warnings = apply_guidelines(f, None, prior_available=False)
+    assert f["nodules"][0]["lung_rads"] is None and f["nodules"][0]["brock_probability"] is None
+    assert any("nodule 1" in w and "type" in w for w in warnings)
+    assert f["exam"]["lung_rads"]["category"] == "2"
+    assert f["exam"]["lung_rads"]["uncategorised_nodules"] == [1] and "understated" in f["exam"]["lung_rads"]["note"]
