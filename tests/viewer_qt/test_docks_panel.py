@@ -35,6 +35,10 @@ SAMPLE_WORKER = textwrap.dedent(
     if mode == "crash":
         sys.stderr.write("RuntimeError: model weights corrupt\n")
         sys.exit(1)
+    if mode == "hang":
+        import time
+        print(json.dumps({"type": "progress", "fraction": 0.1, "message": "waiting"}), flush=True)
+        time.sleep(600)
     if mode == "conflict":
         findings["identity"] = {"consistent": False, "confirmed": bool(req["confirm_identity"]), "conflicts": [
             {"field": "patient_id", "values": {"dicom": "CV-DEMO-0001", "genomics": "CV-OTHER-9"}}]}
@@ -206,3 +210,23 @@ def test_no_automatic_analysis_for_a_non_ct_series(qtbot, window, tmp_path: Path
     w.load_volume(dataclasses.replace(vol, series=mr))
     assert not panel.service.is_running()
     assert "MR" in w.statusBar().currentMessage()
+
+
+def test_cancel_button_next_to_the_progress_stops_the_worker(qtbot, window, tmp_path: Path) -> None:
+    w, panel = window
+    f = json.loads(FIXTURE.read_text())
+    vol, _ = volume_and_labels(f)
+    w.set_study_paths({"study": tmp_path / "hang"})
+    with qtbot.waitSignal(panel.service.progress, timeout=20000):
+        w.load_volume(vol)
+    assert panel.findings.progress_row.isVisibleTo(panel.findings) and w.is_busy()
+    assert "waiting" in panel.findings.progress.text()
+    pid = panel.service.pid()
+    with qtbot.waitSignal(panel.service.cancelled, timeout=10000):
+        panel.findings.cancel_btn.click()
+    assert not panel.service.is_running() and not w.is_busy()
+    assert not panel.findings.progress_row.isVisibleTo(panel.findings)
+    assert "cancelled" in w.statusBar().currentMessage()
+    import os
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
