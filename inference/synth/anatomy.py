@@ -20,7 +20,7 @@ import numpy as np
 
 from inference.synth.raster import Segments
 
-__all__ = ["Anatomy", "AnatomyRenderer", "make_anatomy", "lung_lobe_at", "LOBE_NAMES", "HU"]
+__all__ = ["Anatomy", "AnatomyRenderer", "make_anatomy", "reference_points", "lung_lobe_at", "LOBE_NAMES", "HU"]
 
 #: Lobe label values used in :attr:`Phantom.lobes`.
 LOBE_NAMES = {1: "RUL", 2: "RML", 3: "RLL", 4: "LUL", 5: "LLL"}
@@ -38,8 +38,8 @@ HU = {
     "spleen": 48.0,
     "fluid": 12.0,
     "cartilage": 110.0,
-    "cancellous": 230.0,
-    "cortical": 1000.0,
+    "cancellous": 330.0,
+    "cortical": 1250.0,
     "disc": 85.0,
     "csf": 12.0,
     "emphysema": -975.0,
@@ -184,11 +184,11 @@ def make_anatomy(
     an = Anatomy(
         sex=sex,
         scale=s,
-        body_a=158.0 * s * wf,
+        body_a=152.0 * s * wf,
         body_b=112.0 * s * af,
         body_yc=6.0 * s,
         fat_mm=float(rng.uniform(6, 24) * (1.2 if sex == "F" else 1.0)),
-        cav_a=126.0 * s * wf,
+        cav_a=128.0 * s * wf,
         cav_b=90.0 * s * af,
         cav_yc=8.0 * s,
         z_apex=z_apex,
@@ -215,6 +215,33 @@ def make_anatomy(
     if emphysema:
         _emphysema(an, rng)
     return an
+
+
+def reference_points(an: Anatomy) -> dict[str, np.ndarray]:
+    """Anatomical points well inside one tissue each, for checking HU.
+
+    Returns ``{tissue: (x, y, z)}``: subcutaneous fat (lateral wall), muscle
+    (paraspinal), blood (descending aorta), heart, cancellous bone (a vertebral
+    body between two discs), liver, air (in front of the patient).
+    """
+    s = an.scale
+    z_mid = -40.0 * s
+    level = (an.rib_z1 + 8.0 * s - z_mid) / an.rib_pitch
+    z_vb = an.rib_z1 + 8.0 * s - (np.floor(level) + 0.5) * an.rib_pitch  # half-way between discs
+    # the descending aorta tube, half-way down
+    d0, d1 = np.array([18, 26, 32]) * s, np.array([22, 34, -170]) * s
+    aorta = d0 + (d1 - d0) * ((z_mid - d0[2]) / (d1[2] - d0[2]))
+    h0, h1 = np.array([-4, -12, -72]) * s, np.array([38, -30, -112]) * s
+    return {
+        # lateral wall, half-way through the subcutaneous fat (thickest there)
+        "fat": np.array([-(an.body_a - 1.0 - 0.5 * (an.fat_mm * 1.3 + 2.0)), an.body_yc, z_mid]),
+        "muscle": np.array([30.0 * s, an.vb_y + 35.0 * s, z_mid]),
+        "blood": aorta,
+        "heart": 0.5 * (h0 + h1),
+        "cancellous": np.array([0.0, an.vb_y, z_vb]),
+        "liver": np.array([-60.0 * s, 0.0, an.z_dome_r - 60.0 * s]),
+        "air": np.array([0.0, an.body_yc - an.body_b - 25.0, z_mid]),
+    }
 
 
 # --------------------------------------------------------------------------- fields
@@ -361,8 +388,9 @@ class AnatomyRenderer:
         d_skin = self.rb * (1.0 / rho_b - 1.0)
         if an.sex == "F" and -140 * s < Z < -25 * s:
             for sx in (-1.0, 1.0):
-                q = ((X - sx * 72 * s) / (62 * s)) ** 2 + ((Y + an.body_b - 6 * s) / (38 * s)) ** 2 + ((Z + 82 * s) / (55 * s)) ** 2
-                d_skin = np.maximum(d_skin, (1.0 - np.sqrt(q)) * 35 * s)
+                # supine breasts are flattened and spread laterally
+                q = ((X - sx * 78 * s) / (68 * s)) ** 2 + ((Y + an.body_b - 16 * s) / (30 * s)) ** 2 + ((Z + 85 * s) / (48 * s)) ** 2
+                d_skin = np.maximum(d_skin, (1.0 - np.sqrt(q)) * 28 * s)
         body = d_skin > 0
         taper = 1.0 - 0.10 * min(max((Z + 20.0) / 80.0, 0.0), 1.0)
         a_c = an.cav_a * taper

@@ -301,9 +301,12 @@ def design_nodules(
         raise ValueError(f"unknown nodule type(s) {bad}; choose from {', '.join(NODULE_KINDS)}")
     out: list[NoduleSpec] = []
     tries = 0
+    # cycle through the requested kinds in a random order, so n >= len(kinds)
+    # gives at least one of each
+    order = rng.permutation(len(kinds))
     while len(out) < n and tries < n * 6:
         tries += 1
-        kind = str(kinds[int(rng.integers(len(kinds)))])
+        kind = str(kinds[int(order[len(out) % len(kinds)])])
         if kind == "mass":
             d = float(rng.uniform(30, 70))
         else:
