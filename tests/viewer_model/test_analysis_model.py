@@ -239,3 +239,18 @@ def test_deep_model_missing_inputs_and_rejected_target(state: AnalysisState) -> 
     assert "Deep model: family history not given (masked, not filled)" in state.missing_inputs()
     state.set_review(1, "rejected")
     assert any("nodule #1, which you rejected" in r for r in state.stale_reasons())
+
+
+def test_identity_confirmation_is_not_inherited_by_a_later_analysis(tmp_path: Path) -> None:
+    f = _findings()
+    f["identity"] = {"consistent": False, "conflicts": [
+        {"field": "patient_id", "values": {"dicom": "CV-DEMO-0001", "genomics": "CV-OTHER-9"}}]}
+    st = AnalysisState()
+    st.set_result(copy.deepcopy(f))
+    st.confirm_identity()
+    st.set_review(1, "accepted")  # saves review.json (with the confirmation on record)
+    assert json.loads(st.review_path().read_text())["identity_confirmed"] is True
+    later = AnalysisState()
+    later.set_result(copy.deepcopy(f))
+    assert later.review_of(1) == "accepted"
+    assert later.identity_blocking()

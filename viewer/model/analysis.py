@@ -670,8 +670,8 @@ class AnalysisState:
                     saved_ids = [int(i) for i in z["ids"]]
             except (OSError, ValueError, KeyError) as exc:
                 self._issues.append(Issue(f"edited masks unreadable, AI masks kept ({exc})", path=str(mpath)))
-        if doc.get("identity_confirmed"):
-            self.identity_confirmed = True
+        # identity_confirmed is saved for the record but never restored: a
+        # confirmation covers the files of that run, not whatever is opened later
         for entry in doc.get("nodules") or []:
             if not isinstance(entry, dict):
                 continue
