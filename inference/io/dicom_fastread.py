@@ -40,6 +40,7 @@ __all__ = [
     "read_native_at",
     "PixelScratch",
     "fix_stored_bits",
+    "stored_range",
 ]
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -476,14 +477,33 @@ def _plain(v: Any) -> Any:
     return str(v).strip()
 
 
-def fix_stored_bits(arr: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
+def stored_range(bits_stored: int, signed: bool) -> tuple[int, int]:
+    """The value range BitsStored allows (after :func:`fix_stored_bits`)."""
+    if signed:
+        return -(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1
+    return 0, (1 << bits_stored) - 1
+
+
+def fix_stored_bits(arr: np.ndarray, bits_stored: int, signed: bool, *, inplace: bool = False) -> np.ndarray:
     """Apply BitsStored < BitsAllocated the way pydicom does: unsigned values
-    are masked, signed ones sign-extended from the high bit. Returns ``arr``
-    itself (no copy) when every value already lies in range -- the usual case."""
+    are masked, signed ones sign-extended from the high bit.
+
+    With ``inplace`` (the fast path's scratch buffer) this is one or two
+    vectorised passes and afterwards the range is known from BitsStored alone,
+    which saves the min/max scans the rescale would otherwise need. Without
+    it, returns ``arr`` itself when every value is already in range."""
     bits = arr.dtype.itemsize * 8
     if bits_stored >= bits or bits_stored <= 0:
         return arr
-    lo, hi = (-(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1) if signed else (0, (1 << bits_stored) - 1)
+    if inplace:
+        if signed:
+            shift = bits - bits_stored
+            np.left_shift(arr, shift, out=arr)
+            np.right_shift(arr, shift, out=arr)  # arithmetic on signed ints: sign extension
+        else:
+            np.bitwise_and(arr, arr.dtype.type((1 << bits_stored) - 1), out=arr)
+        return arr
+    lo, hi = stored_range(bits_stored, signed)
     if arr.size == 0 or (int(arr.min()) >= lo and int(arr.max()) <= hi):
         return arr
     u = arr.view(arr.dtype.str.replace("i", "u"))
@@ -533,7 +553,7 @@ def read_native_pixels(path: Path, scratch: PixelScratch) -> tuple[Header, np.nd
     off = int(h.pixel_offset or 0)
     arr = buf[off : off + rows * cols * dtype.itemsize].view(dtype).reshape(rows, cols)
     bs = h.get("BitsStored", bits)
-    arr = fix_stored_bits(arr, int(bs), signed)
+    arr = fix_stored_bits(arr, int(bs), signed, inplace=True)
     return h, arr
 
 
@@ -557,4 +577,4 @@ def read_native_at(path: Path, header: Header, scratch: PixelScratch) -> np.ndar
     dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
     rows, cols = header.get("Rows"), header.get("Columns")
     arr = buf[header.pixel_offset : end].view(dtype).reshape(rows, cols)
-    return fix_stored_bits(arr, int(header.get("BitsStored", bits)), signed)
+    return fix_stored_bits(arr, int(header.get("BitsStored", bits)), signed, inplace=True)

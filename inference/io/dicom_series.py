@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from inference.errors import CancelledError, NoUsableSeriesError, SeriesLoadError
-from inference.io.dicom_fastread import Header, PixelScratch, read_native_at
+from inference.io.dicom_fastread import Header, PixelScratch, read_native_at, stored_range
 from inference.io.dicom_index import HeaderError, read_header, scan
 from inference.types import Issue, Progress, ScanResult, SeriesInfo, Volume
 
@@ -565,20 +565,23 @@ def _plan(slices: list[_Slice], info: SeriesInfo, issues: list[Issue]) -> tuple[
 # Pixels
 
 
-def _stored(s: _Slice, scratch: PixelScratch) -> np.ndarray:
-    """Stored values of one slice (2D, or (rows, cols, 3) for colour)."""
+def _stored(s: _Slice, scratch: PixelScratch) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """Stored values of one slice (2D, or (rows, cols, 3) for colour), and
+    their guaranteed range when known without scanning (fast path)."""
     if s.source is not None:
-        return s.source.frame(s.frame or 0)
+        return s.source.frame(s.frame or 0), None
     if s.header.fast:
         arr = read_native_at(s.path, s.header, scratch)
         if arr is not None:
-            return arr
+            bits = int(s.header.get("BitsAllocated", 16))
+            bs = int(s.header.get("BitsStored", bits) or bits)
+            return arr, stored_range(min(bs, bits), s.header.get("PixelRepresentation", 0) == 1)
     import pydicom
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = pydicom.dcmread(s.path, force=True)  # the index accepted it, maybe without preamble
-        return _pixels_of(ds)
+        return _pixels_of(ds), None
 
 
 def _pixels_of(ds: Any) -> np.ndarray:
@@ -613,19 +616,28 @@ def _to_gray(arr: np.ndarray, photometric: str) -> np.ndarray:
     return arr
 
 
-def _put(out: np.ndarray, i: int, stored: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+def _put(
+    out: np.ndarray, i: int, stored: np.ndarray, slope: float, intercept: float, known: tuple[int, int] | None = None
+) -> np.ndarray:
     """Write rescaled ``stored`` into ``out[i]``; returns ``out``, converted to
     float32 once if the rescaled values do not fit int16 (the only case where
-    a second full copy exists, briefly)."""
+    a second full copy exists, briefly). ``known`` is the stored range when
+    BitsStored already guarantees it (saves two scans per slice)."""
     if out.dtype == np.int16:
         if stored.dtype.kind in "iu" and float(slope).is_integer() and float(intercept).is_integer():
             if stored.size == 0:
                 return out
-            lo, hi = int(stored.min()), int(stored.max())
+            lo, hi = known if known is not None else (int(stored.min()), int(stored.max()))
             ends = (lo * slope + intercept, hi * slope + intercept)
+            if known is not None and not (min(ends) >= -32768 and max(ends) <= 32767):
+                # BitsStored allows more than int16 after rescale; the actual values may not
+                lo, hi = int(stored.min()), int(stored.max())
+                ends = (lo * slope + intercept, hi * slope + intercept)
             if min(ends) >= -32768 and max(ends) <= 32767:
-                if slope == 1 and intercept == 0 and stored.dtype == np.int16:
-                    out[i] = stored
+                if slope == 1 and stored.itemsize == 2 and stored.dtype.isnative and lo >= -32768 and hi <= 32767:
+                    # uint16 below 32768 reinterprets exactly as int16; the sum
+                    # fits by the check above, so int16 arithmetic is exact
+                    np.add(stored.view(np.int16), np.int16(intercept), out=out[i])
                 elif slope == 1:
                     np.add(stored, int(intercept), out=out[i], dtype=np.int32, casting="unsafe")
                 else:
@@ -685,17 +697,19 @@ def _load(info: SeriesInfo, issues: list[Issue], progress: ProgressFn | None, ca
     scratch = PixelScratch()
     cache: dict[int, np.ndarray] = {}
     unreadable: list[str] = []
+    known_range: list[tuple[int, int] | None] = [None]
 
     def stored_of(k: int) -> np.ndarray | None:
         s = slices[k]
         try:
-            arr = _stored(s, scratch)
+            arr, known = _stored(s, scratch)
         except Exception as e:  # noqa: BLE001 - decoders raise assorted errors; one bad slice must not lose the series
             unreadable.append(f"{s.path.name}: {type(e).__name__}: {str(e)[:120]}")
             return None
         if arr.shape[:2] != (rows, cols):
             unreadable.append(f"{s.path.name}: size {arr.shape[:2]} differs from {(rows, cols)}")
             return None
+        known_range[0] = known if arr.ndim == 2 else None
         return _to_gray(arr, photometric)
 
     def float_of(k: int) -> np.ndarray:
@@ -718,7 +732,7 @@ def _load(info: SeriesInfo, issues: list[Issue], progress: ProgressFn | None, ca
             if st is None:
                 out = _store_float(out, i, np.full((rows, cols), air))
             else:
-                out = _put(out, i, st, slices[a].slope, slices[a].intercept)
+                out = _put(out, i, st, slices[a].slope, slices[a].intercept, known_range[0])
         else:
             out = _store_float(out, i, (1.0 - w) * float_of(a) + w * float_of(b))
         if plan.shift_yx is not None and np.any(np.abs(plan.shift_yx[i]) > 1e-6):
