@@ -517,6 +517,15 @@ def _plan(slices: list[_Slice], info: SeriesInfo, issues: list[Issue]) -> tuple[
     else:
         sz = m
         n_out = int(round((proj[-1] - proj[0]) / m)) + 1
+        if n_out > 4 * n:
+            # not a stack with a few gaps but scattered images: a uniform grid
+            # would be mostly invented; refuse rather than fabricate
+            raise SeriesLoadError(
+                f"slice positions too irregular to form one volume: {n} images spread over "
+                f"{proj[-1] - proj[0]:.1f} mm with a median step of {m:.3f} mm",
+                where=where,
+                fix="load the images one by one, or check the export for mixed acquisitions",
+            )
         grid = proj[0] + np.arange(n_out) * m
         j = np.clip(np.searchsorted(proj, grid, side="right"), 1, n - 1)
         a = j - 1

@@ -11,7 +11,7 @@ import pytest
 import SimpleITK as sitk
 from pydicom.uid import JPEGLSLossless
 
-from inference.errors import CancelledError, NoUsableSeriesError
+from inference.errors import CancelledError, NoUsableSeriesError, SeriesLoadError
 from inference.io.dicom_index import scan
 from inference.io.dicom_series import load_series
 from tests.dicomgen import (
@@ -118,6 +118,14 @@ def test_non_uniform_spacing_resampled(tmp_path: Path) -> None:
     # grid z = 6.0 lies between 5.5 and 8.0 at 20 %
     expected = np.rint(0.8 * hu[3].astype(float) + 0.2 * hu[4])
     assert np.array_equal(v.array[3], expected)
+
+
+def test_scattered_positions_refused_with_reason(tmp_path: Path) -> None:
+    z = np.array([0.0, 0.02, 0.04, 0.06, 50.0])  # a near-duplicate burst and one far image
+    pos = np.column_stack([np.zeros(5), np.zeros(5), z])
+    write_ct_series(tmp_path, phantom((5, 8, 8)), positions=pos)
+    with pytest.raises(SeriesLoadError, match="too irregular"):
+        load_series(tmp_path)
 
 
 def test_gantry_tilt_corrected_onto_orthogonal_grid(tmp_path: Path) -> None:
