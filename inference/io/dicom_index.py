@@ -385,14 +385,23 @@ def _case_insensitive(base: Path, parts: list[str]) -> Path | None:
 
 
 def _walk_folder(root: Path) -> _Sources:
-    files: list[Path] = []
+    """Every file under ``root``; ``.zip`` archives found on the way are
+    expanded too (exports often ship one archive per study inside a folder)."""
+    src = _Sources([], [], {})
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for fn in sorted(filenames):
             if fn.upper() == "DICOMDIR":
                 continue  # the index of the very files being walked
-            files.append(Path(dirpath) / fn)
-    return _Sources(files, [], {})
+            p = Path(dirpath) / fn
+            if fn.lower().endswith(".zip"):
+                sub = _zip_files(p)
+                src.files.extend(sub.files)
+                src.skipped.extend(sub.skipped)
+                src.display.update(sub.display)
+                continue
+            src.files.append(p)
+    return src
 
 
 def _zip_files(path: Path) -> _Sources:

@@ -111,6 +111,14 @@ def test_zip_archive_scanned_and_loadable(tmp_path: Path) -> None:
     assert np.array_equal(load_series(zp).array, hu)
 
 
+def test_zip_inside_a_folder_is_expanded(tmp_path: Path) -> None:
+    write_ct_series(tmp_path / "src", phantom((3, 8, 8)), series_description="zipped")
+    zip_folder(tmp_path / "src", tmp_path / "outer" / "study.zip")
+    write_ct_series(tmp_path / "outer" / "plain", phantom((2, 8, 8)), series_description="plain")
+    r = scan(tmp_path / "outer")
+    assert sorted(s.description for s in r.series) == ["plain", "zipped"]
+
+
 def test_zip_slip_member_refused(tmp_path: Path) -> None:
     zp = tmp_path / "evil.zip"
     with zipfile.ZipFile(zp, "w") as zf:
