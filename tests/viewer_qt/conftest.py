@@ -33,8 +33,14 @@ def loaded(window, qtbot, request):
     # a UID per test: measurements are saved per series and must not leak
     uid = "2.25." + str(abs(hash(request.node.nodeid)) % 10**20)
     window.load_volume(sphere_volume(uid=uid))
-    qtbot.wait(20)
+    wait_views(window, qtbot)
     return window
+
+
+def wait_views(window, qtbot) -> None:
+    """The active view paints at once, the others follow a few ms later."""
+    qtbot.waitUntil(lambda: all(v._raw is not None and not v._queued for v in window.grid.visible_views()), timeout=5000)
+    qtbot.wait(5)
 
 
 def pixel(view, zyx) -> tuple[int, int, int]:

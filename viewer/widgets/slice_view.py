@@ -39,6 +39,7 @@ PLANE_COLOURS = {"axial": "#e05a4f", "coronal": "#5fbf6a", "sagittal": "#e3c14b"
 MEASURE_COLOUR = "#4fc3f7"
 MARKER_COLOUR = "#ff9f1c"
 MARKER_RANGE_MM = 10.0
+STAGGER_MS = 12
 
 
 class _ViewBox(pg.ViewBox):
@@ -155,6 +156,7 @@ class SliceView(pg.GraphicsView):
 
         self._queued = False
         self._stale = False
+        self._corner_full: dict[str, str] = {}
         self.scene().sigMouseMoved.connect(self._on_hover)
         m = model
         m.volume_changed.connect(self._on_volume)
@@ -221,7 +223,9 @@ class SliceView(pg.GraphicsView):
         # never blocks for the whole set at once.
         if self.model.volume is not None and self.view_id != self.model.active_view and not getattr(self, "_queued", False):
             self._queued = True
-            QTimer.singleShot(0, self._dequeue)
+            # staggered so that each view is sliced and painted in its own turn
+            order = [v for v in ("axial", "coronal", "sagittal", "mip") if v != self.model.active_view]
+            QTimer.singleShot(STAGGER_MS * (1 + order.index(self.view_id)), self._dequeue)
             return
         self._show_volume()
 
@@ -335,9 +339,22 @@ class SliceView(pg.GraphicsView):
         self._apply_range()
         self._layout_labels()
 
+    def _set_corner(self, key: str, text: str) -> bool:
+        if self._corner_full.get(key) == text:
+            return False
+        self._corner_full[key] = text
+        return True
+
     def _layout_labels(self) -> None:
         w, h, m = self.width(), self.height(), 6
+        # Corners share the width: each line is elided to half the view (less
+        # room for the orientation letter) so narrow MPR views never overlap.
+        half = max(40, (w - 3 * m) // 2 - 12)
         for k, lab in self.corner.items():
+            fm = lab.fontMetrics()
+            mode = Qt.ElideRight if k[1] == "l" else Qt.ElideLeft
+            lines = self._corner_full.get(k, "").split("\n")
+            _set_text(lab, "\n".join(fm.elidedText(ln, mode, half) for ln in lines))
             lab.adjustSize()
             x = m if k[1] == "l" else w - lab.width() - m
             y = m if k[0] == "t" else h - lab.height() - m
@@ -393,8 +410,8 @@ class SliceView(pg.GraphicsView):
                 tr.append(desc)
             if s.kernel:
                 tr.append(f"Kernel {s.kernel}")
-        changed = _set_text(self.corner["tl"], "\n".join(tl))
-        changed |= _set_text(self.corner["tr"], "\n".join(tr))
+        changed = self._set_corner("tl", "\n".join(tl))
+        changed |= self._set_corner("tr", "\n".join(tr))
         k = self.model.slice_index(self.plane)
         bl = []
         if self.is_mip:
@@ -403,15 +420,14 @@ class SliceView(pg.GraphicsView):
             pos = vol.voxel_to_lps(self.model.cursor)
             axis_name = {"axial": "S", "coronal": "P", "sagittal": "L"}[self.plane]
             coord = {"axial": pos[2], "coronal": pos[1], "sagittal": pos[0]}[self.plane]
-            bl.append(f"Im {k + 1}/{g.n_slices}   {axis_name} {coord:.1f} mm")
+            bl.append(f"Im {k + 1}/{g.n_slices}")
+            bl.append(f"{axis_name} {coord:.1f} mm")
             n = self.model.slab_slices(self.plane)
             bl.append(f"MIP slab {n * g.slice_mm:.1f} mm" if n > 1 else f"Thk {g.slice_mm:.2f} mm")
-        changed |= _set_text(self.corner["bl"], "\n".join(bl))
+        changed |= self._set_corner("bl", "\n".join(bl))
         w = self.model.window
-        preset = self.model.preset_name()
-        br = [f"W {w.width:.0f}  L {w.level:.0f}" + (f"  ({preset})" if preset else ""),
-              f"Zoom {self.model.zoom[self.view_id]:.2f}×"]
-        changed |= _set_text(self.corner["br"], "\n".join(br))
+        br = [f"W {w.width:.0f}  L {w.level:.0f}", f"Zoom {self.model.zoom[self.view_id]:.2f}×"]
+        changed |= self._set_corner("br", "\n".join(br))
         if changed:
             self._layout_labels()
 
