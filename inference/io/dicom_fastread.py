@@ -240,6 +240,8 @@ def _walk(buf: bytes, pos: int, implicit: bool, raw: dict[int, Any], depth: int)
             if depth == 0:
                 raise _Unsupported("stray delimiter")
             return pos, False
+        if depth == 0 and (tag == 0x7FE00008 or tag == 0x7FE00009):
+            raise _Unsupported("float pixel data")  # pydicom decodes it
         if tag == _PIXEL_DATA and depth == 0:
             if length == _UNDEFINED:
                 raise _Unsupported("encapsulated pixel data")

@@ -284,3 +284,20 @@ def test_cancel_and_progress(tmp_path: Path) -> None:
 
     with pytest.raises(CancelledError):
         load_series(tmp_path, cancel=cancel)
+
+
+def test_float_pixel_data_loads_as_float32(tmp_path: Path) -> None:
+    import pydicom
+
+    f = write_ct_series(tmp_path, np.zeros((1, 6, 5)), rescale=None, modality="MR")[0]
+    ds = pydicom.dcmread(f)
+    del ds.PixelData
+    for kw in ("BitsStored", "HighBit", "PixelRepresentation"):
+        delattr(ds, kw)
+    ds.BitsAllocated = 32
+    vals = np.linspace(-1.5, 2.5, 30, dtype=np.float32).reshape(6, 5)  # e.g. an ADC or parametric map
+    ds.FloatPixelData = vals.tobytes()
+    ds.save_as(f)
+    assert scan(tmp_path).series[0].rows == 6
+    v = load_series(f)
+    assert v.array.dtype == np.float32 and np.array_equal(v.array[0], vals)
