@@ -55,3 +55,14 @@ def test_whole_study_loads_one_series_with_a_warning(real_ct_dir: Path) -> None:
     v2 = api.load_series(real_ct_dir, series_uid=other[0].series_instance_uid)
     assert v2.series.kernel != v.series.kernel
     assert v2.origin == v.origin and v2.spacing == v.spacing
+
+
+def test_fast_path_equals_pydicom_path_on_real_files(real_ct_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from inference.io import dicom_series
+
+    folder = real_ct_dir / "ct-lung-kernel"
+    fast = load_series(folder)
+    monkeypatch.setattr(dicom_series, "read_native_at", lambda *a, **k: None)  # every slice through pydicom
+    slow = load_series(folder)
+    assert np.array_equal(fast.array, slow.array) and fast.array.dtype == slow.array.dtype
+    assert fast.origin == slow.origin and fast.spacing == slow.spacing
