@@ -212,7 +212,9 @@ def train(cfg: dict[str, Any]) -> dict[str, Any]:
         _log(fh, {"stage": "calibration", "temperature": round(temp, 4), **vmetrics})
     wpath = out / R.WEIGHTS_FILE
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(wpath), metadata={"name": str(cfg["name"]), "version": str(cfg["version"])})
+    # No safetensors __metadata__: its key order is not stable between runs, and
+    # byte-identical files let anyone check a retrained model by its sha256.
+    save_file(state, str(wpath))
     digest = R.sha256_file(wpath)
     nparams = sum(p.numel() for p in model.parameters())
     meta = {
