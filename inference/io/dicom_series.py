@@ -393,16 +393,32 @@ def _majority_orientation(slices: list[_Slice], issues: list[Issue]) -> list[_Sl
     return best
 
 
+def _axes(orientation: tuple[float, ...] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Row, column and normal unit vectors of an ImageOrientationPatient,
+    re-orthogonalised (DS rounding leaves them slightly skewed); None when the
+    value is degenerate (zero or parallel vectors, seen in broken exports)."""
+    if orientation is None:
+        return None
+    o = np.asarray(orientation, float)
+    nr = np.linalg.norm(o[:3])
+    if nr < 1e-6:
+        return None
+    row = o[:3] / nr
+    col = o[3:] - np.dot(o[3:], row) * row
+    nc = np.linalg.norm(col)
+    if nc < 1e-6:
+        return None
+    col = col / nc
+    return row, col, np.cross(row, col)
+
+
 def _plan(slices: list[_Slice], info: SeriesInfo, issues: list[Issue]) -> tuple[list[_Slice], _Plan]:
     first = slices[0]
     h = first.header
     where = str(Path(info.files[0]).parent) if info.files else None
-    if first.orientation is not None:
-        o = np.asarray(first.orientation, float)
-        row = o[:3] / np.linalg.norm(o[:3])
-        col = o[3:] - np.dot(o[3:], row) * row
-        col = col / np.linalg.norm(col)
-        normal = np.cross(row, col)
+    axes = _axes(first.orientation)
+    if axes is not None:
+        row, col, normal = axes
     else:
         row, col, normal = np.eye(3)
         issues.append(
@@ -414,9 +430,10 @@ def _plan(slices: list[_Slice], info: SeriesInfo, issues: list[Issue]) -> tuple[
             )
         )
     ps = first.pixel_spacing
-    if ps is None:
+    if ps is None or min(ps) <= 0:
+        what = "no PixelSpacing" if ps is None else f"invalid PixelSpacing {ps}"
         ps = (1.0, 1.0)
-        issues.append(Issue("no PixelSpacing: 1 mm pixels assumed; distances are not in mm", path=str(first.path), code="no-spacing"))
+        issues.append(Issue(f"{what}: 1 mm pixels assumed; distances are not in mm", path=str(first.path), code="no-spacing"))
     elif first.header.get("PixelSpacing") is None and first.header.get("ImagerPixelSpacing") is not None:
         issues.append(
             Issue(
