@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from inference.clinical.vdt import volume_doubling_time
+from inference.clinical.vdt import VDT_SOURCE, vdt_band, volume_doubling_time
 from inference.types import Volume
 
 __all__ = [
@@ -54,7 +54,7 @@ __all__ = [
 
 GROWTH_SOURCE = (
     "growth: rigid SimpleITK registration + Hungarian matching; status by Lung-RADS v2022 "
-    "(> 1.5 mm mean-diameter change); VDT = Δt·ln2/ln(V2/V1)"
+    "(> 1.5 mm mean-diameter change); " + VDT_SOURCE
 )
 GROWTH_DIAMETER_MM = 1.5
 #: Below this relative volume increase a VDT is not reported: segmentation
@@ -337,6 +337,7 @@ def compare_with_prior(
             if days and v2 >= v1 * (1.0 + VDT_MIN_VOLUME_CHANGE):
                 vdt = volume_doubling_time(v1, v2, days)
                 g["volume_doubling_time_days"] = None if vdt is None else round(vdt, 1)
+                g["vdt_interpretation"] = vdt_band(vdt, str(n.get("type") or "solid"))
             elif days and v2 > v1:
                 g["vdt_note"] = (
                     f"volume change < {100 * VDT_MIN_VOLUME_CHANGE:.0f} % (within measurement variability): "

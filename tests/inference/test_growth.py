@@ -102,6 +102,7 @@ def test_compare_with_prior_grown_stable_new_resolved(pair) -> None:
     true_vdt = 365 * math.log(2) / math.log((5.0 / 3.5) ** 3)
     assert g1["volume_doubling_time_days"] == pytest.approx(true_vdt, rel=0.2)
     assert g1["diameter_change_mm"] == pytest.approx(3.0, abs=1.0)
+    assert g1["vdt_interpretation"].startswith("< 400 days")
     assert g2["prior_id"] == 12 and g2["status"] == "stable"
     assert abs(g2["volume_change_percent"]) < 25
     assert g3["status"] == "new" and g3["prior_id"] is None
