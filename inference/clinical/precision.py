@@ -61,8 +61,32 @@ def _key(kind: str, path: str | Path) -> str:
     return f"{kind}:{Path(path).name}"
 
 
-def _combine_genomics(parts: list[GenomicsResult]) -> dict[str, Any]:
-    if not parts:
+def _pdl1_from_labs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """PD-L1 TPS reported in a lab file (FHIR LOINC 85147-7 with a % value, or a
+    CSV row named PD-L1) becomes a biomarker row, so the PD-L1 rules see it
+    wherever the lab system put it."""
+    kb = load_kb()
+    out = []
+    for r in rows:
+        if r.get("analyte") != "pdl1_tps" or r.get("unit_status") not in ("ok", "converted"):
+            continue
+        tps = float(r["value"])
+        tier = next((e for e in kb.pdl1 if "tps_min" in e and e["tps_min"] <= tps <= e["tps_max"]), None)
+        out.append(
+            {
+                "gene": "PD-L1", "alteration": "TPS", "value": f"{tps:g} %", "tps": tps,
+                "tier": tier["tier"] if tier else None, "source_kb": tier["source"] if tier else None,
+                "present": True, "actionable": False, "evidence_level": None, "drugs": [], "kb_id": None,
+                "source": r.get("source"), "line": r.get("line"), "entry": r.get("entry"), "date": r.get("date"),
+                "from_labs": True,
+            }  # fmt: skip
+        )
+    return out
+
+
+def _combine_genomics(parts: list[GenomicsResult], labs_rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    extra = _pdl1_from_labs(labs_rows or [])
+    if not parts and not extra:
         return {}
     variants: list[dict[str, Any]] = []
     biomarkers: list[dict[str, Any]] = []
@@ -70,12 +94,13 @@ def _combine_genomics(parts: list[GenomicsResult]) -> dict[str, Any]:
         for v in r.variants:
             variants.append({**v, "source": r.source})
         biomarkers.extend({**b, "source": r.source} for b in r.biomarkers)
+    biomarkers.extend(extra)
     builds = sorted({r.build for r in parts if r.build})
-    first = parts[0]
+    first = parts[0] if parts else None
     return {
-        "source": "; ".join(r.source for r in parts),
+        "source": "; ".join([r.source for r in parts] + sorted({str(b["source"]) for b in extra})),
         "build": builds[0] if len(builds) == 1 else (", ".join(builds) if builds else None),
-        "sample": first.tumor_sample or (first.samples[0] if first.samples else None),
+        "sample": (first.tumor_sample or (first.samples[0] if first.samples else None)) if first else None,
         "variants": variants,
         "biomarkers": biomarkers,
         "pgx": pgx_calls(variants + biomarkers),
@@ -217,7 +242,7 @@ def read_clinical_inputs(
     )
     return ClinicalInputs(
         facts=facts,
-        genomics=_combine_genomics(g_ok),
+        genomics=_combine_genomics(g_ok, labs_rows),
         labs=labs_rows,
         derived=derived,
         identity=identity,
@@ -267,7 +292,7 @@ def fill_findings(findings: dict[str, Any], inputs: ClinicalInputs, *, confirmed
             study_date=inputs.study_date,
             labs=labs_rows,
         )
-        inputs.facts, inputs.genomics, inputs.labs, inputs.derived = facts, _combine_genomics(g_parts), labs_rows, derived
+        inputs.facts, inputs.genomics, inputs.labs, inputs.derived = facts, _combine_genomics(g_parts, labs_rows), labs_rows, derived
     withheld = sorted(set(identity.get("sources", {})) - trusted)
     identity["confirmed"] = bool(confirmed_identity)
     identity["withheld_sources"] = [inputs.source_files.get(k, k) for k in withheld]

@@ -41,7 +41,7 @@ def _alterations(findings: dict[str, Any]) -> list[dict[str, Any]]:
         if v.get("filter") not in (None, "PASS", "."):
             continue
         label = v.get("protein_change") or v.get("hgvs_c") or v.get("consequence") or "variant"
-        where = f"{_short(v.get('source'))} line {v.get('line')}" if v.get("line") else _short(v.get("source"))
+        where = _where(v)
         vaf = f", VAF {v['vaf']:.2f}" if isinstance(v.get("vaf"), (int, float)) else ""
         depth = f", depth {v['depth']}" if v.get("depth") else ""
         how = f", matched by {v['matched_by']}" if v.get("matched_by") else ""
@@ -49,9 +49,19 @@ def _alterations(findings: dict[str, Any]) -> list[dict[str, Any]]:
     for b in g.get("biomarkers", []) or []:
         if not b.get("present", True) or not b.get("kb_id"):
             continue
-        where = f"{_short(b.get('source'))} line {b.get('line')}"
+        where = _where(b)
         out.append({**b, "label": b.get("alteration"), "fact": f"{b['gene']} {b.get('alteration')} = {b.get('value')!s} ({where})"})
     return out
+
+
+def _where(item: dict[str, Any]) -> str:
+    """``file line N`` (CSV, VCF, MAF) or ``file entry N`` (FHIR Bundle)."""
+    f = _short(item.get("source"))
+    if item.get("line") is not None:
+        return f"{f} line {item['line']}"
+    if item.get("entry") is not None:
+        return f"{f} entry {item['entry']}"
+    return f
 
 
 def _short(path: Any) -> str:
@@ -144,12 +154,12 @@ def suggest(findings: dict[str, Any], inputs: ClinicalInputs | None = None) -> l
             r = _latest(findings, cond["analyte"])
             if r and r["value"] < cond["value"]:
                 text = rule["text"].format(value=r["value"], date=r["date"])
-                out.append(_base(rule, kb, text, f"latest {r['name']} {r['value']} {r['unit']} on {r['date']} ({_short(r.get('source'))}) < {cond['value']}"))
+                out.append(_base(rule, kb, text, f"latest {r['name']} {r['value']} {r['unit']} on {r['date']} ({_where(r)}) < {cond['value']}"))
         elif t == "lab_above_uln":
             r = _latest(findings, cond["analyte"])
             if r and r.get("ref_high") is not None and r["value"] > cond.get("factor", 1.0) * r["ref_high"]:
                 text = rule["text"].format(value=r["value"], uln=r["ref_high"], date=r["date"])
-                out.append(_base(rule, kb, text, f"latest {r['name']} {r['value']} {r['unit']} on {r['date']} above upper limit {r['ref_high']} ({_short(r.get('source'))})"))
+                out.append(_base(rule, kb, text, f"latest {r['name']} {r['value']} {r['unit']} on {r['date']} above upper limit {r['ref_high']} ({_where(r)})"))
         elif t == "pgx":
             for call in (findings.get("genomics") or {}).get("pgx", []) or []:
                 if call["gene"] == cond["gene"] and call.get("action") in cond.get("actions", []):
@@ -194,7 +204,8 @@ def _brock(rule: dict[str, Any], cond: dict[str, Any], findings: dict[str, Any],
     text = rule["text"].format(probability_pct=f"{100 * p:.1f}", nodule=best.get("id"))
     size = best.get("mean_diameter_mm") or best.get("long_axis_mm")
     size_s = f", {size:.1f} mm" if isinstance(size, (int, float)) else ""
-    return [_base(rule, kb, text, f"nodule {best.get('id')}{size_s} {best.get('type', '')}: Brock {100 * p:.1f} % >= {100 * cond['min']:.0f} %")]
+    size_s += f" {best['type']}" if best.get("type") else ""
+    return [_base(rule, kb, text, f"nodule {best.get('id')}{size_s}: Brock {100 * p:.1f} % >= {100 * cond['min']:.0f} %")]
 
 
 def _actionable(rule: dict[str, Any], cond: dict[str, Any], alterations: list[dict[str, Any]], kb: KnowledgeBase) -> list[dict[str, Any]]:
@@ -268,7 +279,7 @@ def _pdl1(
     n_var = len(g.get("variants", []) or [])
     driver_names = ", ".join(f"{d['gene']} {d['label']}" for d in drivers)
     text = rule["text"].format(tps=f"{tps:g}", drivers=driver_names)
-    where = f"{_short(b.get('source'))} line {b.get('line')}"
+    where = _where(b)
     if has_driver:
         rationale = f"PD-L1 TPS {tps:g} % ({where}); actionable driver(s): {driver_names}"
     else:

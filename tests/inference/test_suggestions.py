@@ -164,3 +164,20 @@ def test_ugt1a1_poor_metaboliser_irinotecan_70_percent_and_het_no_action(tmp_pat
     p.write_text("gene,alteration,value\nUGT1A1,*28,heterozygous\n")
     _, het = _run(genomics=[p])
     assert not [x for x in het if x["kind"] == "pgx"]
+
+
+def test_pdl1_reported_in_a_lab_file_reaches_the_pdl1_rules(tmp_path):
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Observation", "status": "final", "effectiveDateTime": "2026-02-01",
+                      "code": {"coding": [{"system": "http://loinc.org", "code": "85147-7",
+                                           "display": "PD-L1 by clone 22C3 [Interpretation] in Tissue by Immune stain"}]},
+                      "valueQuantity": {"value": 70, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"}}}]}  # fmt: skip
+    p = tmp_path / "pdl1.fhir.json"
+    p.write_text(json.dumps(bundle))
+    f, sugs = _run(labs=[p])
+    assert f["genomics"]["biomarkers"][0]["tps"] == 70
+    s = _one(sugs, rule="PDL1_HIGH_NO_DRIVER")
+    assert "pdl1.fhir.json entry 0" in s["rationale"]
+    low = _labs(tmp_path, ["PT-0042,,PD-L1 TPS,20,%,2026-02-01"])
+    _, sugs = _run(labs=[low])
+    assert _one(sugs, rule="PDL1_LOW_NO_DRIVER")["evidence_level"] == "FDA label"
