@@ -12,7 +12,9 @@ What is decided here (and why):
   ``stable`` (seen before, not growing). The caller derives it from the
   nodule's ``growth`` block.
 * Stable at follow-up uses the v2022 stepped management: a nodule whose size
-  would be category 3 becomes 2, 4A becomes 3; 4B stays 4B (a stable 4B
+  would be category 3 becomes 2, 4A becomes 3 -- unless its size now crosses
+  a threshold the prior size did not (v2022: reclassify by size even when the
+  growth definition is not met); 4B stays 4B (a stable 4B
   nodule still needs the work-up it was sent for unless proven benign, which
   software cannot know). Ground-glass nodules >= 30 mm that are stable are 2.
 * Juxtapleural rule (new in v2022, replaces the perifissural-only rule):
@@ -92,6 +94,8 @@ class LungRadsNodule:
     fat: bool = False
     slow_growing: bool = False
     suspicious_features: bool = False
+    prior_mean_diameter_mm: float | None = None
+    prior_solid_component_mm: float | None = None
 
 
 def _r1(x: float) -> float:
@@ -169,7 +173,19 @@ def nodule_category(n: LungRadsNodule) -> str:
     else:
         raise ValueError(f"Lung-RADS: unknown nodule type {n.kind!r}")
     if n.status == "stable":
-        cat = _STEP_DOWN.get(cat, cat)
+        prior_cat = None
+        if n.prior_mean_diameter_mm is not None and n.kind in ("solid", "part-solid"):
+            pd = _r1(n.prior_mean_diameter_mm)
+            ps = n.prior_solid_component_mm if n.prior_solid_component_mm is not None else n.solid_component_mm
+            prior_cat = (
+                _solid(pd, "baseline", False, n.spiculated)
+                if n.kind == "solid"
+                else _part_solid(pd, _r1(ps or 0.0), "baseline")
+            )
+        if prior_cat is not None and CATEGORY_ORDER.index(cat) > CATEGORY_ORDER.index(prior_cat):
+            pass  # crossed a size threshold without meeting the growth definition: categorise by size
+        else:
+            cat = _STEP_DOWN.get(cat, cat)
     if n.slow_growing:
         cat = max(cat, "4B", key=CATEGORY_ORDER.index)
     if n.suspicious_features and cat in ("3", "4A", "4B"):

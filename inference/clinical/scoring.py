@@ -248,6 +248,7 @@ def apply_guidelines(
                 juxtapleural=bool(n.get("juxtapleural")),
                 spiculated=bool(n.get("spiculated")),
                 slow_growing=slow,
+                prior_mean_diameter_mm=(n.get("growth") or {}).get("prior_mean_diameter_mm") if prior_available else None,
             )
         )
         n["lung_rads"] = cat

@@ -65,6 +65,9 @@ ROWS = [
     ("stable cat-3 size -> 2", N(7.0, "solid", "stable"), "2"),
     ("stable cat-4A size -> 3", N(10.0, "solid", "stable"), "3"),
     ("stable cat-4B size stays", N(16.0, "solid", "stable"), "4B"),
+    ("stable, was 3 already -> 2", N(7.0, "solid", "stable", prior_mean_diameter_mm=6.5), "2"),
+    ("stable but crossed 6 mm -> by size 3", N(6.9, "solid", "stable", prior_mean_diameter_mm=5.5), "3"),
+    ("stable but crossed 8 mm -> by size 4A", N(8.4, "solid", "stable", prior_mean_diameter_mm=7.2), "4A"),
     # --- 4X: extra suspicious features on a 3/4 nodule
     ("4X", N(7.0, "solid", suspicious_features=True), "4X"),
     ("4X not for cat 2", N(5.0, "solid", suspicious_features=True), "2"),
