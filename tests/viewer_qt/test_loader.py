@@ -179,9 +179,9 @@ def test_open_folder_lists_series_and_loads_the_ct(make_window, qtbot, tmp_path)
     assert str(tmp_path / "study") in w.settings.recent
     # the browser lists both series; double-clicking the other loads it
     item = w.browser.series_item(w.volume().series.series_instance_uid)
-    assert item is not None and item.text(2) == "12"
+    assert item is not None and item.text(0) == "#2 lung kernel\nCT · 12 images"
     items = [w.browser._series_items[u] for u in w.browser._series_items]
-    other = next(i for i in items if i.text(2) == "4")
+    other = next(i for i in items if "4 images" in i.text(0))
     with qtbot.waitSignal(w.volume_loaded, timeout=30000):
         w.browser.itemActivated.emit(other, 0)
     assert w.volume().shape == (4, 40, 48)

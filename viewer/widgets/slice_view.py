@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QPen
+from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsDropShadowEffect, QGraphicsEllipseItem, QLabel, QWidget
 
 from viewer.model.geometry import PlaneGeometry
@@ -108,6 +108,10 @@ class SliceView(pg.GraphicsView):
         self.plane = plane_of(view_id)
         self.is_mip = view_id == "mip"
         self.setFocusPolicy(Qt.ClickFocus)
+        # bilinear display of the image (as Slicer, OHIF, RadiAnt): thick
+        # slices reformatted to coronal/sagittal look stair-stepped otherwise.
+        # Measured: no repaint cost on the ARGB32 path.
+        self.setRenderHint(QPainter.SmoothPixmapTransform, True)
         self.vb = _ViewBox(self)
         self.setCentralItem(self.vb)
         self.image = pg.ImageItem(axisOrder="row-major")

@@ -23,15 +23,16 @@ class StudyBrowser(QTreeWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("study_browser")
-        self.setColumnCount(3)
-        self.setHeaderLabels(["Patient / study / series", "Mod.", "Images"])
+        # One column: a docked browser is narrow, and separate modality/count
+        # columns squeezed the series description out of sight.
+        self.setColumnCount(1)
+        self.setHeaderHidden(True)
         self.header().setSectionResizeMode(0, QHeaderView.Stretch)
-        self.header().setSectionResizeMode(1, QHeaderView.ResizeToContents)
-        self.header().setSectionResizeMode(2, QHeaderView.ResizeToContents)
-        self.header().setStretchLastSection(False)
         self.setIconSize(QSize(48, 48))
+        self.setIndentation(12)
         self.setRootIsDecorated(True)
         self.setUniformRowHeights(False)
+        self.setTextElideMode(Qt.ElideMiddle)
         self.setAlternatingRowColors(False)
         self._series_items: dict[str, QTreeWidgetItem] = {}
         self.itemActivated.connect(self._on_activated)
@@ -47,16 +48,16 @@ class StudyBrowser(QTreeWidget):
         for pid, studies in result.patients().items():
             first = next(iter(studies.values()))[0]
             pname = first.patient.name or "(no name)"
-            p_item = QTreeWidgetItem([f"{pname}  ·  {pid}", "", ""])
+            p_item = QTreeWidgetItem([f"{pname}\n{pid}"])
             self.addTopLevelItem(p_item)
             for _uid, series_list in studies.items():
                 st = series_list[0].study
                 when = st.date.isoformat() if st.date else "no date"
-                s_item = QTreeWidgetItem([f"{when}  {st.description or '(no description)'}", "", ""])
+                s_item = QTreeWidgetItem([f"{when}  {st.description or '(no description)'}"])
                 p_item.addChild(s_item)
                 for s in sorted(series_list, key=lambda x: (x.series_number is None, x.series_number or 0)):
                     num = f"#{s.series_number} " if s.series_number is not None else ""
-                    it = QTreeWidgetItem([f"{num}{s.description or '(no description)'}", s.modality, str(s.n_images)])
+                    it = QTreeWidgetItem([f"{num}{s.description or '(no description)'}\n{s.modality} · {s.n_images} images"])
                     it.setData(0, _ROLE, s)
                     it.setToolTip(0, _series_tooltip(s))
                     s_item.addChild(it)
