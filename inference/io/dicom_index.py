@@ -277,7 +277,7 @@ def _series_info(uid: str, hs: list[Header], part: int, n_parts: int) -> SeriesI
     rows, cols = first.get("Rows"), first.get("Columns")
     if n_parts > 1:
         shape = f"{cols}×{rows}" if rows else "no image"
-        desc = f"{desc} (part {part + 1} of {n_parts}: {shape}, {len(hs)} files)".strip()
+        desc = f"{desc} (part {part + 1} of {n_parts}: {shape}, {len(hs)} file{'s' if len(hs) != 1 else ''})".strip()
     st = first.get("SliceThickness")
     sn = first.get("SeriesNumber")
     return SeriesInfo(
@@ -485,8 +485,10 @@ def scan(path: Path, *, progress: ProgressFn | None = None, cancel: Callable[[],
     Returns
     -------
     ScanResult
-        Series grouped and sorted; every file that could not be used in
-        ``skipped`` with its reason. Never raises for bad files.
+        Image series grouped and sorted; every file that could not be used
+        in ``skipped`` with its reason -- including valid objects without
+        pixels (SR, RT plan ...), so that "a series was found" means
+        "something can be shown". Never raises for bad files.
     """
     path = Path(path)
     src = _sources(path)
@@ -506,6 +508,12 @@ def scan(path: Path, *, progress: ProgressFn | None = None, cancel: Callable[[],
             continue
         if h.media_sop_class == DICOMDIR_SOP_CLASS or str(h.get("SOPClassUID", "")) == DICOMDIR_SOP_CLASS:
             continue  # a DICOMDIR found while walking: not an image, not an error
+        if not h.has_pixels:
+            # structured reports, RT plans, key objects ...: valid DICOM but
+            # nothing to look at; listed so the user knows they were seen
+            what = str(h.get("Modality", "") or "") or "DICOM"
+            skipped.append(SkippedFile(src.display.get(f, f), f"{what} object without image pixels (not viewable)"))
+            continue
         headers.append(h)
     if progress is not None:
         progress(Progress(1.0, f"read {n} headers"))

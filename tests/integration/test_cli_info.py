@@ -81,3 +81,11 @@ def test_info_nothing_usable_exits_2(tmp_path: Path) -> None:
     assert "no DICOM series found" in r.stdout and "a.dcm: not a DICOM file" in r.stdout
     r2 = _info(tmp_path / "does-not-exist")
     assert r2.returncode == 2 and "no such file" in r2.stderr and "Traceback" not in r2.stderr
+
+
+def test_info_non_image_object_listed_and_exit_2() -> None:
+    from pydicom.data import get_testdata_file
+
+    r = _info(Path(get_testdata_file("rtplan.dcm")))
+    assert r.returncode == 2
+    assert "rtplan.dcm: RTPLAN object without image pixels" in r.stdout
