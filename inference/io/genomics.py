@@ -397,17 +397,44 @@ def _first(x: Any) -> Any:
     return x
 
 
-def _call_metrics(call: Any, alt_index: int) -> tuple[float | None, int | None, str | None, bool]:
-    """(VAF, depth, GT, carries_alt) for one sample call, from AF, AD and DP."""
+def _first_int(x: Any) -> int | None:
+    if isinstance(x, list):
+        x = x[0] if x else None
+    return x if isinstance(x, int) else None
+
+
+def _call_metrics(
+    call: Any, alt_index: int, ref: str = "", alt: str = ""
+) -> tuple[float | None, int | None, str | None, bool]:
+    """(VAF, depth, GT, carries_alt) for one sample call.
+
+    Sources, in order: ``AF`` (Mutect2), ``FREQ`` ("31%", VarScan2), ``AD``
+    (allelic depths), Strelka2 tier-1 counts (``AU/CU/GU/TU`` for SNVs,
+    ``TAR/TIR`` for indels); depth from ``DP`` when present.
+    """
     data = getattr(call, "data", {}) or {}
     gt = data.get("GT")
     vaf = None
     depth = None
     af = data.get("AF")
-    if isinstance(af, list) and len(af) >= alt_index:
+    if isinstance(af, list) and len(af) >= alt_index and isinstance(af[alt_index - 1], (int, float)):
         vaf = af[alt_index - 1]
     elif isinstance(af, (int, float)):
         vaf = af
+    freq = data.get("FREQ")
+    if vaf is None and isinstance(freq, (str, list)):
+        m = re.match(r"\s*([\d.]+)\s*%", freq if isinstance(freq, str) else str(freq[0]))
+        if m:
+            vaf = float(m.group(1)) / 100.0
+    if vaf is None and len(ref) == 1 and len(alt) == 1 and f"{alt}U" in data:
+        counts = {b: _first_int(data.get(f"{b}U")) for b in "ACGT"}
+        tot = sum(c for c in counts.values() if c)
+        if tot and counts.get(alt) is not None:
+            vaf, depth = counts[alt] / tot, tot
+    if vaf is None and "TIR" in data and "TAR" in data:
+        tir, tar = _first_int(data.get("TIR")), _first_int(data.get("TAR"))
+        if tir is not None and tar is not None and tir + tar > 0:
+            vaf, depth = tir / (tir + tar), tir + tar
     ad = data.get("AD")
     if isinstance(ad, list) and len(ad) > alt_index and all(isinstance(x, int) for x in ad if x is not None):
         tot = sum(x for x in ad if x is not None)
@@ -704,7 +731,7 @@ def _vcf_record_to_variants(
         normal_call = by_name.get(res.normal_sample) if res.normal_sample else None
         vaf = depth = gt = None
         if tumor_call is not None:
-            vaf, depth, gt, _ = _call_metrics(tumor_call, ai)
+            vaf, depth, gt, _ = _call_metrics(tumor_call, ai, rec.REF, alt)
         else:
             af = rec.INFO.get("AF")
             vaf = af[ai - 1] if isinstance(af, list) and len(af) >= ai else (af if isinstance(af, float) else None)
@@ -715,7 +742,7 @@ def _vcf_record_to_variants(
         v["genotype"] = gt
         normal_carries = False
         if normal_call is not None:
-            _, _, ngt, normal_carries = _call_metrics(normal_call, ai)
+            _, _, ngt, normal_carries = _call_metrics(normal_call, ai, rec.REF, alt)
             v["normal_genotype"] = ngt
             if normal_carries:
                 v["zygosity"] = _zygosity(ngt, ai)

@@ -257,3 +257,25 @@ def test_vcf_without_records_is_a_valid_empty_result(tmp_path):
     p.write_text("\n".join(header) + "\n")
     res = read_vcf(p)
     assert res.variants == [] and res.usable and res.build == "GRCh38"
+
+
+def test_strelka_tier_counts_and_varscan_freq_give_vaf(tmp_path):
+    hdr = (
+        "##fileformat=VCFv4.2\n##reference=GRCh38\n##source=strelka\n"
+        '##INFO=<ID=SOMATIC,Number=0,Type=Flag,Description="Somatic">\n'
+        + "".join(f'##FORMAT=<ID={b}U,Number=2,Type=Integer,Description="tier1,tier2 {b} counts">\n' for b in "ACGT")
+        + '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">\n'
+        '##FORMAT=<ID=FREQ,Number=1,Type=String,Description="Variant allele frequency">\n'
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tNORMAL\tTUMOR\n"
+    )
+    recs = [
+        "chr7\t55191822\t.\tT\tG\t.\tPASS\tSOMATIC\tDP:AU:CU:GU:TU\t40:0,0:0,0:0,0:40,40\t100:0,0:0,0:25,25:75,75",
+        "chr12\t25245351\t.\tC\tA\t.\tPASS\tSOMATIC\tFREQ\t0%\t12.5%",
+    ]  # fmt: skip
+    p = tmp_path / "strelka.vcf"
+    p.write_text(hdr + "\n".join(recs) + "\n")
+    res = read_vcf(p)
+    assert res.tumor_sample == "TUMOR" and res.normal_sample == "NORMAL"
+    egfr, kras = res.variants
+    assert egfr["gene"] == "EGFR" and egfr["vaf"] == pytest.approx(0.25) and egfr["origin"] == "somatic"
+    assert kras["gene"] == "KRAS" and kras["vaf"] == pytest.approx(0.125) and kras["origin"] == "somatic"
