@@ -571,7 +571,8 @@ class MainWindow(QMainWindow):
         si = self.slab_combo.findData(m.slab_mm)
         if si >= 0:
             self.slab_combo.setCurrentIndex(si)
-        self.settings.layout = m.layout if m.layout != "single" else self.settings.layout
+        if not m.maximized:
+            self.settings.layout = m.layout
         self.settings.show_annotations = m.show_annotations
 
     def _update_readout(self) -> None:

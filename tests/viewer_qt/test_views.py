@@ -207,6 +207,7 @@ def test_layouts_and_double_click_maximise(loaded, qtbot) -> None:
     QTest.keyClick(loaded, Qt.Key_F6)
     click(g.views["sagittal"], centre(loaded), double=True)
     assert [v.view_id for v in g.views.values() if v.isVisible()] == ["sagittal"]
+    assert loaded.settings.layout == "mpr"  # a maximised view is not a layout choice
     click(g.views["sagittal"], centre(loaded), double=True)
     assert loaded.model.layout == "mpr"
 
@@ -245,3 +246,21 @@ def test_cine_steps_the_active_view(loaded, qtbot) -> None:
     qtbot.waitUntil(lambda: loaded.model.slice_index("axial") != k0, timeout=2000)
     QTest.keyClick(loaded, Qt.Key_C)
     assert not loaded.cine_timer.isActive()
+
+
+def test_right_drag_zooms_middle_drag_pans_crosshair_tool_tracks(loaded) -> None:
+    view = loaded.grid.views["axial"]
+    c = centre(loaded)
+    loaded.model.set_sync_zoom(False)
+    drag(view, c, c + np.array([0, -20, 0]), button=Qt.RightButton)  # drag up: zoom in
+    assert loaded.model.zoom["axial"] > 1.3 and loaded.model.zoom["coronal"] == 1.0
+    before = view.widget_pos_of_voxel(c)
+    drag(view, c, c + np.array([0, 0, 10]), button=Qt.MiddleButton)  # the image follows the hand
+    after = view.widget_pos_of_voxel(c)
+    assert after.x() - before.x() > 20 and abs(after.y() - before.y()) <= 2
+    QTest.keyClick(loaded, Qt.Key_R)
+    assert loaded.model.zoom["axial"] == 1.0 and loaded.model.pan["axial"] == (0.0, 0.0)
+    loaded.model.set_tool("crosshair")
+    target = c + np.array([0, 7, -9])
+    drag(view, c, target)
+    assert (loaded.model.slice_index("coronal"), loaded.model.slice_index("sagittal")) == (target[1], target[2])

@@ -95,6 +95,7 @@ class ViewerModel:
         self.window = PRESETS["lung"]
         self.layout: str = "mpr"
         self.previous_layout: str = "mpr"
+        self.maximized = False
         self.active_view: str = "axial"
         self.slab_mm: float = 0.0
         self.sync_zoom: bool = True
@@ -217,9 +218,12 @@ class ViewerModel:
         return ""
 
     # -- layout / zoom / pan ------------------------------------------------
-    def set_layout(self, layout: str) -> None:
+    def set_layout(self, layout: str, *, maximized: bool = False) -> None:
+        """Switch layout; ``maximized`` marks a temporary one-view layout
+        from a double-click (not remembered as the reader's choice)."""
         if layout not in LAYOUTS:
             raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+        self.maximized = maximized
         if layout != self.layout:
             self.previous_layout = self.layout
             self.layout = layout
@@ -239,7 +243,7 @@ class ViewerModel:
             if self.layout == "single":
                 self.layout_changed.emit()
             else:
-                self.set_layout("single")
+                self.set_layout("single", maximized=True)
 
     def visible_views(self) -> tuple[str, ...]:
         if self.layout == "single":
