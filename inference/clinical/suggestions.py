@@ -217,7 +217,7 @@ def _actionable(rule: dict[str, Any], cond: dict[str, Any], alterations: list[di
         if e is None or e.id in seen:
             continue
         lv = e.level
-        if lv not in cond.get("levels", []):
+        if lv not in cond.get("levels", []) or e.match.get("review_only"):
             continue
         seen.add(e.id)
         drugs = list(e.levels.get(lv, []))

@@ -207,7 +207,9 @@ def annotate_alteration(
     head = matches[0].entry
     out["kb_id"] = head.id
     out["evidence_level"] = head.level
-    out["actionable"] = head.level in LEVEL_ORDER[:3] or head.level == "3A"
+    out["actionable"] = head.level in LEVEL_ORDER[:3] and not head.match.get("review_only")
+    if head.match.get("review_only"):
+        out["review"] = "matched by variant class only: check oncogenicity before acting"
     out["drugs"] = head.sensitive_drugs
     for m in matches:
         for d in m.entry.resistant_drugs:

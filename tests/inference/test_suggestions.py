@@ -181,3 +181,12 @@ def test_pdl1_reported_in_a_lab_file_reaches_the_pdl1_rules(tmp_path):
     low = _labs(tmp_path, ["PT-0042,,PD-L1 TPS,20,%,2026-02-01"])
     _, sugs = _run(labs=[low])
     assert _one(sugs, rule="PDL1_LOW_NO_DRIVER")["evidence_level"] == "FDA label"
+
+
+def test_class_only_match_is_not_called_actionable(tmp_path):
+    p = tmp_path / "b.csv"
+    p.write_text("gene,alteration,value\nFGFR3,S249C,detected\n")
+    f, sugs = _run(genomics=[p])
+    b = f["genomics"]["biomarkers"][0]
+    assert b["evidence_level"] == "2" and b["actionable"] is False and "oncogenicity" in b["review"]
+    assert not [s for s in sugs if s["kind"] == "therapy"]
