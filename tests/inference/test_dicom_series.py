@@ -301,3 +301,16 @@ def test_float_pixel_data_loads_as_float32(tmp_path: Path) -> None:
     assert scan(tmp_path).series[0].rows == 6
     v = load_series(f)
     assert v.array.dtype == np.float32 and np.array_equal(v.array[0], vals)
+
+
+def test_pet_per_slice_float_slopes(tmp_path: Path) -> None:
+    # PET stores counts with a different float slope per slice (SUV-ready Bq/ml)
+    rng = np.random.default_rng(5)
+    activity = rng.uniform(0, 1500, (4, 8, 8))
+    slopes = [0.37, 1.9, 0.05, 0.8]
+    stored = [np.round(activity[k] / slopes[k]) for k in range(4)]
+    values = np.stack([stored[k] * slopes[k] for k in range(4)])
+    write_ct_series(tmp_path, values, modality="PT", per_slice_rescale=[(s, 0.0) for s in slopes])
+    v = load_series(tmp_path)
+    assert v.array.dtype == np.float32
+    assert np.allclose(v.array, values, rtol=1e-6, atol=1e-3)
