@@ -20,7 +20,7 @@ import numpy as np
 
 from inference.synth.raster import Segments
 
-__all__ = ["Anatomy", "AnatomyRenderer", "make_anatomy", "reference_points", "lung_lobe_at", "LOBE_NAMES", "HU"]
+__all__ = ["Anatomy", "AnatomyRenderer", "make_anatomy", "reference_points", "fissure_z", "lung_lobe_at", "LOBE_NAMES", "HU"]
 
 #: Lobe label values used in :attr:`Phantom.lobes`.
 LOBE_NAMES = {1: "RUL", 2: "RML", 3: "RLL", 4: "LUL", 5: "LLL"}
@@ -66,7 +66,7 @@ class Anatomy:
     rib_pitch: float
     rib_drop: float
     vb_y: float
-    fiss_r: tuple[float, float]  # oblique fissure Z = c0 + c1 * Y (right)
+    fiss_r: tuple[float, float]  # oblique fissure Z = c0 + c1 * (Y + FISS_KX * (|X| - 60)) + waves (right)
     fiss_l: tuple[float, float]
     fiss_h: float  # horizontal fissure height (right)
     tex: np.ndarray  # (K, 7) lung texture terms: amp, kx, ky, kz, px, py, pz
@@ -144,7 +144,8 @@ def make_anatomy(
             ((0, -8, 95), (0, -14, -40)),  # anterior/middle mediastinal column
             ((0, 56, 110), (0, 58, -230)),  # paraspinal
             ((3, 40, 110), (15, 35, -150)),  # oesophagus
-            ((-4, -12, -72), (38, -30, -112)),  # heart
+            ((-6, -14, -70), (44, -32, -118)),  # heart
+            ((-30, -4, -92), (-24, -8, -122)),  # right atrium
             ((6, 18, -70), (10, 22, -85)),  # left atrium
             ((-12 + ax, -18, -70), (-12 + ax, -24, 24)),  # ascending aorta
             ((-12 + ax, -24, 24), (0, -12, 38), (18, 22, 32)),  # arch
@@ -164,11 +165,11 @@ def make_anatomy(
             ((0, 15, 0), (-36, 20, -22)),  # right main bronchus (wall)
             ((0, 15, 0), (42, 22, -30)),  # left main bronchus (wall)
         ],
-        [25, 24, 8, 44, 24, 15, 13, 12, 14, 11, 10, 10, 7, 5, 6, 8, 6, 15, 13, 11, 8.5, 8],
-        [-75, 45, 40, HU["heart"], HU["heart"], 42, 42, 42, 42, 42, 42, 40, 42, 42, 42, 40, 40, 42, 42, 45, 45, 45],
+        [28, 24, 8, 47, 30, 24, 15, 13, 12, 14, 11, 10, 10, 7, 5, 6, 8, 6, 15, 13, 11, 8.5, 8],
+        [-75, 45, 40, HU["heart"], HU["heart"], HU["heart"], 42, 42, 42, 42, 42, 42, 40, 42, 42, 42, 40, 40, 42, 42, 45, 45, 45],
         s,
     )
-    med_fat = _caps([((-4, -12, -72), (38, -30, -112))], [47.5], [-85], s)
+    med_fat = _caps([((-6, -14, -70), (44, -32, -118)), ((-30, -4, -92), (-24, -8, -122))], [51.0, 33.5], [-85, -85], s)
     air = _caps(
         [((0, 10, 125), (0, 15, 0)), ((0, 15, 0), (-36, 20, -22)), ((0, 15, 0), (42, 22, -30))],
         [8.5, 6.8, 6.3],
@@ -231,7 +232,7 @@ def reference_points(an: Anatomy) -> dict[str, np.ndarray]:
     # the descending aorta tube, half-way down
     d0, d1 = np.array([18, 26, 32]) * s, np.array([22, 34, -170]) * s
     aorta = d0 + (d1 - d0) * ((z_mid - d0[2]) / (d1[2] - d0[2]))
-    h0, h1 = np.array([-4, -12, -72]) * s, np.array([38, -30, -112]) * s
+    h0, h1 = np.array([-6, -14, -70]) * s, np.array([44, -32, -118]) * s
     return {
         # lateral wall, half-way through the subcutaneous fat (thickest there)
         "fat": np.array([-(an.body_a - 1.0 - 0.5 * (an.fat_mm * 1.3 + 2.0)), an.body_yc, z_mid]),
@@ -277,14 +278,24 @@ def _dome(an: Anatomy, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return z0 - 34.0 * ((X - xc) / (75.0 * s)) ** 2 - post
 
 
+#: The oblique fissure also runs forward laterally, so on an axial slice it is
+#: an oblique line from postero-medial to antero-lateral, as on real CT.
+FISS_KX = 0.35
+
+
+def fissure_z(c0: float | np.ndarray, c1: float | np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Height of the oblique fissure above the point (X, Y) (anatomical mm)."""
+    wav = 4.0 * np.sin(X / 23.0) + 3.0 * np.cos(Y / 31.0)
+    return c0 + c1 * (Y + FISS_KX * (np.abs(X) - 60.0)) + wav
+
+
 def _lobe_of(an: Anatomy, X: np.ndarray, Y: np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lobe label (1..5) where a voxel *would* be lung, and the signed distance
     (mm) to the nearest fissure, used to draw the fissure line."""
     right = X < 0
     c0 = np.where(right, an.fiss_r[0], an.fiss_l[0])
     c1 = np.where(right, an.fiss_r[1], an.fiss_l[1])
-    wav = 4.0 * np.sin(X / 23.0) + 3.0 * np.cos(Y / 31.0)
-    d_obl = (Z - (c0 + c1 * Y + wav)) / np.sqrt(1.0 + c1 * c1)
+    d_obl = (Z - fissure_z(c0, c1, X, Y)) / np.sqrt(1.0 + c1 * c1)
     upper_part = d_obl > 0
     d_h = Z - (an.fiss_h + 0.12 * Y + 2.5 * np.sin(X / 19.0))
     lobe = np.where(
@@ -364,8 +375,7 @@ class AnatomyRenderer:
         self.g = np.clip((2.75 - phi) / 2.4, 0.0, 1.0)
         c0 = np.where(self.right, an.fiss_r[0], an.fiss_l[0])
         c1 = np.where(self.right, an.fiss_r[1], an.fiss_l[1])
-        wav = 4.0 * np.sin(X / 23.0) + 3.0 * np.cos(Y / 31.0)
-        self.obl_base = (c0 + c1 * Y + wav).astype(np.float32)
+        self.obl_base = fissure_z(c0, c1, X, Y).astype(np.float32)
         self.obl_norm = (1.0 / np.sqrt(1.0 + c1 * c1)).astype(np.float32)
         self.h_base = (an.fiss_h + 0.12 * Y + 2.5 * np.sin(X / 19.0)).astype(np.float32)
         self.grad = (HU["lung"] + 40.0 * np.clip(dy / an.cav_b, -1.0, 1.0)).astype(np.float32)
@@ -386,11 +396,14 @@ class AnatomyRenderer:
         a_b = an.body_a * (1.0 + 0.16 / (1.0 + np.exp(-(Z - 70.0 * s) / 12.0)))
         rho_b = (self.tX / a_b**2.3 + self.tY) ** np.float32(1 / 2.3) + 1e-6
         d_skin = self.rb * (1.0 / rho_b - 1.0)
+        d_breast = None
         if an.sex == "F" and -140 * s < Z < -25 * s:
             for sx in (-1.0, 1.0):
-                # supine breasts are flattened and spread laterally
-                q = ((X - sx * 78 * s) / (68 * s)) ** 2 + ((Y + an.body_b - 16 * s) / (30 * s)) ** 2 + ((Z + 85 * s) / (48 * s)) ** 2
-                d_skin = np.maximum(d_skin, (1.0 - np.sqrt(q)) * 28 * s)
+                # supine breasts are flattened and spread laterally: fat with
+                # fibroglandular strands on top of the pectoral muscle
+                q = ((X - sx * 78 * s) / (70 * s)) ** 2 + ((Y + an.body_b - 14 * s) / (28 * s)) ** 2 + ((Z + 85 * s) / (48 * s)) ** 2
+                db = (1.0 - np.sqrt(q)) * 26 * s
+                d_breast = db if d_breast is None else np.maximum(d_breast, db)
         body = d_skin > 0
         taper = 1.0 - 0.10 * min(max((Z + 20.0) / 80.0, 0.0), 1.0)
         a_c = an.cav_a * taper
@@ -408,9 +421,13 @@ class AnatomyRenderer:
         musc = body & (d_skin > self.fat_t)
         hu[musc] = HU["muscle"]
         hu[body & (d_skin < 2.0)] = HU["skin"]
-        if an.sex == "F" and -125 * s < Z < -40 * s:
-            glands = (d_skin > 3) & (d_skin < 22 * s) & (Y < -an.body_b * 0.7) & (np.cos(X / 4.0) * np.cos(Z / 5.0) > 0.3)
-            hu[glands] = 10.0
+        if d_breast is not None:
+            breast = (d_breast > 0) & (d_skin < self.fat_t)
+            hu[breast] = HU["fat"]
+            core = breast & (d_breast > 9.0 * s)
+            hu[core] = np.where(np.cos(X[core] / 2.5) * np.cos(Y[core] / 3.5 + Z / 6.0) > 0.1, 20.0, -40.0)
+            hu[breast & (d_breast < 2.0) & (d_skin < 0.5)] = HU["skin"]
+            body |= breast
         hu[(out_c > 0.8) & (out_c < 2.2) & body] = -70.0  # extrapleural fat
         # intermuscular fat plane in the thick muscles
         hu[musc & (np.abs(out_c - muscle_t * 0.55 - 6.0) < 1.2) & (out_c > 10)] = -80.0
@@ -485,7 +502,7 @@ class AnatomyRenderer:
         post = (dc < 14.0 * s) & (dc > 8.5 * s) & (Y > cy - 9.0 * s)
         if not disc:
             post |= (self.absX < 3.0 * s) & (Y > cy + 8 * s) & (Y < cy + 34.0 * s)
-            post |= (np.abs(Y - cy) < 5.0 * s) & (self.absX > 8 * s) & (self.absX < 32.0 * s)
+            post |= (np.abs(Y - cy + 0.25 * (self.absX - 8 * s)) < 3.5 * s) & (self.absX > 8 * s) & (self.absX < 27.0 * s)
         post &= ~vb
         hu[post] = 520.0
         hu[dc < 8.5 * s] = HU["csf"]
@@ -564,7 +581,7 @@ def _tree(P: np.ndarray, lobes: np.ndarray, root: np.ndarray, r_root: float, rng
             end = p + (c - p) * 1.0
             out.append((*p, *end, max(r, r_min), max(r * 0.7, r_min)))
             continue
-        frac = 0.45 if n > 40 else 0.6
+        frac = 0.3 if n > 400 else (0.45 if n > 40 else 0.6)
         q = p + (c - p) * frac
         q += rng.normal(0, 0.6, 3) * min(1.0, r)
         out.append((*p, *q, min(r_parent, r * 1.05), r))
@@ -600,8 +617,8 @@ def _airways(art: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.
     perp /= np.linalg.norm(perp, axis=1, keepdims=True) + 1e-9
     rl0 = 0.85 * big[:, 6]
     rl1 = 0.85 * big[:, 7]
-    wall0 = 0.25 + 0.18 * rl0
-    wall1 = 0.25 + 0.18 * rl1
+    wall0 = 0.2 + 0.12 * rl0
+    wall1 = 0.2 + 0.12 * rl1
     off = (big[:, 6] + rl0 + wall0 + 0.4)[:, None] * perp
     off1 = (big[:, 7] + rl1 + wall1 + 0.4)[:, None] * perp
     wall = np.column_stack([a + off, b + off1, rl0 + wall0, rl1 + wall1])

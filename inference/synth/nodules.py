@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from inference.synth.anatomy import LOBE_NAMES, Anatomy, lung_lobe_at
+from inference.synth.anatomy import FISS_KX, LOBE_NAMES, Anatomy, fissure_z, lung_lobe_at
 from inference.synth.raster import Grid
 
 __all__ = [
@@ -194,7 +194,7 @@ def make_spec(
 
 def _fissure_normal(an: Anatomy, x: float) -> tuple[np.ndarray, tuple[float, float]]:
     c0, c1 = an.fiss_r if x < 0 else an.fiss_l
-    n = np.array([0.0, -c1, 1.0])
+    n = np.array([-c1 * FISS_KX * np.sign(x), -c1, 1.0])
     return n / np.linalg.norm(n), (c0, c1)
 
 
@@ -246,8 +246,7 @@ def _place(rng: np.random.Generator, an: Anatomy, spec: NoduleSpec, lobe: int | 
             attach = ["pleura"]
         elif spec.kind == "perifissural":
             n, (c0, c1) = _fissure_normal(an, p[0])
-            wav = 4.0 * np.sin(p[0] / 23.0) + 3.0 * np.cos(p[1] / 31.0)
-            zf = c0 + c1 * p[1] + wav
+            zf = float(fissure_z(c0, c1, np.asarray(p[0]), np.asarray(p[1])))
             c = np.array([p[0], p[1], zf + rng.uniform(-0.3, 0.3) * spec.radius_mm * spec.axes[2]])
             # the flat axis along the fissure normal
             e1 = np.cross(n, [1.0, 0, 0])
