@@ -230,8 +230,10 @@ def write_ct_series(
         Random file names (``IMG_<random>.dcm``) so that any loader sorting by
         file name or by directory order gets the stack wrong.
     transfer_syntax
-        Any syntax pydicom can encode (Explicit/Implicit VR little endian,
-        ``RLELossless``, ``JPEGLSLossless``, ``JPEG2000Lossless`` ...).
+        Any syntax pydicom can encode: Explicit/Implicit VR little endian,
+        ``RLELossless``, ``JPEGLSLossless`` (both tested). The installed
+        openjpeg refuses to encode these signed 16-bit slices as
+        ``JPEG2000Lossless``; pydicom's JPEG 2000 test files cover decoding.
     rescale
         ``(slope, intercept)`` for every slice; ``None`` writes no rescale tags
         (stored value = array value).
