@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--clinical", metavar="FILE")
     a.add_argument("--prior", metavar="STUDY")
     a.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    a.add_argument(
+        "--confirm-identity",
+        action="store_true",
+        help="combine inputs whose patient identity differs from the CT's (after checking they are the same person)",
+    )
     return p
 
 
@@ -104,6 +109,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         clinical=args.clinical,
         prior=args.prior,
         device=args.device,
+        confirm_identity=args.confirm_identity,
         progress=progress,
     )
     n = len(findings.get("nodules", []))

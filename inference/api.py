@@ -79,12 +79,17 @@ def analyze(
     clinical: str | Path | None = None,
     prior: str | Path | None = None,
     device: str = "auto",
+    confirm_identity: bool = False,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
 ) -> dict[str, Any]:
     """Run the whole pipeline and write ``findings.json`` (+ label maps) to
     ``out_dir`` as ``../shared/docs/findings-contract.md`` specifies.
-    Returns the findings dictionary."""
+    Returns the findings dictionary.
+
+    ``confirm_identity``: the user has checked that inputs whose patient
+    identity differs from the CT's belong to the same person; without it such
+    inputs are reported and left out, never combined silently."""
     from inference.pipeline.analyze import analyze as _analyze
 
     return _analyze(
@@ -96,6 +101,7 @@ def analyze(
         clinical=Path(clinical) if clinical else None,
         prior=Path(prior) if prior else None,
         device=device,
+        confirm_identity=confirm_identity,
         progress=progress,
         cancel=cancel,
     )
