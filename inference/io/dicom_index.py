@@ -113,6 +113,7 @@ def read_header(path: Path) -> Header:
     except TruncatedHeaderError as e:
         raise HeaderError(f"truncated: {e}") from e
     if h is not None:
+        _validate(h)
         if h.pixel_offset is not None and h.pixel_length is not None and h.pixel_offset + h.pixel_length > st.st_size:
             raise HeaderError(
                 f"truncated: pixel data needs {h.pixel_offset + h.pixel_length} bytes, file has {st.st_size}"
@@ -148,9 +149,17 @@ def _pydicom_header(path: Path, *, force: bool) -> Header:
         h.has_pixels = True  # stop_before_pixels hides PixelData; Rows/Columns mean an image
     if force and not (h.get("SOPClassUID") or h.get("StudyInstanceUID") or h.get("SeriesInstanceUID") or h.get("Rows")):
         raise HeaderError("not a DICOM file (no recognisable DICOM elements)")
+    _validate(h)
+    return h
+
+
+def _validate(h: Header) -> None:
+    """Checks shared by both readers: an object clinview can place needs a
+    SOP Class or Series UID, and "has pixels" needs Rows and Columns too."""
     if not (h.get("SOPClassUID") or h.get("SeriesInstanceUID")):
         raise HeaderError("incomplete header: no SOP Class or Series Instance UID (truncated or not a stored object)")
-    return h
+    if h.has_pixels and not (isinstance(h.get("Rows"), int) and isinstance(h.get("Columns"), int)):
+        h.has_pixels = False
 
 
 def _short(e: BaseException) -> str:

@@ -22,6 +22,8 @@ What a radiologist expects, and therefore what this module does:
   slice is shifted in-plane onto an orthogonal grid (linear interpolation,
   edges filled with air) and a warning gives the angle. Without this, an
   orthogonal affine would misplace anatomy by up to ``length × tan(tilt)``.
+* **Separate stacks under one UID** (gaps of five or more missing slices):
+  the largest run of slices is loaded and the warning says what was dropped.
 * **Several sizes/orientations under one UID** are split by the index into
   sub-series; a path with several series loads the largest image series and
   says so.
@@ -478,6 +480,35 @@ def _plan(slices: list[_Slice], info: SeriesInfo, issues: list[Issue]) -> tuple[
     order = sorted(range(len(slices)), key=lambda i: (proj[i], slices[i].instance, slices[i].frame or 0))
     slices = [slices[i] for i in order]
     proj = proj[order]
+    # separate stacks under one UID (e.g. a few extra slices far away):
+    # split at gaps of 5+ missing slices and keep the largest run rather
+    # than interpolating centimetres of anatomy
+    if len(slices) > 2:
+        st = np.diff(proj)
+        m0 = float(np.median(st[st >= _DUP_TOL_MM])) if np.any(st >= _DUP_TOL_MM) else 0.0
+        cuts = [i + 1 for i in range(len(st)) if m0 > 0 and st[i] > 5.5 * m0]
+        if cuts:
+            bounds = [0, *cuts, len(slices)]
+            runs = [(bounds[j], bounds[j + 1]) for j in range(len(bounds) - 1)]
+            lo, hi = max(runs, key=lambda r: r[1] - r[0])
+            if 2 * (hi - lo) < len(slices):
+                raise SeriesLoadError(
+                    f"slice positions too irregular to form one volume: {len(slices)} images in {len(runs)} "
+                    f"separate groups, the largest holding only {hi - lo}",
+                    where=where,
+                    fix="check the export for mixed acquisitions, or load the images one by one",
+                )
+            issues.append(
+                Issue(
+                    f"{len(runs)} separate stacks along the slice normal (gaps up to {float(st.max()):.1f} mm, "
+                    f"slice step {m0:.2f} mm); loaded the largest ({hi - lo} images), dropped "
+                    f"{len(slices) - (hi - lo)} image(s) elsewhere",
+                    path=where,
+                    code="split-stack",
+                )
+            )
+            slices = slices[lo:hi]
+            proj = proj[lo:hi]
     # duplicates
     keep = [0]
     dropped: list[_Slice] = []

@@ -120,10 +120,21 @@ def test_non_uniform_spacing_resampled(tmp_path: Path) -> None:
     assert np.array_equal(v.array[3], expected)
 
 
+def test_separate_stack_split_off_largest_run_loaded(tmp_path: Path) -> None:
+    hu = phantom((6, 8, 8))
+    z = np.array([0.0, 1.25, 2.5, 3.75, 200.0, 201.25])  # two stacks 200 mm apart under one UID
+    pos = np.column_stack([np.zeros(6), np.zeros(6), z])
+    write_ct_series(tmp_path, hu, spacing=(1.25, 1.0, 1.0), positions=pos)
+    v = load_series(tmp_path)
+    assert "split-stack" in _codes(v)
+    assert np.array_equal(v.array, hu[:4])
+    assert v.spacing[0] == pytest.approx(1.25)
+
+
 def test_scattered_positions_refused_with_reason(tmp_path: Path) -> None:
-    z = np.array([0.0, 0.02, 0.04, 0.06, 50.0])  # a near-duplicate burst and one far image
-    pos = np.column_stack([np.zeros(5), np.zeros(5), z])
-    write_ct_series(tmp_path, phantom((5, 8, 8)), positions=pos)
+    z = np.array([0.0, 0.3, 3.0, 3.2, 9.0, 9.1, 17.0, 17.1])  # pairs far apart: no stack
+    pos = np.column_stack([np.zeros(8), np.zeros(8), z])
+    write_ct_series(tmp_path, phantom((8, 8, 8)), positions=pos)
     with pytest.raises(SeriesLoadError, match="too irregular"):
         load_series(tmp_path)
 
