@@ -811,9 +811,24 @@ def _load(info: SeriesInfo, issues: list[Issue], progress: ProgressFn | None, ca
         progress(Progress(1.0, f"loaded {n_out} slices"))
     return Volume(
         array=out,
+        warnings=_collapse(issues),
         spacing=tuple(float(v) for v in plan.spacing),  # type: ignore[arg-type]
         origin=tuple(float(v) for v in plan.origin),  # type: ignore[arg-type]
         direction=plan.direction,
         series=info,
-        warnings=tuple(issues),
     )
+
+
+def _collapse(issues: list[Issue]) -> tuple[Issue, ...]:
+    """One line per kind of problem: the same message for many files (every
+    frame file of a cine loop, say) becomes one Issue naming the count."""
+    groups: dict[tuple[str, str], list[Issue]] = {}
+    for i in issues:
+        groups.setdefault((i.code, i.message), []).append(i)
+    out = []
+    for (_, msg), items in groups.items():
+        first = items[0]
+        if len(items) > 1:
+            first = Issue(f"{msg} ({len(items)} files)", path=first.path, line=first.line, code=first.code)
+        out.append(first)
+    return tuple(out)
