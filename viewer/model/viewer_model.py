@@ -61,7 +61,7 @@ PRESET_KEYS: dict[str, str] = {"1": "lung", "2": "mediastinum", "3": "bone", "4"
 
 LAYOUTS = ("single", "mpr", "2x2")
 Layout = Literal["single", "mpr", "2x2"]
-# "mip" is the 2x2 layout's fourth view: a full-thickness coronal MIP.
+# "mip" is the 2x2 layout's fourth view: a coronal thick-slab MIP (>= 20 mm).
 VIEW_IDS = ("axial", "coronal", "sagittal", "mip")
 SLAB_CHOICES_MM = (0.0, 5.0, 10.0, 20.0)
 Tool = Literal["wl", "crosshair", "line", "ellipse", "angle"]
@@ -106,7 +106,6 @@ class ViewerModel:
         self.overlays: dict[str, LabelOverlay] = {}
         self.markers: list[Marker] = []
         self.measurements = MeasurementList()
-        self._mip_cache: dict[str, np.ndarray] = {}
         for name in ("volume_changed", "cursor_changed", "window_changed", "layout_changed", "view_changed",
                      "slab_changed", "overlays_changed", "markers_changed", "annotations_changed",
                      "hover_changed", "tool_changed"):
@@ -117,7 +116,6 @@ class ViewerModel:
         """Show ``volume``: cursor to its centre, views reset, overlays,
         markers and measurements cleared (they belonged to the old series)."""
         self.volume = volume
-        self._mip_cache = {}
         self.overlays = {}
         self.markers = []
         self.hover = None
@@ -133,13 +131,6 @@ class ViewerModel:
         self.volume_changed.emit()
         self.overlays_changed.emit()
         self.markers_changed.emit()
-
-    def mip(self, plane: Plane = "coronal") -> np.ndarray:
-        """Full-thickness MIP of the open volume in ``plane`` (cached)."""
-        if plane not in self._mip_cache:
-            assert self.volume is not None
-            self._mip_cache[plane] = self.geometry[plane].project(self.volume.array)
-        return self._mip_cache[plane]
 
     # -- cursor and slices -----------------------------------------------
     def slice_index(self, plane: Plane) -> int:

@@ -32,7 +32,7 @@ __all__ = ["SliceView", "VIEW_TITLES"]
 # the measurement graphics ask for it, per item.
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
-VIEW_TITLES = {"axial": "Axial", "coronal": "Coronal", "sagittal": "Sagittal", "mip": "Coronal MIP"}
+VIEW_TITLES = {"axial": "Axial", "coronal": "Coronal", "sagittal": "Sagittal", "mip": "Coronal MIP slab"}
 # Crosshair colours follow Slicer's convention (axial red, sagittal yellow,
 # coronal green): the line in a view has the colour of the plane it shows.
 PLANE_COLOURS = {"axial": "#e05a4f", "coronal": "#5fbf6a", "sagittal": "#e3c14b"}
@@ -40,6 +40,7 @@ MEASURE_COLOUR = "#4fc3f7"
 MARKER_COLOUR = "#ff9f1c"
 MARKER_RANGE_MM = 10.0
 STAGGER_MS = 12
+MIP_VIEW_SLAB_MM = 20.0
 
 
 class _ViewBox(pg.ViewBox):
@@ -270,6 +271,16 @@ class SliceView(pg.GraphicsView):
         self._refresh_measurements()
         self._refresh_annotations()
 
+    def _slab(self) -> int:
+        """Slices in this view's slab: the reader's thick-slab setting, and at
+        least :data:`MIP_VIEW_SLAB_MM` in the 2×2 layout's MIP view (a
+        full-volume MIP is all ribs and spine in a lung window)."""
+        n = self.model.slab_slices(self.plane)
+        g = self.geom
+        if self.is_mip and g is not None:
+            n = max(n, int(round(MIP_VIEW_SLAB_MM / g.slice_mm)))
+        return n
+
     def _levels(self) -> tuple[float, float]:
         w = self.model.window
         return (w.low, w.high)
@@ -280,10 +291,7 @@ class SliceView(pg.GraphicsView):
         g, vol = self.geom, self.model.volume
         if g is None or vol is None:
             return
-        if self.is_mip:
-            raw = self.model.mip(self.plane)
-        else:
-            raw = g.slice2d(vol.array, self.model.slice_index(self.plane), self.model.slab_slices(self.plane))
+        raw = g.slice2d(vol.array, self.model.slice_index(self.plane), self._slab())
         self._raw = raw
         # int16 straight in with levels: pyqtgraph's own rescale path makes an
         # ARGB32 image, the one format QPainter draws without converting
@@ -308,7 +316,7 @@ class SliceView(pg.GraphicsView):
             return
         if self.geom is None:
             return
-        if self.plane in planes and not self.is_mip:
+        if self.plane in planes:
             self._refresh_image()
             self._refresh_markers()
             self._refresh_measurements()
@@ -419,7 +427,9 @@ class SliceView(pg.GraphicsView):
         k = self.model.slice_index(self.plane)
         bl = []
         if self.is_mip:
-            bl.append(f"MIP full volume ({g.n_slices} slices)")
+            pos = vol.voxel_to_lps(self.model.cursor)
+            bl.append(f"P {pos[1]:.1f} mm")
+            bl.append(f"MIP slab {self._slab() * g.slice_mm:.1f} mm")
         else:
             pos = vol.voxel_to_lps(self.model.cursor)
             axis_name = {"axial": "S", "coronal": "P", "sagittal": "L"}[self.plane]
@@ -465,10 +475,7 @@ class SliceView(pg.GraphicsView):
             if self.is_mip and name == "lungs":
                 item.hide()  # a projected lung mask hides the vessels the MIP is for
                 continue
-            if self.is_mip:
-                lab = g.project(ov.labels)
-            else:
-                lab = g.slice2d(ov.labels, self.model.slice_index(self.plane), self.model.slab_slices(self.plane))
+            lab = g.slice2d(ov.labels, self.model.slice_index(self.plane), self._slab())
             item.setImage(rgba_slice(ov, lab), autoLevels=False, levels=(0, 255))
             item.setRect(QRectF(0, 0, g.width_mm, g.height_mm))
             item.show()
@@ -489,7 +496,7 @@ class SliceView(pg.GraphicsView):
         k = self.model.slice_index(self.plane)
         for mk in self.model.markers:
             v = vol.lps_to_voxel(np.asarray(mk.lps, float))
-            if not self.is_mip and abs(v[g.fixed_axis] - k) * g.slice_mm > MARKER_RANGE_MM:
+            if abs(v[g.fixed_axis] - k) * g.slice_mm > max(MARKER_RANGE_MM, self._slab() * g.slice_mm / 2):
                 continue
             x, y = g.voxel_to_scene(v)
             xs.append(x)
@@ -588,7 +595,7 @@ class SliceView(pg.GraphicsView):
             return
         delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
         steps = delta / 120.0
-        if ev.modifiers() & Qt.ControlModifier or self.is_mip:
+        if ev.modifiers() & Qt.ControlModifier:
             self.model.set_zoom(self.view_id, self.model.zoom[self.view_id] * (1.15 ** steps))
         else:
             # wheel up (away from the reader) goes towards the head / front.
