@@ -63,6 +63,13 @@ def test_wheel_and_keys_scroll_slices(loaded, qtbot) -> None:
     assert loaded.model.slice_index("axial") == k0 - 1 - 10
     QTest.keyClick(loaded, Qt.Key_Up)
     assert loaded.model.slice_index("axial") == k0 - 10
+    # after a click the view has the focus: the keys still mean "slice"
+    cor = loaded.grid.views["coronal"]
+    click(cor, centre(loaded))
+    cor.setFocus()
+    j0 = loaded.model.slice_index("coronal")
+    QTest.keyClick(cor, Qt.Key_Down)
+    assert loaded.model.active_view == "coronal" and loaded.model.slice_index("coronal") == j0 + 1  # towards the back
     # a slice outside the sphere shows lung only
     loaded.model.set_slice("axial", 0)
     assert grey(pixel(view, loaded.model.cursor + OFF_CROSS)) < 130

@@ -344,6 +344,11 @@ class SliceView(pg.GraphicsView):
         hw, hh = g.width_mm / 2 / zoom, g.height_mm / 2 / zoom
         self.vb.setRange(QRectF(cx - hw, cy - hh, 2 * hw, 2 * hh), padding=0.0, update=True)
 
+    def keyPressEvent(self, ev):  # type: ignore[no-untyped-def]  # noqa: N802
+        # QGraphicsView would scroll itself on arrows / PgUp / PgDn; here those
+        # keys mean "slice", which the main window handles for the active view.
+        ev.ignore()
+
     def resizeEvent(self, ev):  # type: ignore[no-untyped-def]  # noqa: N802
         super().resizeEvent(ev)
         if not hasattr(self, "corner"):  # pyqtgraph resizes during its own __init__
