@@ -46,10 +46,13 @@ Missing completely at random
     family history 25 %, %LAA-950 10 %, lobe 5 %, image 5 %.
 Image patch
     32^3 voxels of 1 mm around the nodule centre: lung parenchyma (-860 HU,
-    correlated noise), 2-4 vessels, the nodule as a lobulated ellipsoid (solid
-    +30 HU; part-solid: -550 HU halo around a solid core; ground glass -600 HU),
-    spicules as thin strands (-50 HU), partial-volume blur. Rendering is
-    cheap (a few ms) on purpose.
+    correlated + white noise of random strength), 2-9 vessels, 0-2 airways,
+    a chest wall (always for juxtapleural nodules, else p = 0.3), the nodule
+    as a lobulated ellipsoid (solid +30 HU; part-solid: -550 HU halo around a
+    solid core; ground glass -600 HU), spicules as thin strands (-50 HU),
+    blur of random width (kernel). The context varies independently of
+    malignancy so that the encoder learns the nodule, not its surroundings.
+    Rendering is cheap (~10 ms) on purpose.
 
 Cohorts are reproducible from their seed; training, validation and test use
 disjoint seeds (see ``configs/risk.yaml``).
@@ -111,6 +114,7 @@ def render_patch(
     solid_mm: float,
     spiculated: bool,
     lobulation: float,
+    juxtapleural: bool = False,
     size: int = PATCH_SIZE,
 ) -> np.ndarray:
     """HU patch ``(size, size, size)`` int16, nodule at the centre (see module docstring)."""
@@ -121,19 +125,34 @@ def render_patch(
     ax = np.arange(size, dtype=np.float32) - c
     z, y, x = np.meshgrid(ax, ax, ax, indexing="ij")
     pts = np.stack([z, y, x], -1) + rng.uniform(-1, 1, 3).astype(np.float32)
-    noise = gaussian_filter(rng.normal(0, 60, (size, size, size)).astype(np.float32), 1.2)
-    hu = -860.0 + noise * 2.0
-    # vessels: segments through the patch
-    for _ in range(int(rng.integers(2, 5))):
+    # Acquisition varies (dose, kernel): correlated + white noise of random strength.
+    noise = gaussian_filter(rng.normal(0, 1, (size, size, size)).astype(np.float32), 1.2)
+    hu = -860.0 + noise * float(rng.uniform(40, 200)) + rng.normal(0, rng.uniform(5, 40), noise.shape).astype(np.float32)
+    a = long_mm / 2.0
+    # Context the nodule is not responsible for -- vessels, airways, chest wall --
+    # so that the image encoder learns the nodule, not how busy its surroundings are.
+    for _ in range(int(rng.integers(2, 10))):
         p0 = rng.uniform(-c, c, 3)
         d = _unit(rng)
-        r = rng.uniform(0.8, 1.6)
+        r = rng.uniform(0.6, 2.2)
         rel = pts - p0
         t = rel @ d
         dist2 = np.sum(rel**2, -1) - t**2
-        hu = np.where(dist2 <= r * r, 40.0, hu)
+        hu = np.where(dist2 <= r * r, float(rng.uniform(0, 60)), hu)
+    for _ in range(int(rng.integers(0, 3))):
+        p0 = rng.uniform(-c, c, 3)
+        d = _unit(rng)
+        r = rng.uniform(1.5, 4.0)
+        rel = pts - p0
+        t = rel @ d
+        dist = np.sqrt(np.maximum(np.sum(rel**2, -1) - t**2, 0))
+        hu = np.where(dist <= r + 0.8, 0.0, hu)
+        hu = np.where(dist <= r, -950.0, hu)
+    if juxtapleural or rng.random() < 0.3:
+        nrm = _unit(rng)
+        dwall = a + (rng.uniform(-0.5, 0.5) if juxtapleural else rng.uniform(3.0, 14.0))
+        hu = np.where(pts @ nrm > dwall, 40.0 + rng.normal(0, 20, hu.shape), hu)
     # nodule: rotated ellipsoid with lobulated radius
-    a = long_mm / 2.0
     b = max(short_mm / 2.0, 0.5)
     q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
     loc = pts @ q.astype(np.float32)
@@ -162,7 +181,7 @@ def render_patch(
             t = np.clip(rel @ d, 0, length)
             dist = np.linalg.norm(rel - t[..., None] * d, axis=-1)
             hu = np.where(dist <= rng.uniform(0.6, 1.0), np.maximum(hu, -50.0), hu)
-    hu = gaussian_filter(hu, 0.6)
+    hu = gaussian_filter(hu, float(rng.uniform(0.4, 1.0)))
     return np.clip(hu, -1024, 3000).astype(np.int16)
 
 
@@ -316,6 +335,7 @@ def make_cohort(seed: int, n: int) -> list[CohortPatient]:
                 solid_mm=solid_mm,
                 spiculated=spic,
                 lobulation=lob,
+                juxtapleural=juxta,
             )
             if has_image
             else None

@@ -145,14 +145,19 @@ def make_spec(
     # nothing in a lung is a perfect sphere: gentle irregularity for every nodule
     nb0 = int(rng.integers(3, 7))
     spec.bumps = np.column_stack([_unit(rng, nb0), rng.uniform(0.03, 0.1, nb0)])
-    if kind in ("lobulated", "mass") or (kind == "solid" and rng.random() < 0.3):
-        nb = int(rng.integers(4, 8))
-        spec.bumps = np.column_stack([_unit(rng, nb), rng.uniform(0.12, 0.28, nb)])
+    if kind in ("lobulated", "mass", "spiculated") or (kind == "solid" and rng.random() < 0.3):
+        nb = int(rng.integers(5, 10))
+        spec.bumps = np.vstack([spec.bumps, np.column_stack([_unit(rng, nb), rng.uniform(0.15, 0.32, nb)])])
         feats["lobulated"] = True
     if kind in ("spiculated",) or (kind == "mass" and rng.random() < 0.6) or (kind == "part-solid" and rng.random() < 0.3):
-        ns = int(rng.integers(8, 20))
+        ns = int(rng.integers(20, 36))
+        # a corona of strands: flattened towards the axial plane so that, as on
+        # real CT, every axial slice through the nodule shows several of them
+        dirs = _unit(rng, ns) * np.array([1.0, 1.0, 0.3])
+        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+        dirs = dirs @ spec.rot  # anatomical -> the nodule's own frame
         spec.spicules = np.column_stack(
-            [_unit(rng, ns), rng.uniform(0.4, 1.1, ns), rng.uniform(0.5, 1.1, ns) * min(1.0, 0.25 + R / 8.0)]
+            [dirs, rng.uniform(0.5, 1.4, ns), rng.uniform(1.4, 3.0, ns) * min(1.0, 0.4 + R / 10.0)]
         )
         feats["spiculated"] = True
     if kind == "part-solid":
@@ -206,6 +211,10 @@ def _fits(an: Anatomy, c: np.ndarray, R: float, lobe: int | None, *, strict_lobe
         return False
     return bool(np.all(lb[1:] == lb[0])) if strict_lobe else bool(np.all(lb[1:] > 0))
 
+
+#: Fixed wave vectors (rad/mm) and phases for the ground-glass texture.
+_GGO_WAVES = np.random.default_rng(12345).normal(0.0, 1.1, (4, 3)).astype(np.float32)
+_GGO_PHASES = np.random.default_rng(54321).uniform(0, 2 * np.pi, 4).astype(np.float32)
 
 _SPHERE = np.array(
     [
@@ -332,13 +341,15 @@ def _shape_fields(spec: NoduleSpec, L: np.ndarray) -> dict[str, np.ndarray]:
     u = q / rho[..., None]
     rs = np.full(rho.shape, R)
     for bx, by, bz, amp in spec.bumps:
-        rs = rs + R * amp * np.clip(u[..., 0] * bx + u[..., 1] * by + u[..., 2] * bz, 0.0, 1.0) ** 6
+        rs = rs + R * amp * np.clip(u[..., 0] * bx + u[..., 1] * by + u[..., 2] * bz, 0.0, 1.0) ** 2
     outer = rho < rs
     for sx, sy, sz, ln, wd in spec.spicules:
         t = L[..., 0] * sx + L[..., 1] * sy + L[..., 2] * sz
         perp2 = (L * L).sum(-1) - t * t
-        t0, t1 = 0.7 * R, R * (1.0 + ln)
-        wr = 0.5 * wd * np.clip((t1 - t) / (t1 - t0), 0.0, 1.0)
+        # a spicule: a strand as thick as ``wd`` where it leaves the surface,
+        # tapering to a thread; it starts inside so it merges with the nodule
+        t0, t1 = 0.75 * R, R + max(4.0, R * ln)
+        wr = np.maximum(0.3, 0.5 * wd * np.clip((t1 - t) / (t1 - R), 0.0, 1.0) * (1.0 + 0.5 * np.clip((R - t) / R, 0.0, 1.0)))
         outer |= (t > t0) & (t < t1) & (perp2 < wr * wr)
     f: dict[str, np.ndarray] = {"outer": outer}
     if spec.type == "part-solid":
@@ -381,8 +392,8 @@ def render_nodules(
         c_world = rot @ spec.center + shift
         R = spec.radius_mm
         reach = max(
-            1.0 + (float(spec.bumps[:, 3].max()) if len(spec.bumps) else 0.0),
-            1.0 + (float(spec.spicules[:, 3].max()) if len(spec.spicules) else 0.0),
+            1.0 + (float(spec.bumps[:, 3].sum()) if len(spec.bumps) else 0.0),
+            1.0 + (max(4.0 / R, float(spec.spicules[:, 3].max())) if len(spec.spicules) else 0.0),
         )
         ext = R * max(spec.axes) * reach + 1.5
         idx = []
@@ -418,7 +429,6 @@ def render_nodules(
             Lc = ((A - spec.center) @ spec.rot).astype(np.float32)
             del W, A
             F = _shape_fields(spec, Lc)
-            del Lc
 
             inv_n = np.float32(1.0 / (nsz * nsy * nsx))
 
@@ -429,7 +439,15 @@ def render_nodules(
             fo = frac(F["outer"])
             sl = (slice(ka, kb), slice(j0, j1), slice(i0, i1))
             box = hu[sl]
-            v = np.maximum(box, box + fo * (np.float32(spec.hu_outer) - box))
+            target = np.float32(spec.hu_outer)
+            if spec.hu_outer < -200:
+                # ground glass is not uniform: bubbly, patchy attenuation
+                Lv = Lc.reshape(nk, nsz, nj, nsy, ni, nsx, 3)[:, nsz // 2, :, nsy // 2, :, nsx // 2]
+                tex = np.zeros(Lv.shape[:3], np.float32)
+                for kv, ph in zip(_GGO_WAVES, _GGO_PHASES):
+                    tex += np.cos(Lv @ kv + ph)
+                target = target + np.float32(45.0) * tex
+            v = np.maximum(box, box + fo * (target - box))
             if "core" in F:
                 fc = frac(F["core"])
                 v = np.maximum(v, v + fc * (np.float32(spec.hu_core) - v))
