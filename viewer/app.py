@@ -176,7 +176,7 @@ def _open_demo(window: Any) -> None:
             "study": dp.followup_dir, "prior": dp.baseline_dir, "genomics": [dp.vcf],
             "labs": [dp.labs_fhir, dp.labs_csv], "clinical": dp.clinical_fhir, "truth": dp.truth_json,
             "demo": True, "patient_id": dp.patient_id,
-        })
+        }, also_list={"prior": dp.baseline_dir})
         window.status_message(f"Demo patient {dp.patient_id}: follow-up CT, baseline as prior")
 
     window.loader.run(work, "Preparing the demo patient", ready)

@@ -340,11 +340,13 @@ class MainWindow(QMainWindow):
         m.slab_changed.connect(self._sync_ui)
         m.tool_changed.connect(self._sync_ui)
         m.annotations_changed.connect(self._sync_ui)
+        m.annotations_changed.connect(self._update_title)
         m.measurements.changed.connect(self._autosave_measurements)
         ld.busy.connect(self._on_busy)
         ld.progress.connect(self._on_progress)
         ld.scanned.connect(self._on_scanned)
         ld.thumbnail.connect(self.browser.set_thumbnail)
+        ld.listed.connect(self._on_listed)
         ld.loaded.connect(self._on_loaded)
         ld.failed.connect(self._on_failed)
         ld.cancelled.connect(lambda: self.status_message("Loading cancelled; the previous series stays on screen."))
@@ -444,8 +446,21 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(path)
 
-    def open_path(self, path: str | Path, *, paths: dict[str, Any] | None = None) -> None:
-        """Scan ``path`` in the background, list it and load its main series."""
+    def open_path(self, path: str | Path, *, paths: dict[str, Any] | None = None,
+                  also_list: dict[str, str | Path] | None = None) -> None:
+        """Scan ``path`` in the background, list it and load its main series.
+
+        Parameters
+        ----------
+        path
+            DICOM folder, DICOMDIR or .zip.
+        paths
+            What belongs to this study for :meth:`study_paths` (default
+            ``{"study": path}``).
+        also_list
+            ``{note: folder}`` listed in the study browser beside it without
+            loading, e.g. ``{"prior": baseline}`` for the demo's baseline.
+        """
         p = Path(path)
         self.settings.add_recent(str(p))
         self.settings.last_folder = str(p if p.is_dir() else p.parent)
@@ -453,6 +468,17 @@ class MainWindow(QMainWindow):
         self._paths = dict(paths) if paths else {"study": p}
         self._autoload_after_scan = True
         self.loader.scan(p)
+        self._listed: dict[str, ScanResult] = {}
+        for note, folder in (also_list or {}).items():
+            self.loader.scan(folder, channel=f"list:{note}")
+
+    def _on_listed(self, channel: str, item: tuple) -> None:
+        note = channel.split(":", 1)[-1]
+        if item[0] == "scan":
+            self._listed[note] = item[1]
+            self.browser.add_scan(item[1], note=note)
+        elif item[0] == "thumb":
+            self.browser.set_thumbnail(item[1], item[2])
 
     def load_series(self, series: SeriesInfo) -> None:
         """Load one series (double-click in the browser)."""
@@ -464,6 +490,8 @@ class MainWindow(QMainWindow):
 
     def _on_scanned(self, result: ScanResult) -> None:
         self.browser.set_scan(result)
+        for note, listed in getattr(self, "_listed", {}).items():  # a prior listed before the study arrived
+            self.browser.add_scan(listed, note=note)
         issues = [s.one_line() for s in result.skipped]
         if issues:
             self.show_issues(issues)
@@ -488,15 +516,22 @@ class MainWindow(QMainWindow):
         self.browser.mark_loaded(uid)
         lines = [w.one_line() for w in volume.warnings] + [i.one_line() for i in issues]
         self.show_issues(lines)
-        s = volume.series
-        title = "clinview"
-        if s is not None:
-            title += f" — {s.patient.name or s.patient.patient_id or ''} — {s.description or s.modality}"
-        self.setWindowTitle(title)
+        self._update_title()
         z, y, x = volume.shape
         self.status_message(f"Loaded {x}×{y}×{z} voxels, spacing {volume.spacing[2]:.2f}×{volume.spacing[1]:.2f}×{volume.spacing[0]:.2f} mm")
         self._update_readout()
         self.volume_loaded.emit(volume)
+
+    def _update_title(self) -> None:
+        """Patient name in the title bar only while annotations are shown: the
+        title is visible when the screen is shared too."""
+        vol = self.model.volume
+        title = "clinview"
+        if vol is not None and vol.series is not None:
+            s = vol.series
+            who = (s.patient.name or s.patient.patient_id or "") if self.model.show_annotations else "(hidden)"
+            title += f" — {who} — {s.description or s.modality}"
+        self.setWindowTitle(title)
 
     def _on_failed(self, msg: str) -> None:
         self.show_issues([msg])

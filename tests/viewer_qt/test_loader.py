@@ -187,3 +187,22 @@ def test_open_folder_lists_series_and_loads_the_ct(make_window, qtbot, tmp_path)
     assert w.volume().shape == (4, 40, 48)
     assert "Doe^Jane" in w.grid.views["axial"].corner["tl"].text()
     qtbot.waitUntil(lambda: not other.icon(0).isNull(), timeout=10000)  # thumbnail
+
+
+@needs_loader
+def test_prior_study_is_listed_beside_the_opened_one(make_window, qtbot, tmp_path) -> None:
+    from tests.dicomgen import phantom, write_ct_series
+
+    arr = phantom((6, 24, 24))
+    write_ct_series(tmp_path / "followup", arr, study_date="20250301", study_description="CT follow-up",
+                    patient_id="P7", patient_name="Roe^Ann")
+    write_ct_series(tmp_path / "baseline", arr[:5], study_date="20240301", study_description="CT baseline",
+                    patient_id="P7", patient_name="Roe^Ann")
+    w = make_window()
+    w.open_path(tmp_path / "followup", also_list={"prior": tmp_path / "baseline"})
+    qtbot.waitUntil(lambda: w.volume() is not None and len(w.browser._series_items) == 2, timeout=30000)
+    assert w.volume().shape == (6, 24, 24)  # the prior is listed, not opened
+    studies = [w.browser.study_item(s.study.study_instance_uid).text(0) for s in w.browser.scan_result.series]
+    assert any("CT baseline" in t and "prior" in t for t in studies)
+    assert any("CT follow-up" in t and "prior" not in t for t in studies)
+    assert w.browser.topLevelItemCount() == 1  # one patient

@@ -195,8 +195,10 @@ def test_markers_show_near_their_slice(loaded) -> None:
 def test_annotation_hides_with_one_key(loaded) -> None:
     view = loaded.grid.views["axial"]
     assert "Phantom^Sphere" in view.corner["tl"].text() and view.corner["tl"].isVisible()
+    assert "Phantom^Sphere" in loaded.windowTitle()
     QTest.keyClick(loaded, Qt.Key_H)
     assert not view.corner["tl"].isVisible() and not view.corner["tr"].isVisible()
+    assert "Phantom" not in loaded.windowTitle()
     assert view.orient["left"].isVisible()  # orientation stays: it is not identifying
     QTest.keyClick(loaded, Qt.Key_H)
     assert view.corner["tl"].isVisible()

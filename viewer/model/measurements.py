@@ -30,6 +30,7 @@ __all__ = [
     "angle_deg",
     "ellipse_stats",
     "measurements_path",
+    "describe",
 ]
 
 MeasurementKind = Literal["line", "ellipse", "angle"]
@@ -105,6 +106,20 @@ def ellipse_stats(m: Measurement, volume: Volume, geom: PlaneGeometry) -> RoiSta
     if vals.size == 0:
         return None
     return RoiStats(float(vals.mean()), float(vals.std()), float(vals.min()), float(vals.max()), float(area), int(vals.size))
+
+
+def describe(m: Measurement, volume: Volume, geom: PlaneGeometry) -> str:
+    """The text a reader sees beside a measurement: mm to 0.1, degrees to
+    0.1, or ROI mean ± SD, [min, max] HU and area (one place, so the label on
+    the image and the list always agree)."""
+    if m.kind == "line":
+        return f"{line_length_mm(m):.1f} mm"
+    if m.kind == "angle":
+        return f"{angle_deg(m):.1f}°"
+    st = ellipse_stats(m, volume, geom)
+    if st is None:
+        return "ROI (empty)"
+    return f"{st.mean:.0f} ± {st.sd:.0f} HU\n[{st.min:.0f}, {st.max:.0f}]\n{st.area_mm2:.1f} mm²"
 
 
 def measurements_path(series_uid: str) -> Path:

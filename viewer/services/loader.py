@@ -121,6 +121,9 @@ class LoaderService(QObject):
         a folder was indexed.
     thumbnail(str, ndarray)
         a series' thumbnail (SeriesInstanceUID, uint8 image).
+    listed(str, tuple)
+        the same two for a scan on another channel: ``("scan", ScanResult)``
+        or ``("thumb", uid, image)``.
     loaded(Volume)
         a series was loaded (only the newest request's result).
     failed(str)
@@ -133,6 +136,7 @@ class LoaderService(QObject):
     busy = Signal(bool)
     scanned = Signal(object)
     thumbnail = Signal(str, object)
+    listed = Signal(str, object)
     loaded = Signal(object)
     failed = Signal(str)
     cancelled = Signal()
@@ -149,8 +153,13 @@ class LoaderService(QObject):
         self._running: set[Job] = set()
 
     # -- requests ----------------------------------------------------------
-    def scan(self, path: str | Path, *, thumbnails: bool = True) -> Job:
-        """Index ``path`` in the background; ``scanned`` then ``thumbnail``s."""
+    def scan(self, path: str | Path, *, thumbnails: bool = True, channel: str = "scan") -> Job:
+        """Index ``path`` in the background; ``scanned`` then ``thumbnail``s.
+
+        A newer scan on the same ``channel`` cancels the older one; a second
+        channel (e.g. "list" for a prior study shown beside the open one)
+        runs alongside.
+        """
         scan_fn = self._scan_fn
 
         def work(progress: Callable, cancel: Callable, partial: Callable) -> ScanResult:
@@ -167,7 +176,7 @@ class LoaderService(QObject):
                         partial(("thumb", s.series_instance_uid, img))
             return result
 
-        return self._start("scan", work, f"Scanning {path}")
+        return self._start(channel, work, f"Scanning {path}")
 
     def load(self, source: SeriesInfo | str | Path, *, series_uid: str | None = None) -> Job:
         """Load a series in the background (cancels an older load)."""
@@ -189,7 +198,7 @@ class LoaderService(QObject):
 
     def cancel(self) -> None:
         """Cancel the running jobs; results still in flight are dropped."""
-        for ch in ("load", "scan", "task"):
+        for ch in list(self._current):
             job = self._current.get(ch)
             if job is not None:
                 job.cancel()
@@ -216,7 +225,7 @@ class LoaderService(QObject):
         self._current[channel] = job
         self._running.add(job)
         job.progress.connect(lambda f, m, j=job: self._on_progress(j, f, m))
-        job.partial.connect(lambda item, j=job: self._on_partial(j, item))
+        job.partial.connect(lambda item, j=job, c=channel: self._on_partial(j, c, item))
         job.done.connect(lambda r, j=job, c=channel: self._on_done(j, c, r))
         job.failed.connect(lambda msg, j=job, c=channel: self._on_failed(j, c, msg))
         job.cancelled.connect(lambda j=job, c=channel: self._on_cancelled(j, c))
@@ -247,10 +256,12 @@ class LoaderService(QObject):
         if self._is_current(job) and not job.is_cancelled():
             self.progress.emit(frac, msg)
 
-    def _on_partial(self, job: Job, item: tuple) -> None:
-        if not self._is_current(job, "scan") or job.is_cancelled():
+    def _on_partial(self, job: Job, channel: str, item: tuple) -> None:
+        if not self._is_current(job, channel) or job.is_cancelled():
             return
-        if item[0] == "scan":
+        if channel != "scan":
+            self.listed.emit(channel, item)
+        elif item[0] == "scan":
             self.scanned.emit(item[1])
         elif item[0] == "thumb":
             self.thumbnail.emit(item[1], item[2])

@@ -21,7 +21,7 @@ from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsDropShadowEffect, QGraphicsEllipseItem, QLabel, QWidget
 
 from viewer.model.geometry import PlaneGeometry
-from viewer.model.measurements import Measurement, angle_deg, ellipse_stats, line_length_mm
+from viewer.model.measurements import Measurement, describe
 from viewer.model.overlays import rgba_slice
 from viewer.model.viewer_model import ViewerModel, plane_of
 
@@ -693,14 +693,8 @@ class SliceView(pg.GraphicsView):
 
 
 def measurement_text(model: ViewerModel, m: Measurement) -> str:
-    """Human label of a measurement: mm, degrees or ROI statistics."""
-    if m.kind == "line":
-        return f"{line_length_mm(m):.1f} mm"
-    if m.kind == "angle":
-        return f"{angle_deg(m):.1f}°"
+    """Human label of a measurement on the open volume (see
+    :func:`viewer.model.measurements.describe`)."""
     if model.volume is None:
-        return "ROI"
-    st = ellipse_stats(m, model.volume, model.geometry[m.plane])
-    if st is None:
-        return "ROI (empty)"
-    return f"{st.mean:.0f} ± {st.sd:.0f} HU\n[{st.min:.0f}, {st.max:.0f}]\n{st.area_mm2:.1f} mm²"
+        return ""
+    return describe(m, model.volume, model.geometry[m.plane])

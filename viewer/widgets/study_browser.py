@@ -35,6 +35,9 @@ class StudyBrowser(QTreeWidget):
         self.setTextElideMode(Qt.ElideMiddle)
         self.setAlternatingRowColors(False)
         self._series_items: dict[str, QTreeWidgetItem] = {}
+        self._study_items: dict[str, QTreeWidgetItem] = {}
+        self._notes: dict[str, str] = {}
+        self._thumbs: dict[str, np.ndarray] = {}
         self.itemActivated.connect(self._on_activated)
         self.scan_result: ScanResult | None = None
 
@@ -42,6 +45,7 @@ class StudyBrowser(QTreeWidget):
         """Replace the tree with ``result`` (None clears it)."""
         self.clear()
         self._series_items = {}
+        self._study_items = {}
         self.scan_result = result
         if result is None:
             return
@@ -53,8 +57,10 @@ class StudyBrowser(QTreeWidget):
             for _uid, series_list in studies.items():
                 st = series_list[0].study
                 when = st.date.isoformat() if st.date else "no date"
-                s_item = QTreeWidgetItem([f"{when}  {st.description or '(no description)'}"])
+                note = self._notes.get(st.study_instance_uid, "")
+                s_item = QTreeWidgetItem([f"{when}  {st.description or '(no description)'}" + (f"  · {note}" if note else "")])
                 p_item.addChild(s_item)
+                self._study_items[st.study_instance_uid] = s_item
                 for s in sorted(series_list, key=lambda x: (x.series_number is None, x.series_number or 0)):
                     num = f"#{s.series_number} " if s.series_number is not None else ""
                     it = QTreeWidgetItem([f"{num}{s.description or '(no description)'}\n{s.modality} · {s.n_images} images"])
@@ -62,10 +68,31 @@ class StudyBrowser(QTreeWidget):
                     it.setToolTip(0, _series_tooltip(s))
                     s_item.addChild(it)
                     self._series_items[s.series_instance_uid] = it
+                    if s.series_instance_uid in self._thumbs:
+                        self.set_thumbnail(s.series_instance_uid, self._thumbs[s.series_instance_uid])
         self.expandAll()
+
+    def add_scan(self, result: ScanResult, *, note: str = "") -> None:
+        """List ``result``'s series beside the current ones (e.g. the prior
+        study), each of its studies marked with ``note``."""
+        for s in result.series:
+            if note:
+                self._notes[s.study.study_instance_uid] = note
+        if self.scan_result is None:
+            self.set_scan(result)
+            return
+        known = {s.series_instance_uid for s in self.scan_result.series}
+        merged = ScanResult(root=self.scan_result.root,
+                            series=self.scan_result.series + tuple(s for s in result.series if s.series_instance_uid not in known),
+                            skipped=self.scan_result.skipped + result.skipped)
+        self.set_scan(merged)
+
+    def study_item(self, study_uid: str) -> QTreeWidgetItem | None:
+        return self._study_items.get(study_uid)
 
     def set_thumbnail(self, series_uid: str, image: np.ndarray) -> None:
         """Show a uint8 grey thumbnail beside the series."""
+        self._thumbs[series_uid] = image
         it = self._series_items.get(series_uid)
         if it is None:
             return
