@@ -356,7 +356,27 @@ class MainWindow(QMainWindow):
     # public API (see module docstring)
     # ======================================================================
     def add_panel(self, title: str, widget: QWidget, area: Qt.DockWidgetArea = Qt.RightDockWidgetArea) -> QDockWidget:
-        """Show ``widget`` in the dock ``title`` (replacing a placeholder)."""
+        """Show ``widget`` in the dock ``title``.
+
+        The reserved docks exist from start-up so the layout does not jump
+        when analysis results arrive; their placeholder is replaced (and
+        deleted). A new title makes a new dock, tabified with "Findings" when
+        it goes to the same area.
+
+        Parameters
+        ----------
+        title
+            Dock title, e.g. one of :data:`RESERVED_PANELS`.
+        widget
+            The panel; the window takes ownership.
+        area
+            Dock area for a new dock (ignored for an existing one).
+
+        Returns
+        -------
+        QDockWidget
+            The dock now holding ``widget``.
+        """
         d = self.panels.get(title)
         if d is not None:
             old = d.widget()
@@ -386,16 +406,47 @@ class MainWindow(QMainWindow):
 
     def set_label_overlay(self, name: str, labels: np.ndarray | None, colors: dict[int, tuple[int, int, int]],
                           visible_ids: set[int] | None = None) -> None:
-        """Show a label map aligned with the volume (``None`` removes it)."""
+        """Show a label map aligned with the volume as coloured fill/contour.
+
+        Parameters
+        ----------
+        name
+            "nodules", "lungs" or another layer name; a second call with the
+            same name replaces the map but keeps the reader's opacity/mode.
+        labels
+            Integer array ``(z, y, x)`` with the volume's shape, or ``None``
+            to remove the layer.
+        colors
+            ``{label: (r, g, b)}``; labels without a colour are not drawn.
+        visible_ids
+            Labels to show (``None``: all with a colour), e.g. without the
+            findings the reader rejected.
+
+        Raises
+        ------
+        ValueError
+            If ``labels`` does not match the open volume: a shifted overlay
+            would put a finding in the wrong place.
+        """
         self.model.set_label_overlay(name, labels, colors, visible_ids)
 
     def set_markers(self, points_lps: list[tuple[float, float, float]], labels: list[str]) -> None:
-        """Finding markers at LPS points with labels (same length)."""
+        """Finding markers: a ring and a label at each LPS point (mm).
+
+        Parameters
+        ----------
+        points_lps
+            ``[(x, y, z), ...]`` in DICOM patient LPS millimetres.
+        labels
+            Short text per point ("N1 6 mm"); missing ones are blank.
+        """
         labs = list(labels) + [""] * (len(points_lps) - len(labels))
         self.model.set_markers([Marker(tuple(float(c) for c in p), str(t)) for p, t in zip(points_lps, labs)])
 
     def goto_lps(self, xyz: tuple[float, float, float] | np.ndarray) -> None:
-        """Crosshair and every view to ``xyz`` (LPS mm), centred."""
+        """Move the crosshair to ``xyz`` (LPS mm), show its slice in every
+        view and pan each view so the point is in the centre (zoom is kept:
+        a reader who zoomed in on a nodule wants to stay zoomed)."""
         self.model.set_cursor_lps(xyz)
         self.model.centre_on_cursor()
 

@@ -179,7 +179,21 @@ class LoaderService(QObject):
         return self._start(channel, work, f"Scanning {path}")
 
     def load(self, source: SeriesInfo | str | Path, *, series_uid: str | None = None) -> Job:
-        """Load a series in the background (cancels an older load)."""
+        """Load a series in the background; ``loaded`` delivers the Volume.
+
+        Parameters
+        ----------
+        source
+            A :class:`SeriesInfo` from a scan, or a folder / archive path.
+        series_uid
+            With a path holding several series, the one to load.
+
+        Returns
+        -------
+        Job
+            The running job (``cancel()`` stops it). An older load is
+            cancelled and its result, should it still arrive, is dropped.
+        """
         load_fn = self._load_fn
 
         def work(progress: Callable, cancel: Callable, partial: Callable) -> Volume:
