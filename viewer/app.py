@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from inference.errors import ClinviewError
 
-__all__ = ["run_viewer", "make_app", "apply_theme", "ErrorReporter", "build_window", "wait_until"]
+__all__ = ["run_viewer", "make_app", "apply_theme", "ErrorReporter", "build_window", "wait_until", "take_screenshot"]
 
 STYLE = Path(__file__).resolve().parents[1] / "resources" / "styles" / "dark.qss"
 SCREENSHOT_SIZE = (1600, 1000)
@@ -199,19 +199,33 @@ def run_viewer(path: str | None = None, *, demo: bool = False, screenshot: str |
         window = build_window(path=path, demo=demo, layout=layout)
         reporter.parent = window
         if screenshot:
-            return _screenshot(app, window, screenshot, reporter)
+            return take_screenshot(window, screenshot, reporter=reporter)
         window.show()
         return int(app.exec())
     finally:
         reporter.uninstall()
 
 
-def _screenshot(app: QApplication, window: Any, out: str, reporter: ErrorReporter) -> int:
+def take_screenshot(window: Any, out: str | Path, *, reporter: ErrorReporter | None = None,
+                    timeout_s: float | None = None) -> int:
+    """Render ``window`` at 1600×1000 into a PNG once its work is done.
+
+    Waits until the opened study's volume is shown and nothing is busy
+    (loading, analysis via ``window.set_busy``), at most ``timeout_s``
+    (default ``$CLINVIEW_SCREENSHOT_TIMEOUT`` or 600 s), then grabs the whole
+    window, so README screenshots are made by the real program.
+
+    Returns
+    -------
+    int
+        0, or 2 when an error reached the error reporter meanwhile.
+    """
     window.resize(*SCREENSHOT_SIZE)
     window.show()
-    timeout = float(os.environ.get("CLINVIEW_SCREENSHOT_TIMEOUT", "600"))
+    timeout = timeout_s if timeout_s is not None else float(os.environ.get("CLINVIEW_SCREENSHOT_TIMEOUT", "600"))
     wants_volume = bool(window.study_paths()) or window.loader.is_busy()
-    ok = wait_until(lambda: (not wants_volume or window.volume() is not None or reporter.errors) and not window.is_busy(),
+    errors = reporter.errors if reporter is not None else []
+    ok = wait_until(lambda: (not wants_volume or window.volume() is not None or errors) and not window.is_busy(),
                     timeout)
     if not ok:
         sys.stderr.write(f"clinview: screenshot taken after a {timeout:.0f} s timeout; work was still running\n")
@@ -221,4 +235,4 @@ def _screenshot(app: QApplication, window: Any, out: str, reporter: ErrorReporte
     if not img.save(str(out)):
         raise ClinviewError("could not write the screenshot", where=str(out), fix="check the folder is writable")
     window.close()
-    return 0 if not reporter.errors else 2
+    return 0 if not errors else 2

@@ -462,7 +462,8 @@ class MainWindow(QMainWindow):
             return
         more = f"  (+{len(self._issues) - 1} more)" if len(self._issues) > 1 else ""
         self.issue_label.setText(f"⚠ {self._issues[0]}{more}")
-        self.issue_label.setToolTip("\n".join(self._issues))
+        shown = self._issues[:40] + ([f"… and {len(self._issues) - 40} more"] if len(self._issues) > 40 else [])
+        self.issue_label.setToolTip("\n".join(shown))
 
     def issues(self) -> list[str]:
         return list(self._issues)

@@ -170,3 +170,26 @@ def test_gui_process_never_imports_torch(tmp_path) -> None:
                          env={**__import__("os").environ, "CLINVIEW_DATA_DIR": str(tmp_path)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.skipif(not __import__("importlib").util.find_spec("inference.io.dicom_series"), reason="no DICOM loader yet")
+def test_screenshot_renders_the_loaded_window(qtbot, tmp_path) -> None:
+    """What `clinview PATH --screenshot out.png` does (without the analysis
+    layer, whose worker would start on open)."""
+    from PySide6.QtGui import QImage
+
+    from tests.dicomgen import phantom, write_ct_series
+    from viewer.app import build_window, make_app, take_screenshot
+
+    write_ct_series(tmp_path / "ct", phantom((10, 64, 64)), spacing=(2.5, 0.7, 0.7))
+    out = tmp_path / "shot.png"
+    make_app()
+    w = build_window(path=str(tmp_path / "ct"), layout="2x2", with_analysis=False)
+    qtbot.addWidget(w)
+    assert take_screenshot(w, out, timeout_s=60) == 0
+    assert w.volume() is not None and w.volume().shape == (10, 64, 64)
+    img = QImage(str(out))
+    assert (img.width(), img.height()) == (1600, 1000)
+    # the image area is not empty: many distinct grey levels (a CT, not a blank)
+    greys = {img.pixelColor(x, y).red() for x in range(300, 1100, 7) for y in range(100, 900, 7)}
+    assert len(greys) > 20
