@@ -111,7 +111,7 @@ def test_click_moves_linked_crosshair(loaded) -> None:
     assert loaded.model.slice_index("sagittal") == 70
     cor = loaded.grid.views["coronal"]
     x, _ = cor.geom.voxel_to_scene(loaded.model.cursor)
-    assert cor.vline.value() == pytest.approx(x)
+    assert cor.crosshair_scene_pos()[0] == pytest.approx(x)
     # and from the sagittal view back to axial
     sag = loaded.grid.views["sagittal"]
     click(sag, np.array([12, 40, 70]))

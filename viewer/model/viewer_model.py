@@ -67,6 +67,7 @@ SLAB_CHOICES_MM = (0.0, 5.0, 10.0, 20.0)
 Tool = Literal["wl", "crosshair", "line", "ellipse", "angle"]
 
 MIN_ZOOM, MAX_ZOOM = 0.25, 40.0
+OVERLAY_DEFAULTS: dict[str, tuple[str, float]] = {"nodules": ("contour", 0.6), "lungs": ("both", 0.15)}
 
 
 def plane_of(view_id: str) -> Plane:
@@ -313,10 +314,13 @@ class ViewerModel:
                 shape = None if self.volume is None else self.volume.shape
                 raise ValueError(f"overlay {name!r} has shape {labels.shape}, the open volume {shape}")
             old = self.overlays.get(name)
+            # Defaults a reader can see through: nodules as an outline (their
+            # margin and texture are the finding), lungs as a faint tint.
+            mode, opacity = OVERLAY_DEFAULTS.get(name, ("both", 0.45))
             self.overlays[name] = LabelOverlay(
                 name=name, labels=labels, colors={int(k): tuple(int(c) for c in v) for k, v in colors.items()},
                 visible_ids=None if visible_ids is None else set(visible_ids),
-                opacity=old.opacity if old else 0.45, mode=old.mode if old else "both",
+                opacity=old.opacity if old else opacity, mode=old.mode if old else mode,  # type: ignore[arg-type]
             )
         self.overlays_changed.emit()
 

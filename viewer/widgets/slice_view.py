@@ -40,6 +40,7 @@ MEASURE_COLOUR = "#4fc3f7"
 MARKER_COLOUR = "#ff9f1c"
 MARKER_RANGE_MM = 10.0
 STAGGER_MS = 12
+CROSS_GAP_PX = 14
 MIP_VIEW_SLAB_MM = 20.0
 
 
@@ -124,13 +125,17 @@ class SliceView(pg.GraphicsView):
             colour_h, colour_v = PLANE_COLOURS["axial"], PLANE_COLOURS["sagittal"]
         else:
             colour_h, colour_v = PLANE_COLOURS["axial"], PLANE_COLOURS["coronal"]
-        self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(colour_h, width=1))
-        self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(colour_v, width=1))
+        # The crosshair leaves a gap around the point itself (as Slicer and
+        # RadiAnt do): the lines must never hide the nodule under them.
+        self.hline = pg.PlotCurveItem(pen=pg.mkPen(colour_h, width=1), connect="pairs")
+        self.vline = pg.PlotCurveItem(pen=pg.mkPen(colour_v, width=1), connect="pairs")
+        self._cross_xy = (0.0, 0.0)
+        self.vb.sigRangeChanged.connect(lambda *_: self._draw_crosshair())
         for ln in (self.hline, self.vline):
             ln.setZValue(20)
             _passive(ln)
             self.vb.addItem(ln, ignoreBounds=True)
-        self.markers = pg.ScatterPlotItem(symbol="o", size=22, pen=pg.mkPen(MARKER_COLOUR, width=2), brush=None, pxMode=True)
+        self.markers = pg.ScatterPlotItem(symbol="o", size=30, pen=pg.mkPen(MARKER_COLOUR, width=1.5), brush=None, pxMode=True)
         self.markers.setZValue(30)
         _passive(self.markers)
         self.vb.addItem(self.markers, ignoreBounds=True)
@@ -322,12 +327,25 @@ class SliceView(pg.GraphicsView):
             self._refresh_measurements()
         self._move_crosshair()
 
+    def crosshair_scene_pos(self) -> tuple[float, float]:
+        """Where the crosshair lines cross, in scene millimetres."""
+        return self._cross_xy
+
     def _move_crosshair(self) -> None:
         if self.geom is None:
             return
-        x, y = self.geom.voxel_to_scene(self.model.cursor)
-        self.vline.setValue(x)
-        self.hline.setValue(y)
+        self._cross_xy = self.geom.voxel_to_scene(self.model.cursor)
+        self._draw_crosshair()
+
+    def _draw_crosshair(self) -> None:
+        if self.geom is None:
+            return
+        x, y = self._cross_xy
+        px, py = self.vb.viewPixelSize()
+        gx, gy = CROSS_GAP_PX * px, CROSS_GAP_PX * py
+        far = 10 * max(self.geom.width_mm, self.geom.height_mm)
+        self.hline.setData([-far, x - gx, x + gx, far], [y, y, y, y])
+        self.vline.setData([x, x, x, x], [-far, y - gy, y + gy, far])
 
     def _on_view_changed(self, view_id: str) -> None:
         if view_id == self.view_id:
@@ -507,7 +525,7 @@ class SliceView(pg.GraphicsView):
             xs.append(x)
             ys.append(y)
             if mk.label:
-                t = pg.TextItem(mk.label, color=MARKER_COLOUR, anchor=(-0.25, 1.1))
+                t = pg.TextItem(mk.label, color=MARKER_COLOUR, anchor=(-0.35, 1.25))
                 t.setZValue(31)
                 _passive(t)
                 t.setPos(x, y)
