@@ -118,21 +118,27 @@ def test_click_moves_linked_crosshair(loaded) -> None:
     assert loaded.model.slice_index("axial") == 12
 
 
-def test_line_by_mouse_across_sphere_in_coronal_plane(loaded, qtbot) -> None:
-    """The reader drags callipers across the sphere in the coronal view
-    (2.5 mm rows, 0.7 mm columns); both directions read 20 ± 1 mm."""
+@pytest.mark.parametrize("plane", ["axial", "coronal", "sagittal"])
+def test_line_by_mouse_across_sphere_reads_20mm(loaded, plane) -> None:
+    """The reader drags callipers across the sphere, along the screen's
+    horizontal and vertical axes, in each plane (2.5 mm slices, 0.7 mm
+    pixels): every line reads 20 ± 1 mm."""
     loaded.model.set_tool("line")
-    view = loaded.grid.views["coronal"]
+    view = loaded.grid.views[plane]
+    g = view.geom
     c = centre(loaded)
-    drag(view, c + np.array([-4, 0, 0]), c + np.array([4, 0, 0]))  # head-foot: 8 rows
-    drag(view, c + np.array([0, 0, -14]), c + np.array([0, 0, 14]))  # right-left: 28 columns
+    for axis in (g.col_axis, g.row_axis):
+        r_vox = int(SPHERE_DIAMETER_MM / 2 / loaded.model.volume.spacing[axis])  # outermost voxel centres inside
+        off = np.zeros(3)
+        off[axis] = r_vox
+        drag(view, c - off, c + off)
     lengths = [line_length_mm(m) for m in loaded.model.measurements]
     assert len(lengths) == 2
     assert all(abs(x - SPHERE_DIAMETER_MM) <= 1.0 for x in lengths), lengths
     assert "mm" in loaded.measurement_list.list.item(0).text()
-    # the line is drawn on this slice and not on a neighbouring one
+    # the lines are drawn on this slice and not on a neighbouring one
     assert view._measure_items
-    loaded.model.step_slice("coronal", 3)
+    loaded.model.step_slice(plane, 3)
     assert not view._measure_items
 
 
