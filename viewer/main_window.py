@@ -80,6 +80,7 @@ SHORTCUTS: list[tuple[str, str]] = [
     ("H", "Hide / show patient annotations (screen sharing)"),
     ("Ctrl+O", "Open folder"),
     ("Delete", "Delete the selected measurement"),
+    ("Esc", "Cancel loading, or the angle being drawn"),
     ("F1", "This list"),
 ]
 
@@ -229,7 +230,7 @@ class MainWindow(QMainWindow):
                                    tip="Show / hide patient and study text (H)")
         self.act_shortcuts = self._act("Keyboard shortcuts", self.show_shortcuts, "F1")
         self.act_about = self._act("About clinview", self._about)
-        self.act_cancel = self._act("Cancel loading", self.loader.cancel, "Esc")
+        self.act_cancel = self._act("Cancel", self._escape, "Esc", tip="Cancel loading or the measurement being drawn (Esc)")
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
@@ -613,6 +614,11 @@ class MainWindow(QMainWindow):
     # ======================================================================
     # view controls
     # ======================================================================
+    def _escape(self) -> None:
+        self.loader.cancel()
+        for v in self.grid.views.values():
+            v.cancel_pending()
+
     def _apply_preset(self, name: str) -> None:
         self.model.apply_preset(name)
         self.settings.preset = name

@@ -152,6 +152,10 @@ def test_ellipse_and_angle_by_mouse(loaded, qtbot) -> None:
     click(view, c + np.array([0, -20, 0]))
     kinds = [m.kind for m in loaded.model.measurements]
     assert kinds == ["ellipse", "angle"]
+    drag(view, c + np.array([0, 0, 20]), c)  # a second angle, abandoned with Esc
+    QTest.keyClick(loaded, Qt.Key_Escape)
+    click(view, c + np.array([0, 20, 0]))
+    assert [m.kind for m in loaded.model.measurements] == kinds
     text = loaded.measurement_list.list.item(0).text()
     assert "40 ± 0 HU" in text
     assert "90.0°" in loaded.measurement_list.list.item(1).text()

@@ -586,6 +586,11 @@ class SliceView(pg.GraphicsView):
             self.vb.addItem(it, ignoreBounds=True)
         return items
 
+    def cancel_pending(self) -> None:
+        """Drop a half-drawn angle (Esc)."""
+        self._angle_pending = None
+        self._clear_preview()
+
     def _clear_preview(self) -> None:
         for it in self._preview:
             self.vb.removeItem(it)
