@@ -53,7 +53,7 @@ def bench_repaint(n: int = 200) -> dict:
     from viewer.main_window import MainWindow
     from viewer.model.settings import Settings
 
-    app = make_app()
+    make_app()
     rng = np.random.default_rng(0)
     arr = rng.integers(-1000, 1000, (64, 512, 512)).astype(np.int16)
     vol = Volume(array=arr, spacing=(1.0, 0.7, 0.7), origin=(0.0, 0.0, 0.0), direction=np.eye(3))

@@ -46,7 +46,7 @@ from PySide6.QtWidgets import (
     QToolButton, QWidget,
 )
 
-from inference.types import Issue, ScanResult, SeriesInfo, Volume
+from inference.types import ScanResult, SeriesInfo, Volume
 from viewer.model.measurements import measurements_path
 from viewer.model.overlays import Marker
 from viewer.model.settings import Settings

@@ -8,7 +8,7 @@ import pytest
 
 from tests.viewer_model.phantoms import sphere_volume
 from viewer.model.settings import MAX_RECENT, Settings
-from viewer.model.viewer_model import PRESETS, ViewerModel
+from viewer.model.viewer_model import ViewerModel
 
 
 def _model():

@@ -8,11 +8,10 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QAction, QDropEvent
-from PySide6.QtWidgets import QApplication, QLabel
+from PySide6.QtWidgets import QLabel
 
 from inference.errors import DicomError
 from tests.viewer_model.phantoms import sphere_volume
