@@ -108,7 +108,9 @@ class MainWindow(QMainWindow):
         self._busy: set[str] = set()
         self._measure_uid: str | None = None
         self.panels: dict[str, QDockWidget] = {}
-        self._issues: list[str] = []
+        self._issues: list[str] = []  # what the status bar shows: study issues + show_issues()
+        self._study_issues: list[str] = []  # scan skips, volume warnings, unreadable measurements
+        self._extra_issues: list[str] = []
 
         self.grid = ViewerGrid(self.model, self)
         self.setCentralWidget(self.grid)
@@ -455,8 +457,19 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, timeout_ms)
 
     def show_issues(self, lines: list[str]) -> None:
-        """Persistent warnings: the first in the status bar, all in its tooltip."""
-        self._issues = [str(x) for x in lines]
+        """Persistent one-line warnings (e.g. from the analysis): the first in
+        the status bar, all in its tooltip. Each call replaces the previous
+        call's lines; the open study's own warnings (skipped files, loader
+        warnings) stay until another study is opened."""
+        self._extra_issues = [str(x) for x in lines]
+        self._refresh_issues()
+
+    def _set_study_issues(self, lines: list[str]) -> None:
+        self._study_issues = [str(x) for x in lines]
+        self._refresh_issues()
+
+    def _refresh_issues(self) -> None:
+        self._issues = list(dict.fromkeys(self._study_issues + self._extra_issues))
         if not self._issues:
             self.issue_label.setText("")
             self.issue_label.setToolTip("")
@@ -519,6 +532,7 @@ class MainWindow(QMainWindow):
         self.settings.last_folder = str(p if p.is_dir() else p.parent)
         self._rebuild_recent()
         self._paths = dict(paths) if paths else {"study": p}
+        self._scan_issues: list[str] = []
         self._autoload_after_scan = True
         self.loader.scan(p)
         self._listed: dict[str, ScanResult] = {}
@@ -545,9 +559,8 @@ class MainWindow(QMainWindow):
         self.browser.set_scan(result)
         for note, listed in getattr(self, "_listed", {}).items():  # a prior listed before the study arrived
             self.browser.add_scan(listed, note=note)
-        issues = [s.one_line() for s in result.skipped]
-        if issues:
-            self.show_issues(issues)
+        self._scan_issues = [s.one_line() for s in result.skipped]
+        self._set_study_issues(self._scan_issues)
         if not result.series:
             self.status_message(f"{result.root}: no DICOM image series found")
             return
@@ -568,7 +581,8 @@ class MainWindow(QMainWindow):
             issues = []
         self.browser.mark_loaded(uid)
         lines = [w.one_line() for w in volume.warnings] + [i.one_line() for i in issues]
-        self.show_issues(lines)
+        self._extra_issues = []
+        self._set_study_issues(getattr(self, "_scan_issues", []) + lines)
         self._update_title()
         z, y, x = volume.shape
         self.status_message(f"Loaded {x}×{y}×{z} voxels, spacing {volume.spacing[2]:.2f}×{volume.spacing[1]:.2f}×{volume.spacing[0]:.2f} mm")
@@ -587,7 +601,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(title)
 
     def _on_failed(self, msg: str) -> None:
-        self.show_issues([msg])
+        self._set_study_issues(self._study_issues + [msg])
         self.status_message(msg)
 
     def _on_busy(self, busy: bool) -> None:

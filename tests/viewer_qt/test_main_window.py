@@ -68,6 +68,13 @@ def test_volume_warnings_reach_the_status_bar(window) -> None:
     vol = dataclasses.replace(sphere_volume(uid="2.25.902"), warnings=(Issue("slice gap 5 mm", path="/ct/17.dcm"),))
     window.load_volume(vol)
     assert window.issues() == ["/ct/17.dcm: slice gap 5 mm"]
+    # the analysis layer's lines come and go; the study's own warning stays
+    window.show_issues(["analysis: model on CPU"])
+    assert window.issues() == ["/ct/17.dcm: slice gap 5 mm", "analysis: model on CPU"]
+    window.show_issues([])
+    assert window.issues() == ["/ct/17.dcm: slice gap 5 mm"]
+    window.load_volume(sphere_volume(uid="2.25.903"))
+    assert window.issues() == []
 
 
 def test_decision_support_notice_is_visible(window) -> None:
