@@ -499,6 +499,11 @@ def predict_risk(
     }
     vals, miss, nod, lab_notes, shown = extract_features(findings, facts, genomics, labs)
     notes += [f"Risk model: {n}" for n in lab_notes]
+    if genomics is not None:
+        notes.append(
+            "Risk model: genomic variants enter as driver-present flags (EGFR, KRAS, other); the model learnt them "
+            "from a synthetic plasma cfDNA panel, so a tumour-tissue result is read the same way"
+        )
     if nod is None:
         out.update(probability=None, interval=None, contributions=[], missing=[], nodule_id=None,
                    reason="no non-calcified, non-rejected nodule: the model assesses a nodule",

@@ -62,7 +62,8 @@ def test_declared_missingness(cohort) -> None:
 
 def test_patch_shows_the_nodule() -> None:
     pts = [p for p in make_cohort(12, 40) if p.patch_params is not None]
-    solid = next(p for p in pts if p.findings["nodules"][0]["type"] == "solid")
+    solid = next(p for p in pts if p.findings["nodules"][0]["type"] == "solid"
+                 and not p.findings["nodules"][0]["juxtapleural"])
     patch = solid.patch
     assert patch.shape == (PATCH_SIZE,) * 3 and patch.dtype == np.int16
     c = PATCH_SIZE // 2
