@@ -144,11 +144,15 @@ def _install_analysis(window: Any) -> None:
 
 
 def build_window(*, path: str | None = None, demo: bool = False, layout: str | None = None,
-                 with_analysis: bool = True) -> Any:
-    """Create the main window, open ``path`` or the demo, install analysis."""
+                 with_analysis: bool = True, restore_window: bool = True) -> Any:
+    """Create the main window, open ``path`` or the demo, install analysis.
+
+    ``restore_window=False`` ignores the last run's window size and docks
+    (screenshots must not depend on how someone left the window).
+    """
     from viewer.main_window import MainWindow
 
-    window = MainWindow()
+    window = MainWindow(restore_window=restore_window)
     if layout:
         window.model.set_layout(layout)
     if with_analysis:
@@ -196,7 +200,7 @@ def run_viewer(path: str | None = None, *, demo: bool = False, screenshot: str |
     reporter = ErrorReporter()
     reporter.install()
     try:
-        window = build_window(path=path, demo=demo, layout=layout)
+        window = build_window(path=path, demo=demo, layout=layout, restore_window=not screenshot)
         reporter.parent = window
         if screenshot:
             return take_screenshot(window, screenshot, reporter=reporter)

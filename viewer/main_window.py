@@ -90,7 +90,8 @@ class MainWindow(QMainWindow):
 
     volume_loaded = Signal(object)
 
-    def __init__(self, *, settings: Settings | None = None, loader: LoaderService | None = None) -> None:
+    def __init__(self, *, settings: Settings | None = None, loader: LoaderService | None = None,
+                 restore_window: bool = True) -> None:
         super().__init__()
         self.setObjectName("main_window")
         self.setWindowTitle("clinview")
@@ -134,6 +135,8 @@ class MainWindow(QMainWindow):
         self.cine_timer.timeout.connect(self._cine_step)
         self._sync_ui()
         self.resize(1600, 1000)
+        if restore_window:
+            self._restore_window()
         # Everything built so far lives as long as the window. Freezing it
         # takes those ~10^5 Qt/pyqtgraph objects out of the cyclic GC's
         # full collections, which otherwise hold the GIL for tens of ms when
@@ -744,7 +747,19 @@ class MainWindow(QMainWindow):
     def _about(self) -> None:
         QMessageBox.about(self, "About clinview", f"clinview — chest CT viewer.\n\n{DECISION_SUPPORT_NOTICE}.")
 
+    def _restore_window(self) -> None:
+        """Size, position and dock arrangement of the last run (bad or
+        missing values leave the defaults)."""
+        from PySide6.QtCore import QByteArray
+
+        if self.settings.window_geometry:
+            self.restoreGeometry(QByteArray.fromBase64(self.settings.window_geometry.encode()))
+        if self.settings.window_state:
+            self.restoreState(QByteArray.fromBase64(self.settings.window_state.encode()))
+
     def closeEvent(self, ev):  # type: ignore[no-untyped-def]  # noqa: N802
+        self.settings.window_geometry = bytes(self.saveGeometry().toBase64()).decode()
+        self.settings.window_state = bytes(self.saveState().toBase64()).decode()
         self.cine_timer.stop()
         self.loader.cancel()
         self.loader.wait_idle(5000)

@@ -116,6 +116,7 @@ def test_settings_remembered_between_runs(qtbot) -> None:
     w.act_slab[10.0].trigger()
     w.settings.add_recent("/studies/a")
     w.settings.last_folder = "/studies"
+    w.panels["Treatment"].close()  # the reader closed a dock
     w.close()
     s = load_settings()
     assert (s.layout, s.preset, s.slab_mm, s.last_folder) == ("2x2", "bone", 10.0, "/studies")
@@ -123,6 +124,7 @@ def test_settings_remembered_between_runs(qtbot) -> None:
     w2 = MainWindow()
     qtbot.addWidget(w2)
     assert w2.model.layout == "2x2" and w2.model.preset_name() == "bone" and w2.model.slab_mm == 10.0
+    assert w2.panels["Treatment"].isHidden() and not w2.panels["Risk"].isHidden()  # docks come back as left
     assert [a.text() for a in w2.recent_menu.actions()][0] == "/studies/a"
 
 

@@ -24,6 +24,8 @@ class Settings:
     slab_mm: float = 0.0
     show_annotations: bool = True
     overlay_opacity: float = 0.45
+    window_geometry: str = ""  # QMainWindow.saveGeometry(), base64
+    window_state: str = ""  # QMainWindow.saveState() (docks), base64
 
     def add_recent(self, path: str) -> None:
         """Most recent first, no duplicates, at most :data:`MAX_RECENT`."""

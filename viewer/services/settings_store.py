@@ -53,6 +53,8 @@ def load_settings() -> Settings:
         slab_mm=_float(q.value("slab_mm", d.slab_mm), d.slab_mm),
         show_annotations=_bool(q.value("show_annotations", d.show_annotations), d.show_annotations),
         overlay_opacity=_float(q.value("overlay_opacity", d.overlay_opacity), d.overlay_opacity),
+        window_geometry=str(q.value("window/geometry", "") or ""),
+        window_state=str(q.value("window/state", "") or ""),
     )
 
 
@@ -66,4 +68,6 @@ def save_settings(s: Settings) -> None:
     q.setValue("slab_mm", s.slab_mm)
     q.setValue("show_annotations", s.show_annotations)
     q.setValue("overlay_opacity", s.overlay_opacity)
+    q.setValue("window/geometry", s.window_geometry)
+    q.setValue("window/state", s.window_state)
     q.sync()
