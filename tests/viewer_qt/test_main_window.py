@@ -201,3 +201,23 @@ def test_screenshot_renders_the_loaded_window(qtbot, tmp_path) -> None:
     # the image area is not empty: many distinct grey levels (a CT, not a blank)
     greys = {img.pixelColor(x, y).red() for x in range(300, 1100, 7) for y in range(100, 900, 7)}
     assert len(greys) > 20
+
+
+def test_previous_volume_is_released(window, qtbot) -> None:
+    """Opening another series frees the previous one, hidden views included
+    (a slice is a view into the whole volume and would pin it)."""
+    import gc
+    import weakref
+
+    a = sphere_volume(uid="2.25.910")
+    ref = weakref.ref(a.array)
+    window.load_volume(a)
+    qtbot.wait(80)
+    window.model.set_layout("2x2")  # the MIP view shows a slab of it too
+    qtbot.wait(30)
+    window.model.set_layout("single")  # now three views are hidden, still holding slices
+    window.load_volume(sphere_volume(uid="2.25.911"))
+    del a
+    qtbot.wait(80)
+    gc.collect()
+    assert ref() is None

@@ -228,6 +228,13 @@ class SliceView(pg.GraphicsView):
             self._show_volume()
 
     def _on_volume(self) -> None:
+        # Drop the old slice at once, even in a hidden or queued view: it is a
+        # view into the previous volume and would keep all of it in memory.
+        self._raw = None
+        self._rect_key = None
+        self.image.clear()
+        for item in self.overlay_items.values():
+            item.clear()
         # The active view paints first; the others follow on the next turns
         # of the event loop, so the first image appears sooner and the GUI
         # never blocks for the whole set at once.
