@@ -159,12 +159,23 @@ def bench_open(n_slices: int) -> dict:
     all3 = max(painted.values()) - t0
     wait_until(lambda: False, 0.5)
     rss1 = _rss_mb()
+    # open it again: the previous copy must be freed, not accumulate
+    first_vol = w.volume()
+    w.browser.itemActivated.emit(item, 0)
+    wait_until(lambda: w.volume() is not first_vol, 300)
+    del first_vol
+    wait_until(lambda: False, 0.5)
+    import gc
+
+    gc.collect()
+    rss2 = _rss_mb()
     w.close()
     app.processEvents()
     return {"slices": n_slices, "write_s": round(write_s, 1), "baseline_api_load_series_s": round(loader_s, 2),
             "double_click_to_first_image_s": round(first, 2), "double_click_to_three_mpr_views_s": round(all3, 2),
             "volume_int16_mb": round(vol_mb, 1), "rss_above_empty_mb": round(rss1 - rss0, 1),
-            "rss_ratio_to_int16": round((rss1 - rss0) / vol_mb, 2)}
+            "rss_ratio_to_int16": round((rss1 - rss0) / vol_mb, 2),
+            "rss_above_empty_after_reopening_mb": round(rss2 - rss0, 1)}
 
 
 _CHILD = r"""
