@@ -401,7 +401,7 @@ class AnatomyRenderer:
             for sx in (-1.0, 1.0):
                 # supine breasts are flattened and spread laterally: fat with
                 # fibroglandular strands on top of the pectoral muscle
-                q = ((X - sx * 78 * s) / (70 * s)) ** 2 + ((Y + an.body_b - 14 * s) / (28 * s)) ** 2 + ((Z + 85 * s) / (48 * s)) ** 2
+                q = ((X - sx * 80 * s) / (76 * s)) ** 2 + ((Y + an.body_b - 20 * s) / (32 * s)) ** 2 + ((Z + 85 * s) / (50 * s)) ** 2
                 db = (1.0 - np.sqrt(q)) * 26 * s
                 d_breast = db if d_breast is None else np.maximum(d_breast, db)
         body = d_skin > 0

@@ -119,7 +119,7 @@ def _demo_specs(an: Any) -> list[Any]:
     rng = np.random.default_rng(DEMO_SEED + 1)
     plan = [
         # kind, diameter mm, lobe (1 RUL, 2 RML, 3 RLL, 4 LUL, 5 LLL), VDT days
-        ("spiculated", 9.0, 1, 230.0),  # suspicious, grows 9 -> ~13 mm in a year
+        ("spiculated", 6.0, 1, 230.0),  # suspicious, grows ~9 -> ~13 mm (measured) in a year
         ("solid", 4.5, 5, None),  # small, stable
         ("calcified-diffuse", 6.0, 3, None),  # calcified granuloma
         ("ground-glass", 11.0, 4, 900.0),  # slow pure GGN

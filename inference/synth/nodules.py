@@ -157,7 +157,7 @@ def make_spec(
         dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
         dirs = dirs @ spec.rot  # anatomical -> the nodule's own frame
         spec.spicules = np.column_stack(
-            [dirs, rng.uniform(0.5, 1.4, ns), rng.uniform(1.4, 3.0, ns) * min(1.0, 0.4 + R / 10.0)]
+            [dirs, rng.uniform(0.5, 1.4, ns), rng.uniform(1.2, 2.6, ns) * min(1.0, 0.3 + R / 12.0)]
         )
         feats["spiculated"] = True
     if kind == "part-solid":
@@ -348,7 +348,7 @@ def _shape_fields(spec: NoduleSpec, L: np.ndarray) -> dict[str, np.ndarray]:
         perp2 = (L * L).sum(-1) - t * t
         # a spicule: a strand as thick as ``wd`` where it leaves the surface,
         # tapering to a thread; it starts inside so it merges with the nodule
-        t0, t1 = 0.75 * R, R + max(4.0, R * ln)
+        t0, t1 = 0.75 * R, R + max(2.5, R * ln)
         wr = np.maximum(0.3, 0.5 * wd * np.clip((t1 - t) / (t1 - R), 0.0, 1.0) * (1.0 + 0.5 * np.clip((R - t) / R, 0.0, 1.0)))
         outer |= (t > t0) & (t < t1) & (perp2 < wr * wr)
     f: dict[str, np.ndarray] = {"outer": outer}
@@ -376,7 +376,7 @@ def render_nodules(
     rot: np.ndarray,
     shift: np.ndarray,
     *,
-    oversample_mm: float = 0.35,
+    oversample_mm: float = 0.5,
 ) -> tuple[np.ndarray, dict[int, dict[str, np.ndarray]]]:
     """Draw nodules into ``hu`` (float32, on the output ``grid``) in place.
 
@@ -393,7 +393,7 @@ def render_nodules(
         R = spec.radius_mm
         reach = max(
             1.0 + (float(spec.bumps[:, 3].sum()) if len(spec.bumps) else 0.0),
-            1.0 + (max(4.0 / R, float(spec.spicules[:, 3].max())) if len(spec.spicules) else 0.0),
+            1.0 + (max(2.5 / R, float(spec.spicules[:, 3].max())) if len(spec.spicules) else 0.0),
         )
         ext = R * max(spec.axes) * reach + 1.5
         idx = []
@@ -407,7 +407,7 @@ def render_nodules(
         # sub-sample offsets within a voxel (through the whole slice thickness
         # in z); big lesions get a coarser sampling so the cost stays bounded
         box_mm3 = (k1 - k0) * sz * (j1 - j0) * sy * (i1 - i0) * sx
-        oversample_mm = max(oversample_mm, (box_mm3 / 3.0e6) ** (1 / 3))
+        oversample_mm = max(oversample_mm, (box_mm3 / 1.5e6) ** (1 / 3))
         nsz = max(2, int(np.ceil(sz / oversample_mm)))
         nsy = max(2, int(np.ceil(sy / oversample_mm)))
         nsx = max(2, int(np.ceil(sx / oversample_mm)))

@@ -128,6 +128,7 @@ def make_phantom(
     vessel_density: float | None = None,
     fov_clip: bool | None = None,
     nodule_specs: Sequence[NoduleSpec] | None = None,
+    anatomy_factor: int | None = None,
 ) -> Phantom:
     """Make one synthetic chest CT.
 
@@ -161,6 +162,10 @@ def make_phantom(
         When True the field of view is narrowed so the body is clipped.
     nodule_specs
         Explicit nodules (used by follow-ups and the demo) instead of drawn ones.
+    anatomy_factor
+        In-plane coarsening of the smooth static anatomy (vessels, airways and
+        nodules are always drawn at full resolution); default 2 below 0.75 mm
+        pixels, else 1. 1 renders everything at full resolution (slower).
 
     Returns
     -------
@@ -217,6 +222,7 @@ def make_phantom(
         "sex": an.sex,
         "vessel_density": 1.0 if vessel_density is None else vessel_density,
         "fov_clip": fov_clip,
+        "anatomy_factor": anatomy_factor,
     }
     return render_phantom(an, specs, a, np.eye(3), shift, r_noise, seed=int(seed), options=options)
 
