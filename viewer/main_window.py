@@ -708,7 +708,7 @@ class MainWindow(QMainWindow):
         plane = plane_of(self.model.active_view)
         step = {Qt.Key_Up: 1, Qt.Key_Down: -1, Qt.Key_Left: 1, Qt.Key_Right: -1,
                 Qt.Key_PageUp: 10, Qt.Key_PageDown: -10}.get(ev.key())
-        if step is not None and self.model.active_view != "mip":
+        if step is not None:
             # Up / PgUp: towards the head (axial), as the mouse wheel.
             self.model.step_up(plane, step)
             return
@@ -742,6 +742,7 @@ class MainWindow(QMainWindow):
         box.setWindowTitle("Keyboard shortcuts")
         box.setTextFormat(Qt.RichText)
         box.setText(self.shortcuts_text())
+        box.setStyleSheet("QLabel { min-width: 560px; }")
         box.open()
 
     def _about(self) -> None:

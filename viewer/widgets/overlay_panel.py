@@ -42,6 +42,10 @@ class OverlayPanel(QWidget):
             it = self._lay.takeAt(0)
             w = it.widget()
             if w is not None and w is not self._empty:
+                # hidden and detached now: deleteLater alone leaves it drawn
+                # until the event loop runs (screenshots, tests) -- a ghost box
+                w.hide()
+                w.setParent(None)
                 w.deleteLater()
         self.controls = {}
         if not self.model.overlays:

@@ -65,6 +65,15 @@ class _ViewBox(pg.ViewBox):
         ev.accept()
 
 
+class _CrispImageItem(pg.ImageItem):
+    """Label overlays are drawn nearest-neighbour: interpolated labels make
+    coloured halos that look like tissue that is not there."""
+
+    def paint(self, p, *args):  # type: ignore[no-untyped-def]
+        p.setRenderHint(QPainter.SmoothPixmapTransform, False)
+        super().paint(p, *args)
+
+
 def _passive(item: object) -> None:
     """Decorations (labels, lines, markers) never take the mouse: a press on a
     measurement's label must still start the next measurement."""
@@ -487,7 +496,7 @@ class SliceView(pg.GraphicsView):
             return
         for i, name in enumerate(sorted(self.model.overlays, key=lambda n: (n != "lungs", n))):
             if name not in self.overlay_items:
-                item = pg.ImageItem(axisOrder="row-major")
+                item = _CrispImageItem(axisOrder="row-major")
                 item.setZValue(5 + i)
                 self.vb.addItem(item)
                 self.overlay_items[name] = item
