@@ -92,7 +92,7 @@ def _max_timer_gap_while(qtbot, window, start, done) -> float:
 def test_large_dicom_series_loads_while_the_event_loop_keeps_running(make_window, qtbot, tmp_path) -> None:
     from tests.dicomgen import write_ct_series
 
-    n = 150
+    n = 300  # the "large series": 300 × 512×512, 150 MB of int16
     arr = np.full((n, 512, 512), -1000, np.int16)
     arr[:, 100:400, 80:430] = 40
     arr[n // 2, 250, 250] = 1234
