@@ -182,18 +182,24 @@ def generate_demo_patient(root: str | Path, *, progress: Callable[[Progress], No
     st_f = derive_uid("clinview-demo", pid, "study", "followup")
     se_b = derive_uid("clinview-demo", pid, "series", "baseline")
     se_f = derive_uid("clinview-demo", pid, "series", "followup")
-    step(0.35, "demo patient: writing baseline DICOM")
-    write_ct_series(
-        base, root / _FILES["baseline"], patient=DEMO_PATIENT, study_uid=st_b, series_uid=se_b,
-        study_date=BASELINE_DATE, description="CHEST LUNG 1.25mm (synthetic)", accession_number="DEMO0001",
-        series_number=2,
-    )
-    step(0.5, "demo patient: follow-up CT")
-    fu = make_followup(
-        base, DEMO_SEED + 3, months=12, vdt_days={sp.id: sp.vdt_days for sp in specs},
-        resolve=specs[-1].id if len(specs) >= 6 else True, new_kind="solid", new_diameter_mm=5.5, new_lobe=5,
-        rotation_deg=(1.2, -0.8, 2.0), shift_mm=(4.0, -3.0, 7.5),
-    )
+    # the follow-up renders (numpy, mostly outside the GIL) while the
+    # baseline's DICOM files are written
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fut = pool.submit(
+            make_followup,
+            base, DEMO_SEED + 3, months=12, vdt_days={sp.id: sp.vdt_days for sp in specs},
+            resolve=specs[-1].id if len(specs) >= 6 else True, new_kind="solid", new_diameter_mm=5.5, new_lobe=5,
+            rotation_deg=(1.2, -0.8, 2.0), shift_mm=(4.0, -3.0, 7.5),
+        )
+        step(0.35, "demo patient: writing baseline DICOM; follow-up CT")
+        write_ct_series(
+            base, root / _FILES["baseline"], patient=DEMO_PATIENT, study_uid=st_b, series_uid=se_b,
+            study_date=BASELINE_DATE, description="CHEST LUNG 1.25mm (synthetic)", accession_number="DEMO0001",
+            series_number=2,
+        )
+        fu = fut.result()
     step(0.8, "demo patient: writing follow-up DICOM")
     write_ct_series(
         fu, root / _FILES["followup"], patient=DEMO_PATIENT, study_uid=st_f, series_uid=se_f,
