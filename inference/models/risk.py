@@ -315,7 +315,9 @@ def extract_features(
                 put("growth_rate_per_year", min(365.0 / float(vdt), 10.0), f"VDT {float(vdt):.0f} d")
             else:
                 put("growth_rate_per_year", 0.0, "no growth")
-    if genomics is not None:
+    # A genomics object without a ``variants`` list (e.g. ``{}`` when a file could
+    # not be used) is *not* a negative test: it stays masked.
+    if genomics is not None and isinstance(genomics.get("variants"), list):
         genes = {str(v.get("gene") or "").upper() for v in genomics.get("variants", []) or []}
         put("egfr_driver", float("EGFR" in genes), "EGFR detected" if "EGFR" in genes else "none detected")
         put("kras_driver", float("KRAS" in genes), "KRAS detected" if "KRAS" in genes else "none detected")
@@ -499,7 +501,7 @@ def predict_risk(
     }
     vals, miss, nod, lab_notes, shown = extract_features(findings, facts, genomics, labs)
     notes += [f"Risk model: {n}" for n in lab_notes]
-    if genomics is not None:
+    if genomics is not None and isinstance(genomics.get("variants"), list):
         notes.append(
             "Risk model: genomic variants enter as driver-present flags (EGFR, KRAS, other); the model learnt them "
             "from a synthetic plasma cfDNA panel, so a tumour-tissue result is read the same way"

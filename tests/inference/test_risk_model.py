@@ -82,6 +82,12 @@ def test_missing_inputs_are_masked_and_named(test_patients: list) -> None:
         assert name not in {c["feature"] for c in bare["contributions"]}
     assert "plasma driver mutations" not in full["missing"] and "CEA" not in full["missing"]
     assert any("no CT patch" in n for n in bare["notes"])
+    # an unusable genomics file ({}), an empty lab list: still masked, not "tested negative"
+    empty = predict_risk(f, None, volume=None, genomics={}, labs=[])
+    assert "plasma driver mutations" in empty["missing"] and "CEA" in empty["missing"]
+    assert empty["probability"] == bare["probability"]
+    negative = predict_risk(f, None, volume=None, genomics={"variants": []}, labs=[])
+    assert "plasma driver mutations" not in negative["missing"]
     # masked inputs change the answer (they are not silently replaced by a value that means the same)
     assert full["probability"] != bare["probability"]
 
