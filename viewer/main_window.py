@@ -575,22 +575,32 @@ class MainWindow(QMainWindow):
     def _on_loaded(self, volume: Volume) -> None:
         self._measure_uid = None
         self.model.set_volume(volume)
-        self.empty_hint.hide()
         uid = volume.series.series_instance_uid if volume.series else None
         if uid:
             issues = self.model.measurements.load(measurements_path(uid))
             self._measure_uid = uid
         else:
             issues = []
-        self.browser.mark_loaded(uid)
         lines = [w.one_line() for w in volume.warnings] + [i.one_line() for i in issues]
         self._extra_issues = []
-        self._set_study_issues(getattr(self, "_scan_issues", []) + lines)
+        self._study_issues = getattr(self, "_scan_issues", []) + lines
+        self._issues = list(dict.fromkeys(self._study_issues))
+        # The rest of the chrome follows on the next turn of the event loop:
+        # the first image is what the reader waits for, and splitting the work
+        # keeps every turn short (the GUI never stalls while a volume arrives).
+        QTimer.singleShot(0, lambda v=volume, u=uid: self._after_loaded(v, u))
+        self.volume_loaded.emit(volume)
+
+    def _after_loaded(self, volume: Volume, uid: str | None) -> None:
+        if volume is not self.model.volume:
+            return
+        self.empty_hint.hide()
+        self.browser.mark_loaded(uid)
+        self._refresh_issues()
         self._update_title()
         z, y, x = volume.shape
         self.status_message(f"Loaded {x}×{y}×{z} voxels, spacing {volume.spacing[2]:.2f}×{volume.spacing[1]:.2f}×{volume.spacing[0]:.2f} mm")
         self._update_readout()
-        self.volume_loaded.emit(volume)
 
     def _update_title(self) -> None:
         """Patient name in the title bar only while annotations are shown: the
