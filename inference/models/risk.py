@@ -451,6 +451,20 @@ def _pick_device(device: str, notes: list[str]) -> str:
 
 
 # --------------------------------------------------------------------------- prediction
+def _integrated_gradients(
+    model: RiskModel, values: torch.Tensor, missing: torch.Tensor, *, steps: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Riemann-midpoint Integrated Gradients from a zero baseline (fallback without captum)."""
+    alphas = (torch.arange(steps, dtype=values.dtype, device=values.device) + 0.5) / steps
+    path = (alphas[:, None] * values).detach().requires_grad_(True)
+    out = model.calibrated_logit(path, missing.expand(steps, -1))
+    (grad,) = torch.autograd.grad(out.sum(), path)
+    attr = values * grad.mean(0, keepdim=True)
+    with torch.no_grad():
+        delta = attr.sum() - (model.calibrated_logit(values, missing) - model.calibrated_logit(torch.zeros_like(values), missing))
+    return attr, delta.reshape(1)
+
+
 def predict_risk(
     findings: dict[str, Any],
     facts: ClinicalFacts | None,
@@ -543,12 +557,16 @@ def predict_risk(
     contributions: list[dict[str, Any]] = []
     baseline_logit = None
     if explain:
-        from captum.attr import IntegratedGradients
-
-        ig = IntegratedGradients(lambda v, m: model.calibrated_logit(v, m))
         base = torch.zeros_like(values)
-        attr, delta = ig.attribute(values, baselines=base, additional_forward_args=(missing,), n_steps=64,
-                                   return_convergence_delta=True)
+        try:
+            from captum.attr import IntegratedGradients
+        except ImportError:  # captum is a declared dependency; keep explanations if it is absent anyway
+            attr, delta = _integrated_gradients(model, values, missing, steps=64)
+            notes.append("Risk model: captum not installed, Integrated Gradients computed by clinview's own code")
+        else:
+            ig = IntegratedGradients(lambda v, m: model.calibrated_logit(v, m))
+            attr, delta = ig.attribute(values, baselines=base, additional_forward_args=(missing,), n_steps=64,
+                                       return_convergence_delta=True)
         with torch.no_grad():
             baseline_logit = float(model.calibrated_logit(base, missing)[0])
         grouped: dict[str, float] = {}

@@ -155,3 +155,24 @@ def test_shipped_metrics_reproduce_on_held_out_sample(meta: dict, test_patients:
     assert ece(y, p) == pytest.approx(rec["ece"], abs=5e-3)
     # and the model is useful on held-out patients, not just reproducible
     assert auc(y, p) > 0.85
+
+
+def test_own_integrated_gradients_agree_with_captum(test_patients: list) -> None:
+    import torch
+
+    from inference.models.risk import _integrated_gradients
+
+    pt = next(p for p in test_patients if p.malignant and p.patch_params is not None)
+    r = predict_risk(pt.findings, pt.facts, volume=None, genomics=pt.genomics, labs=pt.labs, patch=pt.patch)
+    # rebuild the model inputs as predict_risk does, and compare our fallback with captum's total
+    m = load_risk_model().model
+    from inference.models.risk import EMBED_DIM, extract_features, patch_to_tensor
+
+    v, ms, *_ = extract_features(pt.findings, pt.facts, pt.genomics, pt.labs)
+    with torch.no_grad():
+        emb = m.encoder(patch_to_tensor(pt.patch[None]))[0].numpy()[0]
+    raw = torch.tensor(np.concatenate([v, emb]))[None]
+    miss = torch.tensor(np.concatenate([ms, np.zeros(EMBED_DIM, np.float32)]))[None]
+    attr, delta = _integrated_gradients(m, m.standardise(raw, miss), miss)
+    assert float(attr.sum()) == pytest.approx(sum(c["value"] for c in r["contributions"]), abs=0.05)
+    assert abs(float(delta)) < 0.1
