@@ -194,6 +194,8 @@ def run_viewer(path: str | None = None, *, demo: bool = False, screenshot: str |
     (and any analysis) is shown and saved as PNG, then the function returns
     (use ``QT_QPA_PLATFORM=offscreen`` on machines without a display).
     """
+    if path and not Path(path).exists():
+        raise ClinviewError("no such file or folder", where=str(path), fix="give a DICOM folder, DICOMDIR or .zip")
     if screenshot and not os.environ.get("QT_QPA_PLATFORM") and not os.environ.get("DISPLAY"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     app = make_app()
@@ -229,8 +231,8 @@ def take_screenshot(window: Any, out: str | Path, *, reporter: ErrorReporter | N
     timeout = timeout_s if timeout_s is not None else float(os.environ.get("CLINVIEW_SCREENSHOT_TIMEOUT", "600"))
     wants_volume = bool(window.study_paths()) or window.loader.is_busy()
     errors = reporter.errors if reporter is not None else []
-    ok = wait_until(lambda: (not wants_volume or window.volume() is not None or errors) and not window.is_busy(),
-                    timeout)
+    ok = wait_until(lambda: (not wants_volume or window.volume() is not None or errors or window.last_error)
+                    and not window.is_busy(), timeout)
     if not ok:
         sys.stderr.write(f"clinview: screenshot taken after a {timeout:.0f} s timeout; work was still running\n")
     wait_until(lambda: False, 0.3)  # let the last repaints land

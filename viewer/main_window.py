@@ -112,6 +112,7 @@ class MainWindow(QMainWindow):
         self._issues: list[str] = []  # what the status bar shows: study issues + show_issues()
         self._study_issues: list[str] = []  # scan skips, volume warnings, unreadable measurements
         self._extra_issues: list[str] = []
+        self.last_error: str | None = None  # the last load/scan failure, one line
 
         self.grid = ViewerGrid(self.model, self)
         self.setCentralWidget(self.grid)
@@ -565,7 +566,8 @@ class MainWindow(QMainWindow):
         self._scan_issues = [s.one_line() for s in result.skipped]
         self._set_study_issues(self._scan_issues)
         if not result.series:
-            self.status_message(f"{result.root}: no DICOM image series found")
+            msg = f"{result.root}: no DICOM image series found"
+            self._on_failed(msg)
             return
         if getattr(self, "_autoload_after_scan", False):
             self._autoload_after_scan = False
@@ -614,6 +616,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(title)
 
     def _on_failed(self, msg: str) -> None:
+        self.last_error = msg
         self._set_study_issues(self._study_issues + [msg])
         self.status_message(msg)
 

@@ -206,3 +206,16 @@ def test_prior_study_is_listed_beside_the_opened_one(make_window, qtbot, tmp_pat
     assert any("CT baseline" in t and "prior" in t for t in studies)
     assert any("CT follow-up" in t and "prior" not in t for t in studies)
     assert w.browser.topLevelItemCount() == 1  # one patient
+
+
+@needs_loader
+def test_folder_without_dicom_says_so_in_one_line(make_window, qtbot, tmp_path) -> None:
+    (tmp_path / "notes.txt").write_text("not an image")
+    w = make_window()
+    first = sphere_volume()
+    w.load_volume(first)
+    w.open_path(tmp_path)
+    qtbot.waitUntil(lambda: w.last_error is not None, timeout=10000)
+    assert w.last_error == f"{tmp_path}: no DICOM image series found"
+    assert w.last_error in w.issues()
+    assert w.volume() is first  # what was on screen stays
