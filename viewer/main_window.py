@@ -778,5 +778,6 @@ class MainWindow(QMainWindow):
         self.loader.cancel()
         self.loader.wait_idle(5000)
         save_settings(self.settings)
+        gc.unfreeze()  # let the collector reclaim this window once it is gone
         super().closeEvent(ev)
 
