@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEventLoop
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from inference.errors import ClinviewError
@@ -59,6 +59,9 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     if app is None:
         app = QApplication(argv if argv is not None else [sys.argv[0]])
     apply_theme(app)  # type: ignore[arg-type]
+    icon = STYLE.parents[1] / "icons" / "clinview.svg"
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))  # type: ignore[union-attr]
     return app  # type: ignore[return-value]
 
 
