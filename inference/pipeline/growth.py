@@ -289,6 +289,13 @@ def compare_with_prior(
         tx, info = register_rigid(volume, prior_volume)
         inv = tx.GetInverse()
         to_current = inv.TransformPoint
+        rot = max(abs(a) for a in info["rotation_deg"])
+        shift = float(np.linalg.norm(info["translation_mm"]))
+        if rot > 15.0 or shift > 60.0:
+            warnings.append(
+                f"Growth: registration moved the prior by {shift:.0f} mm / {rot:.0f}° (implausible for two chest CTs "
+                "of one patient): check the matches"
+            )
     except RuntimeError as exc:
         warnings.append(f"Growth: {exc}; prior nodules compared in scanner coordinates (no registration)")
         info = {"transform": "identity (registration failed)"}
