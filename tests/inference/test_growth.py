@@ -143,3 +143,32 @@ def test_tiny_volume_change_reports_no_vdt(pair) -> None:
     assert g["volume_change_percent"] == pytest.approx(5.0)
     assert g["volume_doubling_time_days"] is None and "25 %" in g["vdt_note"]
     assert g["status"] == "stable"
+
+
+@pytest.mark.slow
+def test_prior_in_other_coordinates_and_field_of_view(pair) -> None:
+    """Another scanner: the origin moved by 120 mm and the prior covers fewer slices."""
+    cur, cur_lab, pri, pri_lab = pair
+    k0 = 6
+    shifted = Volume(array=pri.array[k0:], spacing=SPACING,
+                     origin=(ORIGIN[0] + 15.0, ORIGIN[1] - 10.0, ORIGIN[2] + k0 * SPACING[0] + 120.0),
+                     direction=np.eye(3))
+    findings = {"nodules": [{"id": 1}, {"id": 2}, {"id": 3}]}
+    prior_findings = {"nodules": [{"id": 11}, {"id": 12}, {"id": 13}]}
+    warnings = compare_with_prior(cur, cur_lab, findings, shifted, pri_lab[k0:], prior_findings,
+                                  current_date="2026-06-01", prior_date="2025-06-01")
+    assert warnings == []
+    assert [n["growth"]["prior_id"] for n in findings["nodules"]] == [11, 12, None]
+    assert [r["prior_id"] for r in findings["resolved_nodules"]] == [13]
+    assert all(n["growth"]["match_distance_mm"] < 2.0 for n in findings["nodules"][:2])
+
+
+def test_volume_doubling_without_diameter_growth_counts_as_growth(pair) -> None:
+    cur, cur_lab, pri, pri_lab = pair
+    findings = {"nodules": [{"id": 2, "volume_mm3": 250.0, "mean_diameter_mm": 6.5}]}
+    prior = {"nodules": [{"id": 12, "volume_mm3": 100.0, "mean_diameter_mm": 5.5}]}
+    compare_with_prior(cur, cur_lab, findings, pri, pri_lab, prior, current_date="2026-06-01",
+                       prior_date="2025-06-01")
+    g = findings["nodules"][0]["growth"]
+    assert g["status"] == "grown" and "volume +150 %" in g["growth_criterion"]
+    assert g["volume_doubling_time_days"] == pytest.approx(365 * math.log(2) / math.log(2.5), rel=1e-3)
