@@ -162,10 +162,10 @@ def images(out: Path) -> None:
     for a, r in zip(ax.flat, g.records):
         z, y, x = r.center_voxel_zyx
         h = max(24, int(r.long_axis_mm / 0.7 * 1.3))
-        win = dict(cmap="gray", vmin=-160, vmax=240) if r.type == "calcified" else lung
+        win = dict(cmap="gray", vmin=-450, vmax=1050) if r.type == "calcified" else lung
         a.imshow(g.hu[z, max(0, y - h) : y + h, max(0, x - h) : x + h], **win)
         a.set_title(f"{r.subtype}\n{r.mean_diameter_mm} mm, {r.lobe}", fontsize=9)
-    fig.suptitle("synthetic nodules (lung window; calcified: mediastinal window)", fontsize=11)
+    fig.suptitle("synthetic nodules (lung window W1500/L-600; calcified: W1500/L300)", fontsize=11)
     fig.tight_layout()
     fig.savefig(out / "synth_nodules.png", dpi=60)
     plt.close(fig)

@@ -62,7 +62,7 @@ def apply_kernel(hu: np.ndarray, kernel: str) -> np.ndarray:
         else:
             # unsharp mask: overshoot at edges, crisp vessels (a lung kernel)
             b -= a
-            b *= np.float32(-1.1)
+            b *= np.float32(-0.6)
             b += a
             out[k0 : k0 + 16] = b
     return out

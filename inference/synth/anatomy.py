@@ -425,7 +425,8 @@ class AnatomyRenderer:
             breast = (d_breast > 0) & (d_skin < self.fat_t)
             hu[breast] = HU["fat"]
             core = breast & (d_breast > 9.0 * s)
-            hu[core] = np.where(np.cos(X[core] / 2.5) * np.cos(Y[core] / 3.5 + Z / 6.0) > 0.1, 20.0, -40.0)
+            # fibroglandular tissue mixed with fat: denser towards the nipple
+            hu[core] = (-70.0 + 90.0 * np.clip(d_breast[core] / (20.0 * s), 0.0, 1.0)).astype(np.float32)
             hu[breast & (d_breast < 2.0) & (d_skin < 0.5)] = HU["skin"]
             body |= breast
         hu[(out_c > 0.8) & (out_c < 2.2) & body] = -70.0  # extrapleural fat
