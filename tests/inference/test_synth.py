@@ -237,3 +237,26 @@ def test_acquisition_options_change_the_image_as_a_scanner_would() -> None:
 def test_unknown_nodule_type_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown nodule type"):
         make_phantom(1, **dict(SMALL, n_slices=4), n_nodules=1, nodule_types=["banana"])
+
+
+def _lung_by_threshold(slice_hu: np.ndarray) -> np.ndarray:
+    """Lung pixels found the same way in a real and a synthetic slice: air
+    inside the filled body outline, eroded away from the walls."""
+    from scipy import ndimage
+
+    body = ndimage.binary_fill_holes(slice_hu > -500)
+    return ndimage.binary_erosion((slice_hu < -500) & body, iterations=2)
+
+
+@pytest.mark.shared
+def test_lung_attenuation_matches_the_real_ct(real_ct_dir: Path, mixed: Phantom) -> None:
+    """Transfer check: parenchyma of the phantom and of the real A0001 lung
+    series, both segmented by the same threshold, have similar HU."""
+    real = sitk.GetArrayFromImage(_read_sitk(real_ct_dir / "ct-lung-kernel")).astype(float)
+    k_real = int(np.argmax([_lung_by_threshold(s).sum() for s in real]))
+    k_syn = int(np.argmax((mixed.lungs > 0).sum((1, 2))))
+    r = real[k_real][_lung_by_threshold(real[k_real])]
+    s = mixed.hu[k_syn].astype(float)[_lung_by_threshold(mixed.hu[k_syn].astype(float))]
+    assert abs(np.median(r) - np.median(s)) < 80, (np.median(r), np.median(s))
+    # most of the lung is parenchyma darker than -700 HU in both
+    assert np.mean(r < -700) > 0.8 and np.mean(s < -700) > 0.8
