@@ -20,9 +20,10 @@ needs_loader = pytest.mark.skipif(not HAS_DICOM_LOADER, reason="inference.io.dic
 
 
 def slow_source(n_slices: int = 120, size: int = 512, delay_s: float = 0.0):
-    """A loader that builds a CT-sized volume slice by slice with real numpy
-    work (the shape of a DICOM decode: per-slice arrays, progress, cancel).
-    Used where a controllable duration matters: cancel and newest-wins."""
+    """A loader that builds a volume slice by slice with real numpy work and
+    the real progress/cancel protocol, at a speed the test chooses. Used only
+    where the real DICOM loader is too fast to catch in the act (cancel);
+    responsiveness is tested with real DICOM files."""
 
     def load(source, *, series_uid=None, progress=None, cancel=None) -> Volume:
         arr = np.empty((n_slices, size, size), np.int16)
@@ -118,13 +119,6 @@ def test_large_dicom_series_loads_while_the_event_loop_keeps_running(make_window
     assert int(w.volume().array.max()) == 1234
     assert gap < 50, f"the GUI froze for {gap!r} during the load"
     assert w.browser.topLevelItemCount() == 1  # the study browser lists the patient
-
-
-def test_generated_load_keeps_the_event_loop_running(make_window, qtbot) -> None:
-    w = make_window(slow_source(n_slices=150))
-    gap = _max_timer_gap_while(qtbot, w, lambda: w.loader.load("/nowhere"), lambda: w.volume() is not None)
-    assert w.volume().shape == (150, 512, 512)
-    assert gap < 50, f"the GUI froze for {gap!r} during the load"
 
 
 def test_progress_bar_and_cancel_keep_the_previous_volume(make_window, qtbot) -> None:
