@@ -254,7 +254,8 @@ def apply_guidelines(
         n["lung_rads"] = cat
         cats.append(cat)
 
-    exam = findings.setdefault("exam", {})
+    exam = findings.get("exam") or {}  # build_findings leaves None until the scores exist
+    findings["exam"] = exam
     ecat = _lr.exam_category(cats)
     exam["lung_rads"] = {
         "category": ecat,
