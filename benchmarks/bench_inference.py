@@ -46,7 +46,7 @@ def plain(volume: Any, net: Any, info: Any, lungs: np.ndarray) -> np.ndarray:
                             sw_batch_size=int(inf["sw_batch_size"]), overlap=float(inf["overlap"]), cpu_autocast=None)
     p = torch.nn.functional.interpolate(p, size=volume.shape, mode="trilinear", align_corners=False)[0, 0].numpy()
     lab, _ = components(p, lungs, volume.spacing, threshold=post["threshold"], min_volume_mm3=post["min_volume_mm3"],
-                        min_probability=post["min_probability"])
+                        min_probability=post["min_probability"], max_elongation=post.get("max_elongation"))
     return lab
 
 

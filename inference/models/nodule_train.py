@@ -171,6 +171,12 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
     log(f"data: {len(train_cases)} training patients ({n_nod} nodules), {len(val_cases)} validation, "
         f"source {train_cases[0].source if train_cases else '?'}; {time.time() - t0:.0f}s")
     net = build_network(cfg["architecture"]).to(device)
+    if cfg.get("init"):
+        # warm start (continue a run that hit its time cap); recorded in the metadata
+        from safetensors.torch import load_file
+
+        net.load_state_dict(load_file(str(cfg["init"]), device="cpu"))
+        log(f"initialised from {cfg['init']}")
     opt = torch.optim.AdamW(net.parameters(), lr=float(tr["lr"]), weight_decay=1e-4)
     epochs, steps = int(tr["epochs"]), int(tr["steps_per_epoch"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(tr["lr"]), total_steps=epochs * steps, pct_start=0.1)
@@ -202,7 +208,7 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
         rec = {"epoch": ep, "loss": round(float(np.mean(losses)), 4), "val_dice": round(vd, 4), "seconds": round(time.time() - te, 1)}
         history.append(rec)
         log(json.dumps(rec))
-        if vd > best["val_dice"]:
+        if vd >= best["val_dice"]:  # ties: the later (longer-trained) epoch
             best = {"val_dice": round(vd, 4), "epoch": ep}
             best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
         if time.time() > deadline:
@@ -236,6 +242,8 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
             "augmentation": "noise 5-60 HU, soft/sharp kernel, z blur FWHM 0.5-5 mm, HU scale ±5 % / offset ±30, scale 0.85-1.2, flips",
         },
         "training": {"config": "configs/nodules.yaml", "seed": seed, "device": device.type,
+                     "init": Path(str(cfg["init"])).name if cfg.get("init") else None,
+                     "epochs": epochs, "steps_per_epoch": steps, "lr": float(tr["lr"]),
                      "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "history": history},
         "validation_metrics": metrics,
     }
@@ -254,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-seeds", type=int, nargs=2)
     ap.add_argument("--val-seeds", type=int, nargs=2)
     ap.add_argument("--source", choices=["auto", "phantom", "simple"])
+    ap.add_argument("--init", type=Path, help="start from these safetensors weights (continue a run)")
+    ap.add_argument("--lr", type=float)
     a = ap.parse_args(argv)
     cfg = load_config(a.config)
     if a.epochs:
@@ -268,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg["data"]["val_seeds"] = a.val_seeds
     if a.source:
         cfg["data"]["source"] = a.source
+    if a.init:
+        cfg["init"] = str(a.init)
+    if a.lr:
+        cfg["train"]["lr"] = cfg.setdefault("gpu", {})["lr"] = a.lr
     m = train(cfg, a.out, log=lambda s: print(s, flush=True))
     print(json.dumps(m), flush=True)
     return 0

@@ -79,9 +79,9 @@ def _scan_and_load(study: Path, series_uid: str | None, progress: ProgressFn | N
     from inference.api import load_series, scan
 
     res = scan(study)
-    warnings = [sf.one_line() for sf in res.skipped[:20]]
-    if len(res.skipped) > 20:
-        warnings.append(f"{len(res.skipped) - 20} more files skipped")
+    warnings = [sf.one_line() for sf in res.skipped[:3]]
+    if len(res.skipped) > 3:
+        warnings.append(f"{len(res.skipped) - 3} more non-image files skipped (`clinview info` lists them)")
     if not res.series:
         raise NoUsableSeriesError("no DICOM image series found", where=str(study),
                                   fix="check the folder, or run `clinview info` on it")

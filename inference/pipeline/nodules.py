@@ -34,7 +34,7 @@ from scipy import ndimage as ndi
 from inference.errors import CancelledError
 from inference.types import Progress, Volume
 
-__all__ = ["NoduleSegmentation", "segment_nodules", "lung_crop", "normalise", "predict_probability"]
+__all__ = ["NoduleSegmentation", "segment_nodules", "lung_crop", "lung_region", "components", "normalise", "predict_probability"]
 
 ProgressFn = Callable[[Progress], None]
 CancelFn = Callable[[], bool]
@@ -236,6 +236,7 @@ def segment_nodules(
         threshold=float(post.get("threshold", 0.5)),
         min_volume_mm3=float(post.get("min_volume_mm3", 15.0)),
         min_probability=float(post.get("min_probability", 0.5)),
+        max_elongation=float(post["max_elongation"]) if post.get("max_elongation") else None,
     )
     full = np.zeros(shape, np.uint16)
     full[crop] = labels
@@ -250,6 +251,54 @@ def segment_nodules(
     )
 
 
+def _hull_2d(mask: np.ndarray) -> np.ndarray:
+    """Filled convex hull of a 2-D mask (half-plane test on the hull's facets)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    pts = np.argwhere(mask)
+    if len(pts) < 4:
+        return mask.copy()
+    try:
+        hull = ConvexHull(pts)
+    except QhullError:
+        return mask.copy()
+    (y0, x0), (y1, x1) = pts.min(0), pts.max(0) + 1
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    g = np.stack([yy.ravel(), xx.ravel()], 1).astype(float)
+    ok = np.all(g @ hull.equations[:, :2].T + hull.equations[:, 2] <= 0.5, axis=1)
+    out = mask.copy()
+    out[y0:y1, x0:x1] |= ok.reshape(yy.shape)
+    return out
+
+
+def lung_region(lungs: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """Where a nodule may be: each lung's per-slice convex hull, dilated ~3 mm.
+
+    Why the hull and not the mask: a mass growing from the mediastinal or
+    costal pleura into the lung is partly outside the aerated-lung mask but
+    inside the lung's outline; the hull keeps it, while tissue clearly outside
+    both lungs (chest wall, abdomen, neck) is still excluded. Computed on a
+    4× coarser in-plane grid (it only gates components).
+    """
+    if not lungs.any():
+        return np.zeros(lungs.shape, bool)
+    f = 4 if min(lungs.shape[1:]) >= 128 else 1
+    small = lungs[:, ::f, ::f]
+    reg = np.zeros(small.shape, bool)
+    for k in np.nonzero(small.any(axis=(1, 2)))[0]:
+        for side in (1, 2):
+            m = small[k] == side
+            if m.any():
+                reg[k] |= _hull_2d(m)
+    it = max(1, int(round(3.0 / (min(spacing[1:]) * f))))
+    reg = ndi.binary_dilation(reg, structure=np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool), iterations=it)
+    if f > 1:
+        reg = np.repeat(np.repeat(reg, f, axis=1), f, axis=2)[:, : lungs.shape[1], : lungs.shape[2]]
+        pad = [(0, 0), (0, lungs.shape[1] - reg.shape[1]), (0, lungs.shape[2] - reg.shape[2])]
+        reg = np.pad(reg, pad)
+    return reg | (lungs > 0)
+
+
 def components(
     prob: np.ndarray,
     lungs: np.ndarray,
@@ -258,8 +307,13 @@ def components(
     threshold: float = 0.5,
     min_volume_mm3: float = 15.0,
     min_probability: float = 0.5,
+    max_elongation: float | None = None,
 ) -> tuple[np.ndarray, list[float]]:
     """Threshold + connected components + lung/size/probability filters.
+
+    ``max_elongation`` is the vessel-aware false-positive filter: a component
+    whose principal-axis standard deviations differ by more than this ratio
+    is tubular (a vessel segment), not a nodule, and is dropped.
 
     Returns ``(labels uint16, probabilities)`` with ids 1..n ordered by volume
     descending (so id 1 is the largest nodule, as the findings contract asks).
@@ -272,18 +326,22 @@ def components(
     idx = np.arange(1, n + 1)
     sizes = ndi.sum_labels(fg, lab, idx)
     pmax = ndi.maximum(prob, lab, idx)
-    # lungs dilated by ~3 mm so juxtapleural nodules on the mask edge count
-    it = [max(1, int(round(3.0 / s))) for s in spacing]
-    lung_d = lungs > 0
-    if lung_d.any():
-        st = np.zeros((3, 3, 3), bool)
-        st[1, 1, :] = st[1, :, 1] = True
-        lung_d = ndi.binary_dilation(lung_d, structure=st, iterations=max(it[1], it[2]))
-        inside = ndi.mean(lung_d.astype(np.float32), lab, idx)
-    else:
-        inside = np.zeros(n)
+    region = lung_region(lungs, spacing)
+    inside = ndi.mean(region.astype(np.float32), lab, idx) if region.any() else np.zeros(n)
     keep = [(int(i), float(s), float(p)) for i, s, p, f in zip(idx, sizes, pmax, inside)
             if s * vox >= min_volume_mm3 and p >= min_probability and f >= 0.5]
+    if max_elongation:
+        objs = ndi.find_objects(lab)
+        sp = np.asarray(spacing, float)
+        kept = []
+        for i, sz, p in keep:
+            pts = (np.argwhere(lab[objs[i - 1]] == i) * sp).astype(np.float64)
+            if len(pts) >= 4:
+                ev = np.sort(np.linalg.eigvalsh(np.cov(pts.T) + np.eye(3) * (sp.max() ** 2 / 12)))
+                if np.sqrt(ev[-1] / ev[0]) > max_elongation:
+                    continue
+            kept.append((i, sz, p))
+        keep = kept
     keep.sort(key=lambda t: -t[1])
     out = np.zeros(prob.shape, np.uint16)
     lut = np.zeros(n + 1, np.uint16)

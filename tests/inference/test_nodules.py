@@ -33,6 +33,18 @@ def test_components_filters_and_orders_by_size() -> None:
     assert lab[20, 30, 52] == 0 and lab[35, 10, 10] == 0
 
 
+def test_vessel_like_tube_is_dropped_by_the_elongation_filter() -> None:
+    shape = (40, 60, 60)
+    lungs = np.ones(shape, np.uint8)
+    prob = np.zeros(shape, np.float32)
+    prob[5:35, 20:23, 20:23] = 0.9  # 30 mm long, 3 mm wide: a vessel
+    prob[_ball(shape, (20, 45, 45), 4)] = 0.9
+    lab, _ = components(prob, lungs, (1.0, 1.0, 1.0), max_elongation=3.0)
+    assert lab.max() == 1 and lab[20, 45, 45] == 1 and lab[20, 21, 21] == 0
+    lab, _ = components(prob, lungs, (1.0, 1.0, 1.0), max_elongation=None)
+    assert lab.max() == 2
+
+
 @pytest.fixture(scope="module")
 def one_nodule_ct():
     from inference.synth.phantom import make_phantom
