@@ -30,7 +30,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 from inference import api, paths
 from inference.errors import ClinviewError
 from inference.types import Volume
-from viewer.model.analysis import AnalysisState
+from viewer.model.analysis import AnalysisState, lung_rads_rank
 from viewer.services.analysis import AnalysisService
 from viewer.widgets.clinical_dock import ClinicalDock
 from viewer.widgets.findings_dock import FindingsDock
@@ -280,7 +280,10 @@ class AnalysisPanel(QObject):
         if lungs:
             w.set_label_overlay("lungs", st.lung_labels, LUNG_COLORS)
         if st.nodule_labels is not None:
-            colors = {n["id"]: _hex_rgb(lung_rads_color(n.get("lung_rads"))[0]) for n in st.all_nodules()}
+            # each nodule in its Lung-RADS colour; uncategorised ones in a bright
+            # amber, never the badge's grey, which vanishes on lung parenchyma
+            colors = {n["id"]: (_hex_rgb(lung_rads_color(n.get("lung_rads"))[0]) if lung_rads_rank(n.get("lung_rads")) >= 0
+                                else (255, 170, 40)) for n in st.all_nodules()}
             w.set_label_overlay("nodules", st.nodule_labels, colors, visible_ids=set(st.visible_ids()))
         else:
             w.set_label_overlay("nodules", None, {})
