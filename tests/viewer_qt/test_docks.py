@@ -231,8 +231,8 @@ def test_missing_sections_say_not_available(qtbot) -> None:
     assert findings.table.rowCount() == 1 and findings.table.item(0, 5).text() == "—"
     assert "not available" in risk.fleischner_label.text()
     assert "not available" in risk.model_label.text()
-    assert "not available: no genomic file" in clinical.genomics_header.text()
-    assert "not available: no lab file" in clinical.labs_header.text()
+    assert "not available: the analysis returned no genomics" in clinical.genomics_header.text()
+    assert "not available: the analysis returned no lab results" in clinical.labs_header.text()
     assert "not available" in treat.status.text()
 
 

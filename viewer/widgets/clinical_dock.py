@@ -179,7 +179,7 @@ class ClinicalDock(QWidget):
         elif "genomics" in blocked:
             self.genomics_header.setText(f"<b>Genomics</b> — {not_available('hidden: the genomic file names another patient')}")
         elif not isinstance(g, dict):
-            self.genomics_header.setText(f"<b>Genomics</b> — {not_available('no genomic file was given')}")
+            self.genomics_header.setText(f"<b>Genomics</b> — {not_available('the analysis returned no genomics (no file given, or not computed)')}")
         elif not g:
             self.genomics_header.setText(f"<b>Genomics</b> — {not_available('the genomic file was held back (patient identity conflict)')}")
         else:
@@ -244,7 +244,7 @@ class ClinicalDock(QWidget):
         elif "labs" in blocked:
             self.labs_header.setText(f"<b>Labs</b> — {not_available('hidden: the lab file names another patient')}")
         elif not isinstance(labs, list) or not labs:
-            self.labs_header.setText(f"<b>Labs</b> — {not_available('no lab file was given')}")
+            self.labs_header.setText(f"<b>Labs</b> — {not_available('the analysis returned no lab results (no file given, or not computed)')}")
         else:
             rows = [x for x in labs if isinstance(x, dict)]
             # newest first: the value a clinician acts on is at the top

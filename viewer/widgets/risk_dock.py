@@ -268,7 +268,7 @@ class RiskDock(QWidget):
                 brock_txt += " ⚠"
             g = n.get("growth") if isinstance(n.get("growth"), dict) else {}
             status = _GROWTH.get(str(g.get("status")), None)
-            growth = status or ("no prior" if not g else "—")
+            growth = status or "—"  # None: no growth assessment (no prior, or not computed)
             tip = ""
             try:
                 v1, v2 = float(g["prior_volume_mm3"]), float(n["volume_mm3"])

@@ -147,7 +147,7 @@ class TreatmentDock(QWidget):
             self.status.setText(f'<span style="color:{PALETTE["muted"]};">{len(items)} suggestion'
                                 f'{"s" if len(items) != 1 else ""}</span>')
         if not items:
-            self.status.setText(f'<span style="color:{PALETTE["muted"]};">No suggestions for this patient.</span>')
+            self.status.setText(f'<span style="color:{PALETTE["muted"]};">No suggestions in this analysis.</span>')
         kinds = list(KIND_TITLES) + sorted({str(s.get("kind")) for s in items} - set(KIND_TITLES))
         for kind in kinds:
             group = [s for s in items if str(s.get("kind")) == kind]
