@@ -46,7 +46,7 @@ def _centres(labels: np.ndarray) -> list[np.ndarray]:
     return [np.array(c) for c in ndi.center_of_mass(labels > 0, labels, range(1, n + 1))] if n else []
 
 
-def evaluate_synthetic(seeds: list[int], *, png_dir: Path | None = None, log: Any = print) -> dict[str, Any]:
+def evaluate_synthetic(seeds: list[int], *, png_dir: Path | None = None, log: Any = print, masses: bool = True) -> dict[str, Any]:
     """Per-size-bin sensitivity, FP/scan, Dice and diameter error (module docstring)."""
     from inference.pipeline.candidates import detect_nodules_classical
     from inference.pipeline.lungs import segment_lungs
@@ -61,7 +61,7 @@ def evaluate_synthetic(seeds: list[int], *, png_dir: Path | None = None, log: An
         ph = make_phantom(seed, slice_mm=slice_mm, n_nodules=4)
         vol = ph.to_volume()
         lab = segment_lungs(vol)
-        res = detect_nodules_classical(vol, lab)
+        res = detect_nodules_classical(vol, lab, masses=masses)
         secs.append(res.seconds)
         sp = vol.spacing
         cents = _centres(res.labels)
@@ -135,7 +135,7 @@ def read_boxes(annotations: Path, files: list[Path], volume: Any) -> list[tuple[
     return out
 
 
-def evaluate_real(study: Path, *, png_dir: Path | None = None, log: Any = print) -> dict[str, Any]:
+def evaluate_real(study: Path, *, png_dir: Path | None = None, log: Any = print, masses: bool = True) -> dict[str, Any]:
     """Tumour found, FPs and kernel agreement on the real CT (module docstring)."""
     from inference.api import load_series
     from inference.pipeline.candidates import detect_nodules_classical
@@ -148,7 +148,7 @@ def evaluate_real(study: Path, *, png_dir: Path | None = None, log: Any = print)
         vol = load_series(d)
         boxes = read_boxes(study / "annotations", sorted(p for p in d.iterdir() if p.is_file()), vol)
         lab = segment_lungs(vol)
-        res = detect_nodules_classical(vol, lab)
+        res = detect_nodules_classical(vol, lab, masses=masses)
         cents = _centres(res.labels)
         hits = [any(abs(c[0] - k) <= 1 and y0 <= c[1] <= y1 and x0 <= c[2] <= x1 for k, y0, x0, y1, x1 in boxes) for c in cents]
         lps[sub] = [np.asarray(vol.voxel_to_lps(c)) for c in cents]
@@ -199,11 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real", type=Path, default=REAL)
     ap.add_argument("--png", type=Path, default=None, help="folder for PNGs of detections")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--no-masses", action="store_true", help="detector without the mass path")
     a = ap.parse_args(argv)
     t = time.perf_counter()
-    syn = evaluate_synthetic(list(range(*a.seeds)), png_dir=a.png)
-    real = evaluate_real(a.real, png_dir=a.png) if (a.real / "ct-lung-kernel").is_dir() else None
-    print(f"\nclassical candidates, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {time.perf_counter() - t:.0f} s")
+    syn = evaluate_synthetic(list(range(*a.seeds)), png_dir=a.png, masses=not a.no_masses)
+    real = evaluate_real(a.real, png_dir=a.png, masses=not a.no_masses) if (a.real / "ct-lung-kernel").is_dir() else None
+    print(f"\nclassical candidates (mass path {'off' if a.no_masses else 'on'}), {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {time.perf_counter() - t:.0f} s")
     print(f"synthetic: {syn['patients']} patients, {syn['nodules']} nodules, FP/scan {syn['fp_per_scan']}, "
           f"sens>=5mm {syn['sensitivity_ge5mm']}, median Dice>=6mm {syn['median_dice_ge6mm']}, "
           f"median |diam err|>=5mm {syn['median_abs_diam_err_ge5mm']} mm, median {syn['seconds_median']} s/scan")

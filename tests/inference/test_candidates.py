@@ -98,12 +98,13 @@ def test_empty_lung_gives_no_detections_and_missing_mask_a_warning() -> None:
 
 @pytest.mark.slow
 @pytest.mark.shared
-def test_real_ct_tumour_box_contains_a_detection_centre(real_ct_dir: Path) -> None:
+@pytest.mark.parametrize("kernel", ["ct-lung-kernel", "ct-soft-kernel"])
+def test_real_ct_tumour_box_contains_a_detection_centre(real_ct_dir: Path, kernel: str) -> None:
     from benchmarks.eval_candidates import read_boxes
     from inference.api import load_series
     from inference.pipeline.lungs import segment_lungs
 
-    d = real_ct_dir / "ct-lung-kernel"
+    d = real_ct_dir / kernel
     vol = load_series(d)
     boxes = read_boxes(real_ct_dir / "annotations", sorted(p for p in d.iterdir() if p.is_file()), vol)
     assert boxes
