@@ -235,7 +235,9 @@ def _segment_seed(
 ) -> tuple[np.ndarray, tuple[slice, ...], dict[str, float]] | None:
     """Segment one seed inside a ball; returns (mask crop, slices, features)."""
     r_est = max(2.0, np.sqrt(3.0) * sigma_mm)
-    rb = int(np.ceil((2.0 * r_est + 4.0) / WORK_MM))
+    # limiting ball: ~2 radii for nodules; masses (r_est > 10 mm) get 1.3 radii
+    # so a tumour is not merged with the hilar vessels next to it
+    rb = int(np.ceil(((2.0 if r_est <= 10.0 else 1.3) * r_est + 4.0) / WORK_MM))
     ci = np.round(c).astype(int)
     lo = np.maximum(ci - rb, 0)
     hi = np.minimum(ci + rb + 1, work.shape)
