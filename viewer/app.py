@@ -223,7 +223,7 @@ def take_screenshot(window: Any, out: str | Path, *, reporter: ErrorReporter | N
     (loading, analysis via ``window.set_busy``), at most ``timeout_s``
     (default ``$CLINVIEW_SCREENSHOT_TIMEOUT`` or 600 s), then grabs the whole
     window, so README screenshots are made by the real program. When the
-    analysis placed finding markers, the views are centred on the first one.
+    analysis placed finding markers, the views show the first one.
 
     Returns
     -------
@@ -241,7 +241,8 @@ def take_screenshot(window: Any, out: str | Path, *, reporter: ErrorReporter | N
         sys.stderr.write(f"clinview: screenshot taken after a {timeout:.0f} s timeout; work was still running\n")
     if window.model.markers:
         # a picture of the findings, not of whatever slice is in the middle
-        window.goto_lps(window.model.markers[0].lps)
+        # (slices through it; no pan, so the whole chest stays in view)
+        window.model.set_cursor_lps(window.model.markers[0].lps)
     wait_until(lambda: False, 0.3)  # let the last repaints land
     img = window.grab()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
