@@ -71,11 +71,6 @@ def choose_series(series: Sequence[SeriesInfo], series_uid: str | None = None) -
 
 def _scan_and_load(study: Path, series_uid: str | None, progress: ProgressFn | None,
                    cancel: CancelFn | None) -> tuple[Volume, str, list[str]]:
-    try:
-        import inference.io.dicom_index  # noqa: F401
-        import inference.io.dicom_series  # noqa: F401
-    except ImportError:
-        return _fallback_scan_and_load(study, series_uid)
     from inference.api import load_series, scan
 
     res = scan(study)
@@ -88,60 +83,6 @@ def _scan_and_load(study: Path, series_uid: str | None, progress: ProgressFn | N
     s, why = choose_series(res.series, series_uid)
     vol = load_series(s, progress=progress, cancel=cancel)
     return vol, why, warnings
-
-
-def _fallback_scan_and_load(study: Path, series_uid: str | None) -> tuple[Volume, str, list[str]]:
-    """TEMPORARY minimal single-frame CT reader, used only while
-    ``inference.io.dicom_index``/``dicom_series`` (DICOM helper) are absent.
-    Groups by SeriesInstanceUID, sorts along the slice normal, applies the
-    rescale. The integrator removes it once the real loader has landed."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    from inference.types import PatientInfo, StudyInfo
-
-    if not study.exists():
-        raise NoUsableSeriesError("folder does not exist", where=str(study))
-    groups: dict[str, list[Any]] = {}
-    skipped: list[str] = []
-    files = [study] if study.is_file() else sorted(p for p in study.rglob("*") if p.is_file())
-    for f in files:
-        try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True)
-        except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
-            skipped.append(f"{f}: not readable DICOM ({exc.__class__.__name__})")
-            continue
-        if "ImagePositionPatient" not in ds or "SeriesInstanceUID" not in ds:
-            continue
-        groups.setdefault(str(ds.SeriesInstanceUID), []).append((f, ds))
-    infos = []
-    for uid, items in groups.items():
-        ds = items[0][1]
-        infos.append(SeriesInfo(
-            series_instance_uid=uid, modality=str(getattr(ds, "Modality", "")),
-            patient=PatientInfo(patient_id=str(getattr(ds, "PatientID", "")) or None, name=str(getattr(ds, "PatientName", "")) or None),
-            study=StudyInfo(study_instance_uid=str(getattr(ds, "StudyInstanceUID", ""))),
-            description=str(getattr(ds, "SeriesDescription", "")), kernel=str(getattr(ds, "ConvolutionKernel", "")),
-            files=tuple(f for f, _ in items), slice_thickness_mm=float(getattr(ds, "SliceThickness", 0) or 0) or None,
-            image_orientation=tuple(float(v) for v in ds.ImageOrientationPatient),
-        ))
-    if not infos:
-        raise NoUsableSeriesError("no DICOM image series found", where=str(study),
-                                  fix="check the folder, or run `clinview info` on it")
-    s, why = choose_series(infos, series_uid)
-    dss = [pydicom.dcmread(f) for f in s.files]
-    iop = np.array(s.image_orientation, float)
-    r, c = iop[:3], iop[3:]
-    n = np.cross(r, c)
-    dss.sort(key=lambda d: float(np.dot(n, np.array(d.ImagePositionPatient, float))))
-    arr = np.stack([d.pixel_array.astype(np.float32) * float(getattr(d, "RescaleSlope", 1) or 1)
-                    + float(getattr(d, "RescaleIntercept", 0) or 0) for d in dss]).astype(np.int16)
-    p0 = np.array(dss[0].ImagePositionPatient, float)
-    dz = float(np.dot(n, np.array(dss[-1].ImagePositionPatient, float) - p0)) / max(len(dss) - 1, 1) if len(dss) > 1 else 1.0
-    ps = [float(v) for v in dss[0].PixelSpacing]
-    direction = np.stack([r, c, n], axis=1)
-    vol = Volume(array=arr, spacing=(abs(dz), ps[0], ps[1]), origin=tuple(float(v) for v in p0), direction=direction, series=s)
-    return vol, why, skipped[:20]
 
 
 # ------------------------------------------------------------------- findings
@@ -199,22 +140,16 @@ def _add_clinical(
     prior: Path | None = None,
     confirm_identity: bool = False,
     device: str = "auto",
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
 ) -> None:
-    """INTEGRATION HOOK (single place): fill exam, risk, genomics, labs,
-    derived, suggestions, identity -- and per-nodule brock/lung_rads/growth --
-    from the risk, genomics and clinical helpers' functions.
+    """Fill exam, risk, genomics, labs, derived, suggestions, identity and the
+    per-nodule brock/lung_rads/growth: see :func:`inference.clinical.integrate.add_clinical`
+    (one place, so the CLI, the worker and the viewer get the same order of steps)."""
+    from inference.clinical.integrate import add_clinical
 
-    For now it leaves those keys empty/None and says so in ``warnings``; the
-    integrator replaces this body.
-    """
-    findings["exam"] = None
-    findings["risk"] = None
-    findings["genomics"] = None
-    findings["labs"] = []
-    findings["derived"] = {}
-    findings["suggestions"] = []
-    findings["identity"] = None
-    findings["warnings"].append("risk/genomics not computed yet")
+    add_clinical(findings, volume, imaging, genomics=genomics, labs=labs, clinical=clinical, prior=prior,
+                 confirm_identity=confirm_identity, device=device, progress=progress, cancel=cancel)
 
 
 # -------------------------------------------------------------------- outputs
@@ -283,7 +218,8 @@ def analyze(
 ) -> dict[str, Any]:
     """Run the whole pipeline on ``study`` and write the outputs to ``out_dir``.
 
-    Progress: 0–0.2 loading, 0.2–0.9 imaging, 0.9–1 clinical + writing.
+    Progress: 0–0.2 loading, 0.2–0.9 imaging (0.2–0.55 with a prior, whose own
+    load and imaging take 0.55–0.93), then clinical rules and writing.
 
     Raises
     ------
@@ -313,15 +249,22 @@ def analyze(
     check()
     t_dicom = time.perf_counter() - t0
 
+    # With a prior, its own load + imaging runs inside the clinical step, so
+    # the bar is split evenly between the two CTs instead of stalling at 90 %.
+    img_end = 0.55 if prior is not None else 0.9
+
     def sub(p: Progress) -> None:
-        report(0.2 + 0.7 * p.fraction, p.message)
+        report(0.2 + (img_end - 0.2) * p.fraction, p.message)
+
+    def clin(p: Progress) -> None:
+        report(img_end + (0.93 - img_end) * p.fraction, p.message)
 
     imaging = run_imaging(vol, device=device, progress=sub, cancel=cancel)
     check()
-    report(0.9, "clinical rules")
+    report(img_end, "clinical inputs, prior and risk")
     findings = build_findings(vol, imaging, selection_note=why, warnings=warns)
     _add_clinical(findings, vol, imaging, genomics=genomics, labs=labs, clinical=clinical, prior=prior,
-                  confirm_identity=confirm_identity, device=device)
+                  confirm_identity=confirm_identity, device=device, progress=clin, cancel=cancel)
     findings["model"]["seconds"]["dicom"] = round(t_dicom, 3)
     findings["model"]["seconds"]["total"] = round(time.perf_counter() - t0, 3)
     check()
