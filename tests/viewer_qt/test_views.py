@@ -219,6 +219,7 @@ def test_layouts_and_double_click_maximise(loaded, qtbot) -> None:
     QTest.keyClick(loaded, Qt.Key_F7)
     assert [v.view_id for v in g.views.values() if v.isVisible()] == ["axial", "coronal", "sagittal", "mip"]
     mip = g.views["mip"]
+    qtbot.waitUntil(lambda: mip._raw is not None, timeout=2000)  # its first paint may still be queued
     # the MIP shows the sphere's brightest voxels through the whole volume
     assert grey(pixel(mip, centre(loaded) + OFF_CROSS)) > 200
     QTest.keyClick(loaded, Qt.Key_F5)
