@@ -221,6 +221,13 @@ class AnalysisPanel(QObject):
         if findings is None:
             self._on_failed("no volume is open to show the results on")
             return
+        # The user may have opened another series while the worker ran: results
+        # of one series are never drawn on another (same shape or not).
+        done_uid = ((findings.get("series") or {}).get("series_instance_uid")) if isinstance(findings, dict) else None
+        open_uid = vol.series.series_instance_uid if vol is not None and vol.series is not None else None
+        if done_uid and open_uid and done_uid != open_uid:
+            self.window.status_message(f"Analysis of series {done_uid} finished after another series was opened; not shown.")
+            return
         if vol is not None:
             for name, arr in (("nodules", nod), ("lungs", lun)):
                 if arr is not None and arr.shape != vol.shape:

@@ -56,7 +56,11 @@ def test_analyze_writes_contract_findings_and_label_maps_on_the_ct_grid(analysed
     assert on_disk["series"]["shape_zyx"] == list(ph.hu.shape)
     assert on_disk["lungs"]["right_ml"] > 500 and on_disk["lungs"]["left_ml"] > 500
     assert set(on_disk["model"]["seconds"]) >= {"load", "lungs", "nodules", "total"}
-    assert "risk/genomics not computed yet" in on_disk["warnings"]
+    # the clinical half ran: guideline exam category with its version, identity checked,
+    # and every input the scores had to assume is named in a warning
+    assert on_disk["exam"]["lung_rads"]["version"] == "v2022"
+    assert on_disk["identity"]["consistent"] is True
+    assert any(w.startswith("Brock:") or w.startswith("Fleischner:") for w in on_disk["warnings"])
     assert fr[-1] == 1.0 and fr == sorted(fr)
     assert not list(out.glob(".partial-*"))
     for n in on_disk["nodules"]:
