@@ -129,29 +129,6 @@ def build_findings(volume: Volume, imaging: Any, *, selection_note: str = "", wa
     }
 
 
-def _add_clinical(
-    findings: dict[str, Any],
-    volume: Volume,
-    imaging: Any,
-    *,
-    genomics: Sequence[Path] = (),
-    labs: Sequence[Path] = (),
-    clinical: Path | None = None,
-    prior: Path | None = None,
-    confirm_identity: bool = False,
-    device: str = "auto",
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
-) -> None:
-    """Fill exam, risk, genomics, labs, derived, suggestions, identity and the
-    per-nodule brock/lung_rads/growth: see :func:`inference.clinical.integrate.add_clinical`
-    (one place, so the CLI, the worker and the viewer get the same order of steps)."""
-    from inference.clinical.integrate import add_clinical
-
-    add_clinical(findings, volume, imaging, genomics=genomics, labs=labs, clinical=clinical, prior=prior,
-                 confirm_identity=confirm_identity, device=device, progress=progress, cancel=cancel)
-
-
 # -------------------------------------------------------------------- outputs
 def _write_label_map(path: Path, labels: np.ndarray, volume: Volume) -> None:
     try:
@@ -230,6 +207,7 @@ def analyze(
     CancelledError
         ``cancel()`` returned True (nothing is written).
     """
+    from inference.clinical.integrate import add_clinical
     from inference.pipeline.imaging import run_imaging
 
     t0 = time.perf_counter()
@@ -263,7 +241,9 @@ def analyze(
     check()
     report(img_end, "clinical inputs, prior and risk")
     findings = build_findings(vol, imaging, selection_note=why, warnings=warns)
-    _add_clinical(findings, vol, imaging, genomics=genomics, labs=labs, clinical=clinical, prior=prior,
+    # the clinical half (identity, prior + growth, guidelines, risk, suggestions) lives in
+    # one place so that the CLI, the worker and the viewer get the same order of steps
+    add_clinical(findings, vol, imaging, genomics=genomics, labs=labs, clinical=clinical, prior=prior,
                   confirm_identity=confirm_identity, device=device, progress=clin, cancel=cancel)
     findings["model"]["seconds"]["dicom"] = round(t_dicom, 3)
     findings["model"]["seconds"]["total"] = round(time.perf_counter() - t0, 3)
