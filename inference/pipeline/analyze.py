@@ -244,7 +244,7 @@ def analyze(
     # the clinical half (identity, prior + growth, guidelines, risk, suggestions) lives in
     # one place so that the CLI, the worker and the viewer get the same order of steps
     add_clinical(findings, vol, imaging, genomics=genomics, labs=labs, clinical=clinical, prior=prior,
-                  confirm_identity=confirm_identity, device=device, progress=clin, cancel=cancel)
+                 confirm_identity=confirm_identity, device=device, progress=clin, cancel=cancel)
     findings["model"]["seconds"]["dicom"] = round(t_dicom, 3)
     findings["model"]["seconds"]["total"] = round(time.perf_counter() - t0, 3)
     check()
