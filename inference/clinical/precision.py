@@ -194,26 +194,23 @@ def read_clinical_inputs(
     if dicom_patient is not None:
         sources["dicom"] = dicom_patient
     kb = load_kb()
-    for g in genomics:
-        try:
-            r = read_genomics(g, kb=kb)
-        except InputError as e:
-            issues.append(Issue(e.what, e.where or str(g), code="error"))
-            continue
-        gparts.append(r)
-        issues.extend(r.issues)
-        sources[_key("genomics", g)] = r.patient
-        files[_key("genomics", g)] = str(g)
-    for lp in labs:
-        try:
-            lr = read_labs(lp, kb=kb)
-        except InputError as e:
-            issues.append(Issue(e.what, e.where or str(lp), code="error"))
-            continue
-        lparts.append(lr)
-        issues.extend(lr.issues)
-        sources[_key("labs", lp)] = lr.patient
-        files[_key("labs", lp)] = str(lp)
+    # genomic and lab files go through the same steps: a file unusable as a whole
+    # becomes one error line; its patient identity is recorded for the check below
+    readers: tuple[tuple[str, list[Path], Any, list[Any]], ...] = (
+        ("genomics", genomics, read_genomics, gparts),
+        ("labs", labs, read_labs, lparts),
+    )
+    for kind, paths, reader, parts in readers:
+        for path in paths:
+            try:
+                r = reader(path, kb=kb)
+            except InputError as e:
+                issues.append(Issue(e.what, e.where or str(path), code="error"))
+                continue
+            parts.append(r)
+            issues.extend(r.issues)
+            sources[_key(kind, path)] = r.patient
+            files[_key(kind, path)] = str(path)
     clin: ClinicalFacts | None = None
     if clinical is not None:
         from inference.io.fhir_clinical import read_clinical_fhir
