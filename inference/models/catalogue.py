@@ -85,6 +85,12 @@ def _segresnet(**kw: Any) -> "torch.nn.Module":  # noqa: F821
     return SegResNet(**kw)
 
 
+def _candidate_net(**kw: Any) -> "torch.nn.Module":  # noqa: F821
+    from inference.models.candidate_net import CandidateNet
+
+    return CandidateNet(**kw)
+
+
 def _mlp(**kw: Any) -> "torch.nn.Module":  # noqa: F821
     """Small fully-connected network (for tabular models such as risk)."""
     import torch
@@ -103,6 +109,7 @@ ARCHITECTURES: dict[str, Callable[..., Any]] = {
     "monai.UNet": _unet,
     "monai.SegResNet": _segresnet,
     "mlp": _mlp,
+    "clinview.CandidateNet": _candidate_net,
 }
 
 
@@ -233,7 +240,7 @@ def load_model(name: str, *, device: Any = "cpu", root: Path | None = None) -> t
         raise ModelIntegrityError(
             f"sha256 mismatch (file {actual[:12]}…, metadata {str(info.sha256)[:12]}…): the weights were altered or replaced",
             where=str(wpath),
-            fix="reinstall clinview or retrain with `python -m inference.models.nodule_train`",
+            fix="reinstall clinview or retrain (see the model's metadata.json: training.command)",
         )
     from safetensors import SafetensorError
     from safetensors.torch import load_file

@@ -1,8 +1,12 @@
-"""Train the nodule segmentation network (reproducible: config + seed + logs).
+"""Train the experimental nodule segmentation network (reproducible: config + seed + logs).
+
+Not the shipped nodule model: on two CPU cores it stayed under-trained (see
+benchmarks/RESULTS.md); the product uses candidates + a classifier
+(:mod:`inference.models.fpr_train`). Kept for GPU retraining experiments.
 
 Usage::
 
-    .venv/bin/python -m inference.models.nodule_train --config configs/nodules.yaml [--out DIR]
+    .venv/bin/python -m inference.models.nodule_train --config configs/nodules_unet.yaml [--out DIR]
         [--epochs N] [--steps N] [--max-minutes M] [--train-seeds A B] [--val-seeds A B]
 
 Why this recipe: a small MONAI BasicUNet on 64³ patches at the model spacing,
@@ -241,7 +245,7 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
             "nodules": n_nod,
             "augmentation": "noise 5-60 HU, soft/sharp kernel, z blur FWHM 0.5-5 mm, HU scale ±5 % / offset ±30, scale 0.85-1.2, flips",
         },
-        "training": {"config": "configs/nodules.yaml", "seed": seed, "device": device.type,
+        "training": {"config": "configs/nodules_unet.yaml", "seed": seed, "device": device.type,
                      "init": Path(str(cfg["init"])).name if cfg.get("init") else None,
                      "epochs": epochs, "steps_per_epoch": steps, "lr": float(tr["lr"]),
                      "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "history": history},
@@ -254,8 +258,8 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; see module docstring."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", type=Path, default=REPO / "configs" / "nodules.yaml")
-    ap.add_argument("--out", type=Path, default=REPO / "resources" / "models" / "nodules")
+    ap.add_argument("--config", type=Path, default=REPO / "configs" / "nodules_unet.yaml")
+    ap.add_argument("--out", type=Path, default=REPO / ".cache" / "runs" / "nodules-unet")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--steps", type=int)
     ap.add_argument("--max-minutes", type=float)

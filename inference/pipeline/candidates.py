@@ -225,6 +225,74 @@ def _mass_seeds(work: np.ndarray, region: np.ndarray) -> list[tuple[np.ndarray, 
     return out
 
 
+#: dense-in-lung seeds: smoothed HU above this (below every ground-glass nodule's
+#: density, above aerated lung) ...
+OPEN_SEED_HU = -750.0
+#: ... surviving an opening of this radius (mm): vessels thinner than 2× it vanish
+OPEN_SEED_MM = 2.0
+MAX_OPEN_SEEDS = 150
+#: upper end of the ground-glass density band (HU)
+GGN_BAND_MAX_HU = -350.0
+#: ... and at least this much denser than the median of the surrounding lung
+GGN_LOCAL_CONTRAST_HU = 70.0
+
+
+def _component_seeds(mask: np.ndarray, min_depth: float, tag: float, cap: int) -> list[tuple[np.ndarray, float, float, float]]:
+    """One seed per component of ``mask``: its deepest voxel, depth as radius."""
+    edt = ndi.distance_transform_edt(mask)
+    lab, n = ndi.label(mask)
+    if n == 0:
+        return []
+    idx = np.arange(1, n + 1)
+    depth = ndi.maximum(edt, lab, idx)
+    pos = ndi.maximum_position(edt, lab, idx)
+    out = []
+    for i in np.argsort(-np.asarray(depth))[:cap]:
+        if depth[i] < min_depth:
+            continue
+        r_mm = float(depth[i]) * WORK_MM
+        out.append((np.asarray(pos[i], float), float(min(r_mm, 40.0) / np.sqrt(3.0)), tag + r_mm, 0.5))
+    return out
+
+
+def _opened(mask: np.ndarray, r_vox: float) -> np.ndarray:
+    """Binary opening with a ball of real radius ``r_vox`` (distance transforms)."""
+    edt = ndi.distance_transform_edt(mask)
+    return (ndi.distance_transform_edt(~(edt > r_vox)) <= r_vox) & mask
+
+
+def _opening_seeds(work: np.ndarray, region: np.ndarray) -> list[tuple[np.ndarray, float, float, float]]:
+    """High-recall seeds where the Hessian blob filter is weak.
+
+    The blob filter needs a bright, compact, locally convex profile with a
+    strong response, which misses faint or textured ground-glass nodules
+    (contrast ~150 HU), cavitary nodules (air at the centre) and nodules
+    merged with a vessel at thick slices. This source covers ground glass:
+    **the ground-glass band** (:data:`OPEN_SEED_HU` to
+    :data:`GGN_BAND_MAX_HU`, and :data:`GGN_LOCAL_CONTRAST_HU` above the
+    surrounding lung's mean), opened with a ball of :data:`OPEN_SEED_MM`:
+    vessel edges that pass through the band are thin shells and vanish, a
+    ground-glass nodule's body survives; one seed per component, at its
+    deepest voxel. (Measured on tuning patients 2000-2011: a second source,
+    all dense tissue opened the same way, added 1 nodule in 72 for 3.6× the
+    candidates, so it is not used.)
+
+    Precision is not the aim: the learned classifier rescores every
+    candidate. The response slot carries ``5e5 + depth_mm`` so the caller can
+    tell the source.
+    """
+    sm = ndi.gaussian_filter(work, 1.0)
+    k = OPEN_SEED_MM / WORK_MM
+    out: list[tuple[np.ndarray, float, float, float]] = []
+    # local contrast against the mean of the surrounding ~2 cm of lung (removes dependent
+    # density gradients and soft-kernel haze that share the band's HU range)
+    bg = ndi.uniform_filter(sm[::2, ::2, ::2], size=9)
+    bg = ndi.zoom(bg, [a / b for a, b in zip(sm.shape, bg.shape)], order=1)[: sm.shape[0], : sm.shape[1], : sm.shape[2]]
+    band = region & (sm > OPEN_SEED_HU) & (sm < GGN_BAND_MAX_HU) & (sm - bg > GGN_LOCAL_CONTRAST_HU)
+    out += _component_seeds(_opened(band, k), k, 5e5, MAX_OPEN_SEEDS)
+    return out
+
+
 def _ball(r: int) -> np.ndarray:
     z, y, x = np.ogrid[-r : r + 1, -r : r + 1, -r : r + 1]
     return (z * z + y * y + x * x) <= r * r
@@ -250,6 +318,10 @@ def _segment_seed(
     shell = ball & (d2 > (rb - 1.5) ** 2)
     inner = d2 <= max(1.0, 0.5 * r_est / WORK_MM) ** 2
     core = float(np.percentile(w[inner], 90))
+    if core < GGN_FLOOR_HU:
+        # a cavity (air) at the seed: the nodule is the wall around it
+        inner = d2 <= max(1.5, r_est / WORK_MM) ** 2
+        core = float(np.percentile(w[inner], 90))
     bgv = w[ball & reg & (d2 > (1.5 * r_est / WORK_MM) ** 2)]
     bg = float(np.median(bgv)) if bgv.size > 20 else -850.0
     bg = min(bg, -600.0)
@@ -261,6 +333,7 @@ def _segment_seed(
     seg = _grow(w, ball & reg, thr, s0, inner)
     if seg is None:
         return None
+    seg = ndi.binary_fill_holes(seg)  # a cavity belongs to its nodule
     # ground-glass halo (part-solid nodule): the ring just outside the solid
     # contour is clearly denser than the lung -> grow again at the halo's level
     ring = ndi.binary_dilation(seg, _ball(3)) & ~ndi.binary_dilation(seg, _ball(1)) & reg & ball
@@ -270,7 +343,7 @@ def _segment_seed(
             thr = bg + 0.5 * (ring_hu - bg)
             seg2 = _grow(w, ball & reg, thr, s0, inner)
             if seg2 is not None:
-                seg = seg2
+                seg = ndi.binary_fill_holes(seg2)
     v_raw = int(seg.sum())
     # cut attached tubes: opening with a sphere of 0.6 of the object's own
     # largest inscribed radius
@@ -395,6 +468,7 @@ def detect_nodules_classical(
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
     masses: bool = True,
+    min_probability: float = MIN_PROBABILITY,
 ) -> CandidateResult:
     """Find and segment lung nodules without a trained model.
 
@@ -417,6 +491,10 @@ def detect_nodules_classical(
         synthetic patients it also returns hilar vessel bundles and
         atelectasis (≈ 1-2 extra false positives per scan); False for a
         small-nodule screening setting.
+    min_probability
+        Drop candidates whose hand-set score is below this. 0 keeps every
+        candidate, which is what the learned false-positive reduction stage
+        (:mod:`inference.pipeline.detect`) wants: it rescores them all.
 
     Returns
     -------
@@ -441,13 +519,14 @@ def detect_nodules_classical(
             progress(f, msg)
 
     try:
-        return _detect(hu, lung, tuple(float(v) for v in volume.spacing), check, report, t0, masses)  # type: ignore[arg-type]
+        return _detect(hu, lung, tuple(float(v) for v in volume.spacing), check, report, t0, masses, min_probability)  # type: ignore[arg-type]
     except _Cancelled:
         return CandidateResult(empty, [], time.perf_counter() - t0, ["nodule candidate detection cancelled"])
 
 
 def _detect(
-    hu: np.ndarray, lung: np.ndarray, sp: tuple[float, float, float], check: Callable[[], None], report: ProgressFn, t0: float, masses: bool
+    hu: np.ndarray, lung: np.ndarray, sp: tuple[float, float, float], check: Callable[[], None], report: ProgressFn, t0: float, masses: bool,
+    min_probability: float = MIN_PROBABILITY,
 ) -> CandidateResult:
     warnings: list[str] = []
     if max(sp) > 3.0:
@@ -468,6 +547,8 @@ def _detect(
     check()
     report(0.15, "nodule candidates: blob filter")
     seeds = (_mass_seeds(work, region) if masses else []) + _seeds(work, region, check)
+    check()
+    seeds += _opening_seeds(work, region)
     report(0.6, f"nodule candidates: {len(seeds)} seeds")
     covered = np.zeros(work.shape, bool)
     dets: list[tuple[np.ndarray, tuple[slice, ...], dict[str, float]]] = []
@@ -487,11 +568,12 @@ def _detect(
             continue
         f["mass"] = float(resp >= 1e6)
         f["mass_depth_mm"] = resp - 1e6 if resp >= 1e6 else 0.0
+        f["opening"] = float(5e5 <= resp < 1e6)
         f["ratio"] = ratio
-        f["blob_hu"] = min(resp, 400.0)
+        f["blob_hu"] = min(resp, 400.0) if resp < 5e5 else 0.0
         f["sigma_mm"] = s_mm
         f["probability"] = _score(f)
-        if f["probability"] >= MIN_PROBABILITY:
+        if f["probability"] >= min_probability:
             dets.append((seg, sl, f))
     report(0.8, f"nodule candidates: {len(dets)} detections")
     labels, probs, feats = _to_native(hu, lung, sp, csl, wshape, dets)
@@ -526,7 +608,7 @@ def _to_native(
         prior = segd[np.ix_(*idx)]
         sub = hu[nsl].astype(np.float32)
         sm = ndi.gaussian_filter(sub, [max(0.0, 0.5 * WORK_MM / s - 0.3) for s in sp])
-        m = prior & (sm > f["threshold_hu"])
+        m = ndi.binary_fill_holes(prior & (sm > f["threshold_hu"]))
         lab, n = ndi.label(m)
         if n == 0:
             continue

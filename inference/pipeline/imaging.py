@@ -150,7 +150,6 @@ def run_imaging(
         The network's weights are missing or fail their checksum.
     """
     from inference.models.device import choose_device
-    from inference.pipeline.nodules import segment_nodules
 
     t_start = time.perf_counter()
     warnings: list[str] = []
@@ -185,7 +184,16 @@ def run_imaging(
         report(0.2 + 0.7 * p.fraction, p.message)
 
     t = time.perf_counter()
-    seg = segment_nodules(volume, lung_labels, net, info, device=dev, progress=sub, cancel=cancel)
+    if info.metadata.get("pipeline") == "candidates+classifier":
+        from inference.pipeline.detect import detect_nodules
+
+        seg = detect_nodules(volume, lung_labels, net, info, device=dev, progress=sub, cancel=cancel)
+        stage_seconds = dict(seg.seconds)
+    else:  # a dense segmentation network (configs/nodules_unet.yaml)
+        from inference.pipeline.nodules import segment_nodules
+
+        seg = segment_nodules(volume, lung_labels, net, info, device=dev, progress=sub, cancel=cancel)
+        stage_seconds = {}
     t_nod = time.perf_counter() - t
     warnings.extend(seg.warnings)
     check()
@@ -208,7 +216,8 @@ def run_imaging(
     model = {
         **info.as_findings(seg.device),
         "lungs_model": {"name": "lungs", "version": LUNGS_VERSION, "method": "classical threshold + components"},
-        "seconds": {"load": round(t_load, 3), "lungs": round(t_lungs, 3), "nodules": round(t_nod, 3), "total": round(total, 3)},
+        "seconds": {"load": round(t_load, 3), "lungs": round(t_lungs, 3), "nodules": round(t_nod, 3), **stage_seconds,
+                    "total": round(total, 3)},
     }
     report(1.0, f"{len(nodules)} nodule(s) found")
     return ImagingResult(lungs, nodules, seg.labels, lung_labels, model, warnings)

@@ -173,6 +173,60 @@ def _fix_sides(out: np.ndarray, sides_x_mid: float) -> None:
                 out[k][comp] = lab_high
 
 
+#: on a clipped field of view, aerated lung is told from outside air by density
+OUTSIDE_AIR_HU = -960.0
+#: ... and only looked for when the air inside the body contour is below this (mL)
+CLIPPED_MAX_INNER_ML = 2000.0
+
+
+def _clipped_lung_air(hu: np.ndarray, body: np.ndarray, inner_air: np.ndarray, voxel_mm3: float) -> np.ndarray:
+    """Lung cut open by a field of view narrower than the patient.
+
+    When the reconstruction field clips the chest wall, the lung reaches the
+    image edge, is no longer a hole of the body contour, and the fill above
+    loses it (seen on ~10 % of synthetic patients and on large real patients).
+    Outside air is pure air (about -1000 HU, after the 2.5 mm block mean
+    nearly noise-free), aerated lung is denser (-950 to -400 HU): so among the
+    air outside the body contour that touches the left or right image edge,
+    the part denser than :data:`OUTSIDE_AIR_HU`, eroded once to cut the
+    partial-volume rim it shares with outside air, is lung when it is at
+    least 50 mL and touches (over ≥ 2 mL) the air inside the body contour
+    -- the same lung on the slices the field does not clip; air outside the
+    skin never touches it. Only runs when the body or lung-dense air reaches
+    a lateral edge, and the air inside the body is under
+    :data:`CLIPPED_MAX_INNER_ML` (a partly clipped lung with more than that
+    inside the field keeps only its unclipped part: a known limitation).
+    """
+    out = np.zeros(hu.shape, bool)
+    # Only when the lungs found inside the body are implausibly small for an
+    # adult chest CT: on the real A0001 scan outside air beside the arms reads
+    # ~-880 HU and touches the body air, so density and contact alone would
+    # add it to the lungs.
+    if inner_air.sum() * voxel_mm3 >= CLIPPED_MAX_INNER_ML * 1000.0:
+        return out
+    if not (body[:, :, 0].any() or body[:, :, -1].any() or ((hu[:, :, 0] > OUTSIDE_AIR_HU) & (hu[:, :, 0] < AIR_HU)).sum() > 0.05 * hu[:, :, 0].size
+            or ((hu[:, :, -1] > OUTSIDE_AIR_HU) & (hu[:, :, -1] < AIR_HU)).sum() > 0.05 * hu[:, :, -1].size):
+        return out
+    outside = (hu < AIR_HU) & ~body
+    lungish = outside & (ndi.uniform_filter(hu, (1, 3, 3)) > OUTSIDE_AIR_HU)
+    lungish = ndi.binary_erosion(lungish, structure=np.ones((1, 3, 3), bool), border_value=1)
+    lab, n = ndi.label(lungish)
+    if n == 0:
+        return out
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    edge = np.unique(np.concatenate([lab[:, :, 0].ravel(), lab[:, :, -1].ravel()]))
+    # the same lung continues inside the body contour on the slices the field
+    # does not clip: a clipped lung touches that air (across slices), air
+    # outside the skin never does (the chest wall lies between)
+    near_inner = ndi.binary_dilation(inner_air, structure=np.ones((3, 3, 3), bool), iterations=2)
+    contact = np.bincount(lab[near_inner].ravel(), minlength=n + 1)
+    for i in edge[edge > 0]:
+        if sizes[i] * voxel_mm3 >= 50_000.0 and contact[i] * voxel_mm3 >= 2_000.0:
+            out |= lab == i
+    return ndi.binary_dilation(out, structure=np.ones((1, 3, 3), bool)) & outside
+
+
 def segment_lungs(volume: Volume) -> np.ndarray:
     """Right/left lung label map of a chest CT.
 
@@ -204,8 +258,9 @@ def segment_lungs(volume: Volume) -> np.ndarray:
     body = _fill_holes_2d(body)
     air = (hu < AIR_HU) & body
     # Air touching the slice border is outside the patient even if the body
-    # contour is open (arms, table).
+    # contour is open (arms, table) -- unless it is lung cut by the field of view.
     air[:, 0, :] = air[:, -1, :] = air[:, :, 0] = air[:, :, -1] = False
+    air |= _clipped_lung_air(hu, body, air, sz * px * px)
 
     airway = _airway(hu, air, px)
     if airway.any():

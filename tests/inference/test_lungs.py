@@ -103,3 +103,22 @@ def test_no_lungs_gives_an_empty_mask() -> None:
     hu = np.full((10, 64, 64), 40, np.int16)
     v = Volume(array=hu, spacing=(2.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0), direction=np.eye(3))
     assert not segment_lungs(v).any()
+
+
+def test_lungs_cut_by_a_narrow_field_of_view_are_still_found() -> None:
+    """A reconstruction field narrower than the patient clips the chest wall:
+    the lung reaches the image edge and is no longer enclosed by the body
+    contour. Before the fix the mask held ~20 % of the lung and every nodule
+    in the clipped part was outside it (synthetic patient 1006)."""
+    from inference.synth.phantom import make_phantom
+
+    ph = make_phantom(1006, shape=(256, 256), slice_mm=5.0, n_nodules=0, fov_clip=True,
+                      emphysema=False, effusion=False, atelectasis=False)
+    assert (ph.lungs[:, :, 0] == 1).any() and (ph.lungs[:, :, -1] == 2).any(), "both lungs must reach the image edge for this test"
+    lab = segment_lungs(ph.to_volume())
+    for side in (1, 2):
+        t, p = ph.lungs == side, lab == side
+        assert 2 * (t & p).sum() / (t.sum() + p.sum()) > 0.88, f"lung {side}"
+    # the air outside the field of view (the image corners) is still not lung
+    c = lab.shape[1] // 8
+    assert not any(lab[:, a, b].any() for a in (slice(0, c), slice(-c, None)) for b in (slice(0, c), slice(-c, None)))

@@ -1,0 +1,214 @@
+"""Nodule detection = classical candidates + learned false-positive reduction.
+
+Why two stages (the LUNA16 recipe): on a chest CT almost every voxel is not a
+nodule, and the hard negatives -- vessel crossings, bronchial walls, pleural
+bumps -- are few hundred *places*, not millions of voxels. The training-free
+candidate stage (:mod:`inference.pipeline.candidates`: Hessian blob seeds,
+mass seeds, per-seed half-contrast segmentation with vessel cutting) finds
+those places with high recall and segments each one on the CT's own grid; a
+small 3-D CNN (a MONAI ``ResNet`` on three 32³ channels, plus the
+candidate's shape features) then decides which of them are nodules. Training
+the classifier needs tens of thousands of 32³ patches rather than whole
+volumes, which is what makes it trainable on two CPU cores
+(:mod:`inference.models.fpr_train`).
+
+The patch channels, all centred on the candidate's centre of mass:
+
+0. HU at 1.25 mm isotropic (40 mm field): the nodule and its margin;
+1. HU at 2.5 mm isotropic (80 mm field): context -- pleura, hilum, vessels;
+2. the candidate's own mask at 1.25 mm: *which* object is being classified
+   (two blobs may share a patch).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from inference.errors import CancelledError
+from inference.types import Progress, Volume
+
+__all__ = [
+    "PATCH",
+    "PATCH_MM",
+    "FEATURES",
+    "Detection",
+    "candidate_patches",
+    "candidate_features",
+    "classify",
+    "detect_nodules",
+]
+
+#: patch edge (voxels) and the voxel size (mm) of each HU channel
+PATCH = 32
+PATCH_MM = (1.25, 2.5)
+#: candidate shape features fed to the classifier, with the scale each is divided by
+FEATURES: dict[str, float] = {
+    "diameter_mm": 20.0,
+    "elongation": 1.0,
+    "flatness": 1.0,
+    "touch": 1.0,
+    "tube_cut": 1.0,
+    "contrast_hu": 1000.0,
+    "core_hu": 1000.0,
+    "threshold_hu": 1000.0,
+    "air_ring": 1.0,
+    "ratio": 1.0,
+    "blob_hu": 400.0,
+    "mass": 1.0,
+    "opening": 1.0,
+    "probability": 1.0,
+}
+
+ProgressFn = Callable[[Progress], None]
+CancelFn = Callable[[], bool]
+
+
+@dataclass
+class Detection:
+    """Kept nodules of one CT (same shape as the segmentation-network output).
+
+    ``labels`` are ids ``1..n`` on the CT grid, largest first;
+    ``probabilities[i-1]`` is the classifier's calibrated probability that id
+    ``i`` is a nodule; ``candidates`` is how many places were scored.
+    """
+
+    labels: np.ndarray
+    probabilities: list[float]
+    candidates: int = 0
+    device: str = "cpu"
+    warnings: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _centres(labels: np.ndarray, n: int) -> np.ndarray:
+    if n == 0:
+        return np.zeros((0, 3))
+    return np.array(ndi.center_of_mass(labels > 0, labels, range(1, n + 1)), float).reshape(n, 3)
+
+
+def candidate_patches(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, float, float], centres: np.ndarray) -> np.ndarray:
+    """``(n, 3, PATCH, PATCH, PATCH)`` float32 patches (see module docstring).
+
+    HU channels are clipped to [-1000, 400] and scaled to [0, 1] (the same
+    normalisation as the model metadata records); outside the CT is air.
+    """
+    n = len(centres)
+    out = np.zeros((n, 3, PATCH, PATCH, PATCH), np.float32)
+    if n == 0:
+        return out
+    sp = np.asarray(spacing, float)
+    g = np.arange(PATCH) - (PATCH - 1) / 2.0
+    for i, c in enumerate(centres):
+        for ch, mm in enumerate(PATCH_MM):
+            ax = [c[k] + g * mm / sp[k] for k in range(3)]
+            # separable trilinear sampling: gather the needed index box once
+            lo = [max(0, int(np.floor(a[0]))) for a in ax]
+            hi = [min(hu.shape[k], int(np.ceil(ax[k][-1])) + 2) for k in range(3)]
+            if any(h <= l for l, h in zip(lo, hi)):
+                out[i, ch] = 0.0
+                continue
+            box = hu[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.float32)
+            zz, yy, xx = np.meshgrid(ax[0] - lo[0], ax[1] - lo[1], ax[2] - lo[2], indexing="ij")
+            v = ndi.map_coordinates(box, [zz, yy, xx], order=1, mode="constant", cval=-1000.0)
+            out[i, ch] = (np.clip(v, -1000.0, 400.0) + 1000.0) / 1400.0
+            if ch == 0:
+                m = ndi.map_coordinates((labels[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] == i + 1).astype(np.float32),
+                                        [zz, yy, xx], order=0, mode="constant", cval=0.0)
+                out[i, 2] = m
+    return out
+
+
+def candidate_features(features: list[dict[str, float]]) -> np.ndarray:
+    """``(n, len(FEATURES))`` float32, each feature divided by its scale."""
+    rows = [[float(f.get(k, 0.0)) / s for k, s in FEATURES.items()] for f in features]
+    return np.asarray(rows, np.float32).reshape(len(features), len(FEATURES))
+
+
+def classify(net: Any, patches: np.ndarray, feats: np.ndarray, *, device: Any, temperature: float = 1.0,
+             bias: float = 0.0, batch: int = 64, cancel: CancelFn | None = None) -> np.ndarray:
+    """Calibrated nodule probability per candidate: ``sigmoid(logit / temperature + bias)``.
+
+    Temperature and bias are fitted on validation candidates (the network is
+    trained on balanced batches, so its raw logit over-states how often a
+    candidate is a nodule).
+    """
+    import torch
+
+    if len(patches) == 0:
+        return np.zeros(0, np.float32)
+    out = []
+    net.eval()
+    with torch.inference_mode():
+        for a in range(0, len(patches), batch):
+            if cancel is not None and cancel():
+                raise CancelledError()
+            x = torch.from_numpy(patches[a:a + batch]).to(device)
+            f = torch.from_numpy(feats[a:a + batch]).to(device)
+            logit = net(x, f).float().reshape(-1) / float(temperature) + float(bias)
+            out.append(torch.sigmoid(logit).cpu().numpy())
+    return np.concatenate(out)
+
+
+def detect_nodules(
+    volume: Volume,
+    lung_labels: np.ndarray,
+    net: Any,
+    info: Any,
+    *,
+    device: Any,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> Detection:
+    """Candidates → patches → classifier → kept nodules on the CT grid.
+
+    ``info.metadata["postprocess"]["min_probability"]`` is the operating point
+    chosen on validation patients (see the model's metadata); the candidate
+    stage runs with no score cut so the classifier sees every candidate.
+    """
+    from inference.pipeline.candidates import detect_nodules_classical
+
+    t0 = time.perf_counter()
+    post = dict(info.metadata.get("postprocess", {}))
+    thr = float(post.get("min_probability", 0.5))
+    cal = dict(info.metadata.get("calibration", {}))
+
+    def rep(f: float, msg: str) -> None:
+        if progress is not None:
+            progress(Progress(f, msg))
+
+    cand = detect_nodules_classical(
+        volume, lung_labels, masses=True, min_probability=0.0,
+        progress=lambda f, m: rep(0.8 * f, m), cancel=cancel,
+    )
+    if cancel is not None and cancel():
+        raise CancelledError()
+    t1 = time.perf_counter()
+    n = len(cand.probabilities)
+    rep(0.8, f"scoring {n} candidates")
+    centres = _centres(cand.labels, n)
+    patches = candidate_patches(np.asarray(volume.array), cand.labels, volume.spacing, centres)
+    feats = candidate_features(cand.features)
+    p = classify(net, patches, feats, device=device, temperature=float(cal.get("temperature", 1.0)),
+                 bias=float(cal.get("bias", 0.0)), cancel=cancel)
+    t2 = time.perf_counter()
+    keep = [i for i in range(n) if p[i] >= thr]
+    sizes = ndi.sum_labels(np.ones(cand.labels.shape, bool), cand.labels, np.arange(1, n + 1)) if n else np.zeros(0)
+    keep.sort(key=lambda i: -sizes[i])
+    lut = np.zeros(n + 1, np.uint16)
+    for new, i in enumerate(keep, start=1):
+        lut[i + 1] = new
+    labels = lut[cand.labels]
+    rep(1.0, f"{len(keep)} nodule(s) kept of {n} candidates")
+    return Detection(
+        labels=labels,
+        probabilities=[round(float(p[i]), 3) for i in keep],
+        candidates=n,
+        device=str(getattr(device, "type", device)),
+        warnings=list(cand.warnings),
+        seconds={"candidates": round(t1 - t0, 3), "classifier": round(t2 - t1, 3)},
+    )
