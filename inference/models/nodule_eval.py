@@ -77,16 +77,16 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
 
     rows = []  # per true nodule
     fps = []
+    secs: list[float] = []
     for seed in seeds:
         if phantom_available():
-            from inference.synth.phantom import make_phantom
+            from inference.models.fpr_data import draw_patient
 
             # the phantom's own random anatomy/nodules/kernel/dose; slice
             # thickness and pixel size drawn from clinical values, matrix 384²
-            # to keep the 2-core evaluation within minutes
-            r = np.random.default_rng(seed)
-            ph = make_phantom(seed, shape=(384, 384), pixel_mm=float(r.uniform(0.75, 1.0)),
-                              slice_mm=float(r.choice([1.25, 2.0, 2.5, 3.0, 5.0])), n_nodules=4)
+            # to keep the 2-core evaluation within minutes (the same draw as
+            # the classifier's training patients, on seeds never used there)
+            ph = draw_patient(seed, n_nodules=4)
             vol = Volume(array=np.asarray(ph.hu), spacing=tuple(ph.spacing), origin=tuple(ph.origin),
                          direction=np.asarray(ph.direction, float).reshape(3, 3))
             truth_lab = np.asarray(ph.nodules)
@@ -102,6 +102,7 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
         t = time.perf_counter()
         res = run_imaging(vol, device=device)
         dt = time.perf_counter() - t
+        secs.append(dt)
         sp = vol.spacing
         matched_pred: set[int] = set()
         ids = [int(i) for i in np.unique(truth_lab) if i > 0]
@@ -122,7 +123,8 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
                 if tm[ci] or dist <= max(tdiam / 2, 3.0):
                     if best is None or dist < best[0]:
                         best = (dist, n)
-            row = {"seed": seed, "id": tid, "diameter_mm": round(tdiam, 2), "volume_mm3": round(tvol, 1), "found": best is not None}
+            row = {"seed": seed, "id": tid, "diameter_mm": round(tdiam, 2), "volume_mm3": round(tvol, 1), "found": best is not None,
+                   "kind": next((r.subtype for r in getattr(ph, "records", []) if r.id == tid), "") if phantom_available() else ""}
             if best is not None:
                 n = best[1]
                 matched_pred.add(n["id"])
@@ -159,6 +161,8 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
         "median_abs_diameter_error_mm_ge5": round(float(np.median([abs(r["diameter_error_mm"]) for r in ge5 if r["found"]])), 2)
         if any(r["found"] for r in ge5) else None,
         "bins": bins,
+        "missed_ge5mm": [{k: r[k] for k in ("seed", "kind", "diameter_mm")} for r in ge5 if not r["found"]],
+        "seconds_median": round(float(np.median(secs)), 1) if secs else None,
         "rows": rows,
     }
 

@@ -141,14 +141,21 @@ def classify(net: Any, patches: np.ndarray, feats: np.ndarray, *, device: Any, t
 
     if len(patches) == 0:
         return np.zeros(0, np.float32)
+    import contextlib
+
     out = []
     net.eval()
-    with torch.inference_mode():
+    dev = torch.device(device)
+    # bf16/fp16 autocast on CUDA (the convolutions dominate); fp32 on the CPU,
+    # where the classifier takes well under the candidate stage's time anyway
+    amp = (torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+           if dev.type == "cuda" else contextlib.nullcontext())
+    with torch.inference_mode(), amp:
         for a in range(0, len(patches), batch):
             if cancel is not None and cancel():
                 raise CancelledError()
-            x = torch.from_numpy(patches[a:a + batch]).to(device)
-            f = torch.from_numpy(feats[a:a + batch]).to(device)
+            x = torch.from_numpy(patches[a:a + batch]).to(dev)
+            f = torch.from_numpy(feats[a:a + batch]).to(dev)
             logit = net(x, f).float().reshape(-1) / float(temperature) + float(bias)
             out.append(torch.sigmoid(logit).cpu().numpy())
     return np.concatenate(out)
@@ -193,8 +200,24 @@ def detect_nodules(
     centres = _centres(cand.labels, n)
     patches = candidate_patches(np.asarray(volume.array), cand.labels, volume.spacing, centres)
     feats = candidate_features(cand.features)
-    p = classify(net, patches, feats, device=device, temperature=float(cal.get("temperature", 1.0)),
-                 bias=float(cal.get("bias", 0.0)), cancel=cancel)
+    import torch
+
+    warnings = list(cand.warnings)
+    batch, dev = 64, device
+    while True:
+        try:
+            p = classify(net.to(dev), patches, feats, device=dev, temperature=float(cal.get("temperature", 1.0)),
+                         bias=float(cal.get("bias", 0.0)), batch=batch, cancel=cancel)
+            break
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            if batch > 1:
+                batch //= 4
+                warnings.append(f"CUDA out of memory: classifying {max(batch, 1)} candidate(s) at a time")
+                batch = max(batch, 1)
+            else:
+                dev = torch.device("cpu")
+                warnings.append("CUDA out of memory even one candidate at a time: classifying on the CPU")
     t2 = time.perf_counter()
     keep = [i for i in range(n) if p[i] >= thr]
     sizes = ndi.sum_labels(np.ones(cand.labels.shape, bool), cand.labels, np.arange(1, n + 1)) if n else np.zeros(0)
@@ -208,7 +231,7 @@ def detect_nodules(
         labels=labels,
         probabilities=[round(float(p[i]), 3) for i in keep],
         candidates=n,
-        device=str(getattr(device, "type", device)),
-        warnings=list(cand.warnings),
+        device=str(getattr(dev, "type", dev)),
+        warnings=warnings,
         seconds={"candidates": round(t1 - t0, 3), "classifier": round(t2 - t1, 3)},
     )

@@ -1,0 +1,79 @@
+"""The learned stage of nodule detection: patches, features, the shipped classifier."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from inference.pipeline.detect import FEATURES, PATCH, PATCH_MM, candidate_features, candidate_patches
+
+
+def _sphere_ct(spacing=(2.5, 0.7, 0.7), centre_mm=(60.0, 70.0, 75.0), r_mm=5.0):
+    shape = (48, 200, 200)
+    z, y, x = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    d2 = ((z * spacing[0] - centre_mm[0]) ** 2 + (y * spacing[1] - centre_mm[1]) ** 2 + (x * spacing[2] - centre_mm[2]) ** 2)
+    hu = np.full(shape, -850.0, np.float32)
+    hu[d2 <= r_mm**2] = 40.0
+    labels = (d2 <= r_mm**2).astype(np.uint16)
+    return hu, labels, spacing
+
+
+def test_patches_are_isotropic_and_centred_on_the_candidate_whatever_the_ct_spacing() -> None:
+    hu, labels, sp = _sphere_ct()
+    c = np.array(ndi.center_of_mass(labels > 0))
+    p = candidate_patches(hu, labels, sp, c[None])
+    assert p.shape == (1, 3, PATCH, PATCH, PATCH) and p.dtype == np.float32
+    fine, coarse, mask = p[0]
+    # HU scaled [-1000, 400] -> [0, 1]: nodule at the centre, lung at the edge
+    mid = PATCH // 2
+    assert fine[mid, mid, mid] == pytest.approx((40 + 1000) / 1400, abs=0.02)
+    assert fine[0, 0, 0] == pytest.approx((-850 + 1000) / 1400, abs=0.02)
+    # the mask channel is the candidate at 1.25 mm: a 10 mm sphere, centred, same size on every axis
+    vol_mm3 = mask.sum() * PATCH_MM[0] ** 3
+    assert vol_mm3 == pytest.approx(4 / 3 * np.pi * 5.0**3, rel=0.25)
+    cm = np.array(ndi.center_of_mass(mask))
+    assert np.allclose(cm, (PATCH - 1) / 2, atol=0.6)
+    # each axis spans the candidate's own extent in mm (2.5 mm slices, 0.7 mm pixels)
+    for ax in range(3):
+        other = tuple(a for a in range(3) if a != ax)
+        patch_mm = np.count_nonzero(mask.any(axis=other)) * PATCH_MM[0]
+        ct_mm = np.count_nonzero(labels.any(axis=other)) * sp[ax]
+        assert abs(patch_mm - ct_mm) <= PATCH_MM[0], (ax, patch_mm, ct_mm)
+    # the coarse channel sees twice the field: the sphere is half as wide there
+    core = coarse > (0.5 * (40 + 1000) + 0.5 * (-850 + 1000)) / 1400
+    assert core.sum() == pytest.approx(mask.sum() / 8, rel=0.4)
+
+
+def test_a_candidate_at_the_edge_of_the_ct_gets_air_outside_it() -> None:
+    hu, labels, sp = _sphere_ct()
+    p = candidate_patches(hu, labels, sp, np.array([[0.0, 0.0, 0.0]]))
+    assert p[0, 0, 0, 0, 0] == 0.0  # outside the CT reads as air (-1000 HU)
+    assert p[0, 2].sum() == 0  # the mask of candidate 1 is elsewhere
+
+
+def test_features_are_scaled_in_the_documented_order() -> None:
+    f = {k: 2.0 * s for k, s in FEATURES.items()}
+    x = candidate_features([f, {}])
+    assert x.shape == (2, len(FEATURES)) and np.allclose(x[0], 2.0) and np.allclose(x[1], 0.0)
+
+
+def test_shipped_nodule_model_is_the_candidate_classifier_with_its_operating_point() -> None:
+    from inference.models.catalogue import load_model
+
+    net, info = load_model("nodules")
+    meta = info.metadata
+    assert meta["pipeline"] == "candidates+classifier"
+    assert meta["input"]["patch_voxels"] == PATCH and list(meta["input"]["patch_mm"]) == list(PATCH_MM)
+    assert list(meta["input"]["features"]) == list(FEATURES)
+    thr = meta["postprocess"]["min_probability"]
+    assert 0.0 < thr < 1.0
+    vm = meta["validation_metrics"]
+    assert vm["val_patients"] >= 10 and 0.0 <= vm["val_sensitivity_ge5mm"] <= 1.0
+    # the network answers one probability-like logit per candidate
+    import torch
+
+    x = torch.zeros(2, 3, PATCH, PATCH, PATCH)
+    f = torch.zeros(2, len(FEATURES))
+    with torch.inference_mode():
+        assert net(x, f).shape == (2, 1)
