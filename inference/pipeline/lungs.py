@@ -179,6 +179,7 @@ OUTSIDE_AIR_HU = -960.0
 CLIPPED_MAX_INNER_ML = 2000.0
 
 
+
 def _clipped_lung_air(hu: np.ndarray, body: np.ndarray, inner_air: np.ndarray, voxel_mm3: float) -> np.ndarray:
     """Lung cut open by a field of view narrower than the patient.
 
@@ -227,6 +228,33 @@ def _clipped_lung_air(hu: np.ndarray, body: np.ndarray, inner_air: np.ndarray, v
     return ndi.binary_dilation(out, structure=np.ones((1, 3, 3), bool)) & outside
 
 
+def _add_islands(out: np.ndarray, dense: np.ndarray, body: np.ndarray, voxel_mm3: float) -> None:
+    """On a clipped scan, give dense islands inside a lung to that lung (in place).
+
+    Where the field cuts the lung, the lung is open towards the field's edge,
+    so the closing cannot enclose a nodule sitting there, and the nodule is
+    not part of the body contour either (the chest wall beyond it was cut).
+    Such an island -- dense tissue outside the body contour, under 200 mL,
+    mostly bordered by one lung -- belongs to that lung.
+    """
+    lab, n = ndi.label(dense & ~body)
+    if n == 0:
+        return
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    for i in np.nonzero((sizes > 0) & (sizes * voxel_mm3 < 200_000.0))[0]:
+        if i == 0:
+            continue
+        sl = ndi.find_objects((lab == i).astype(np.uint8))[0]
+        sl = tuple(slice(max(0, a.start - 2), a.stop + 2) for a in sl)
+        m = lab[sl] == i
+        ring = ndi.binary_dilation(m, iterations=2) & ~m
+        sides = out[sl][ring]
+        if sides.size and (sides > 0).mean() >= 0.5:
+            side = int(np.bincount(sides[sides > 0]).argmax())
+            view = out[sl]
+            view[m & (view == 0)] = np.uint8(side)
+
+
 def segment_lungs(volume: Volume) -> np.ndarray:
     """Right/left lung label map of a chest CT.
 
@@ -260,7 +288,8 @@ def segment_lungs(volume: Volume) -> np.ndarray:
     # Air touching the slice border is outside the patient even if the body
     # contour is open (arms, table) -- unless it is lung cut by the field of view.
     air[:, 0, :] = air[:, -1, :] = air[:, :, 0] = air[:, :, -1] = False
-    air |= _clipped_lung_air(hu, body, air, sz * px * px)
+    clipped = _clipped_lung_air(hu, body, air, sz * px * px)
+    air |= clipped
 
     airway = _airway(hu, air, px)
     if airway.any():
@@ -322,6 +351,8 @@ def segment_lungs(volume: Volume) -> np.ndarray:
         full = sub | grow
         view = out[:, y0:y1, x0:x1]
         view[full & (view == 0)] = np.uint8(side)
+    if clipped.any():
+        _add_islands(out, hu > AIR_HU, body, sz * px * px)
     if len(parts) == 2:
         _fix_sides(out, sides_x_mid=_mid_column(parts))
     if flip:
