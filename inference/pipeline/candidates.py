@@ -531,6 +531,9 @@ def _detect(
     warnings: list[str] = []
     if max(sp) > 3.0:
         warnings.append(f"slice spacing {max(sp):.1f} mm: nodules smaller than about {2 * max(sp):.0f} mm may be missed by the classical detector")
+    if min(sp[1:]) > 1.2:
+        warnings.append(f"pixel spacing {min(sp[1:]):.2f} mm: coarser than the 0.6-1.0 mm the nodule model was built for; "
+                        "nodule contours may include the blurred rim (over-segmentation) and small nodules may be missed")
     report(0.0, "nodule candidates: resampling")
     # crop to the lungs + margin
     nz = np.nonzero(lung.any(axis=(1, 2)))[0], np.nonzero(lung.any(axis=(0, 2)))[0], np.nonzero(lung.any(axis=(0, 1)))[0]

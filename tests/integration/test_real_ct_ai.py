@@ -32,18 +32,31 @@ def _tumour(vol, boxes, res):
     return None
 
 
-UNDERTRAINED = "shipped nodule weights are under-trained (see benchmarks/RESULTS.md 'Nodule AI')"
+MASS_GAP = ("known limitation of nodules v2.0.0: the 38 mm tumour's own candidate (mass path) is rejected by the "
+            "classifier (p < 0.001; its synthetic training masses lie free in the lung, this one abuts the "
+            "mediastinum), so only 8-14 mm parts of the tumour are reported -- see benchmarks/RESULTS.md")
 
 
 @pytest.mark.slow
 @pytest.mark.shared
-@pytest.mark.xfail(reason=UNDERTRAINED, strict=False)
 @pytest.mark.parametrize("kernel", ["ct-lung-kernel", "ct-soft-kernel"])
-def test_annotated_tumour_is_found_and_segmented(results, kernel: str) -> None:
+def test_annotated_tumour_is_found_in_its_lung_without_false_positives_elsewhere(results, kernel: str) -> None:
     vol, boxes, res = results[kernel]
     t = _tumour(vol, boxes, res)
     assert t is not None, f"no finding centred in an annotated box; findings at {[n['center_voxel_zyx'] for n in res.nodules]}"
-    assert t["location"]["side"] == "left"
+    assert t["location"]["side"] == "left" and t["location"]["upper_lobe"]
+    # every other finding lies next to the tumour (its parts), none in the right lung
+    assert all(n["location"]["side"] == "left" for n in res.nodules)
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+@pytest.mark.xfail(reason=MASS_GAP, strict=False)
+@pytest.mark.parametrize("kernel", ["ct-lung-kernel", "ct-soft-kernel"])
+def test_annotated_tumour_is_segmented_as_one_mass(results, kernel: str) -> None:
+    vol, boxes, res = results[kernel]
+    t = _tumour(vol, boxes, res)
+    assert t is not None
     m = res.nodule_labels == t["id"]
     # segmented: the mask covers a good part of the dense tissue in every annotated box
     cov = []
@@ -58,7 +71,7 @@ def test_annotated_tumour_is_found_and_segmented(results, kernel: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.shared
-@pytest.mark.xfail(reason=UNDERTRAINED, strict=False)
+@pytest.mark.xfail(reason=MASS_GAP, strict=False)
 def test_two_kernels_give_the_same_tumour(results) -> None:
     (va, ba, ra), (vb, bb, rb) = results["ct-lung-kernel"], results["ct-soft-kernel"]
     ta, tb = _tumour(va, ba, ra), _tumour(vb, bb, rb)
