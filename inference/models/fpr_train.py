@@ -129,7 +129,11 @@ def _fit_temperature(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     import torch
 
     lg = torch.from_numpy(logits.astype(np.float64))
-    yt = torch.from_numpy(y.astype(np.float64))
+    # Platt's smoothed targets: validation candidates are (nearly) separable,
+    # and plain NLL would then drive the temperature to 0 -- every probability
+    # 0 or 1. The targets (N+ + 1)/(N+ + 2) and 1/(N- + 2) keep it finite.
+    n_pos, n_neg = float((y > 0.5).sum()), float((y <= 0.5).sum())
+    yt = torch.from_numpy(np.where(y > 0.5, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2)).astype(np.float64))
     log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     # logits carry the balanced-sampling prior shift too: fit temperature and bias
     b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
@@ -228,6 +232,18 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
             log(f"stopping after epoch {ep}: max_minutes reached")
             break
     net.load_state_dict(best["state"])
+    return _finish(cfg, net, vp, len(X), F, len(pos), history, epochs, per_epoch, bs, tr, seed, device, best["epoch"], out_dir, target_fp, thresholds)
+
+
+def _finish(cfg: dict[str, Any], net: Any, vp: list[dict[str, Any]], X: Any, F: Any, pos: Any, history: list[dict[str, Any]],
+            epochs: int, per_epoch: int, bs: int, tr: dict[str, Any], seed: int, device: Any, best_epoch: int,
+            out_dir: Path, target_fp: float, thresholds: np.ndarray) -> dict[str, Any]:
+    """Calibrate on the validation patients, choose the operating point, save."""
+    from inference.models.catalogue import save_model
+    from inference.pipeline.candidates import CANDIDATES_VERSION
+    from inference.pipeline.detect import FEATURES, PATCH, PATCH_MM
+
+    c = cfg["classifier"]
     logits = _predict(net, vp, device)
     yv = np.concatenate([p["label"] for p in vp])
     temp, bias = _fit_temperature(np.concatenate(logits), yv)
@@ -243,7 +259,7 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
         "val_fp_per_scan": round(op["fp_per_scan"], 3),
         "operating_threshold": op["threshold"],
         "candidate_stage_sensitivity_ge5mm": round(ceiling["sensitivity"], 4),
-        "best_epoch": best["epoch"],
+        "best_epoch": best_epoch,
         "froc": [{k: round(v, 4) for k, v in r.items()} for r in rows
                  if any(abs(r["threshold"] - t) < 1e-9 for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9))],
         "note": "validation = synthetic patients never trained on (seeds in training_data.val_seeds); "
@@ -264,14 +280,14 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
         "labels": {"0": "not a nodule", "1": "nodule"},
         "postprocess": {"min_probability": op["threshold"]},
         "calibration": {"temperature": round(temp, 5), "bias": round(bias, 5),
-                        "method": "temperature + bias fitted on validation candidates (NLL)"},
+                        "method": "temperature + bias fitted on validation candidates (NLL, Platt's smoothed targets)"},
         "training_data": {
             "source": "inference.synth.phantom via inference.models.fpr_data (384² matrix, 0.75-1.0 mm pixels, "
                       "1.25-5 mm slices, phantom kernel/dose)",
             "train_seeds": c["data"]["train_seeds"],
             "val_seeds": c["data"]["val_seeds"],
-            "candidates": int(len(X)),
-            "nodule_candidates": int(len(pos)),
+            "candidates": int(X),
+            "nodule_candidates": int(pos),
             "augmentation": "flips (3 axes), axial 90° rotations, Gaussian noise ≤ 20 HU; acquisition variety rendered per patient",
         },
         "training": {"command": "python -m inference.models.fpr_train --config configs/nodules.yaml",
@@ -284,6 +300,36 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
     return metrics
 
 
+def recalibrate(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, Any]:
+    """Refit calibration and operating point of the weights in ``out_dir`` (no training).
+
+    The training record (history, data counts) is carried over from the
+    existing metadata; the weights and their sha256 stay the same.
+    """
+    import json as _json
+
+    import torch
+
+    from inference.models.catalogue import load_model
+    from inference.models.device import choose_device
+
+    meta = _json.loads((out_dir / "metadata.json").read_text(encoding="utf-8"))
+    net, _ = load_model(out_dir.name, root=out_dir.parent)
+    device, _ = choose_device(cfg.get("device", "auto"))
+    net = net.to(device)
+    c = cfg["classifier"]
+    tr = dict(c["train"])
+    torch.set_num_threads(int(tr.get("threads", 2)))
+    val_seeds = [s for a, b in c["data"]["val_seeds"] for s in range(int(a), int(b))]
+    vp = load_patients(REPO / c["data"].get("cache_dir", ".cache/fpr"), val_seeds)
+    t = meta["training"]
+    thresholds = np.unique(np.concatenate([np.linspace(0.0, 1.0, 201), np.geomspace(1e-4, 0.05, 60)]))
+    log(f"recalibrating {out_dir} on {len(vp)} validation patients")
+    return _finish(cfg, net, vp, meta["training_data"]["candidates"], None, meta["training_data"]["nodule_candidates"],
+                   t["history"], int(t["epochs"]), int(t["samples_per_epoch"]), int(t["batch"]), tr, int(t["seed"]), device,
+                   int(meta["validation_metrics"]["best_epoch"]), out_dir, float(c.get("target_fp_per_scan", 1.0)), thresholds)
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; see module docstring."""
     import yaml
@@ -293,13 +339,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "resources" / "models" / "nodules")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--max-minutes", type=float)
+    ap.add_argument("--recalibrate", action="store_true", help="refit calibration + operating point of the weights in --out")
     a = ap.parse_args(argv)
     cfg = yaml.safe_load(a.config.read_text(encoding="utf-8"))
     if a.epochs:
         cfg["classifier"]["train"]["epochs"] = a.epochs
     if a.max_minutes:
         cfg["classifier"]["train"]["max_minutes"] = a.max_minutes
-    m = train(cfg, a.out, log=lambda s: print(s, flush=True))
+    log = lambda s: print(s, flush=True)  # noqa: E731
+    m = recalibrate(cfg, a.out, log=log) if a.recalibrate else train(cfg, a.out, log=log)
     print(json.dumps(m), flush=True)
     return 0
 
