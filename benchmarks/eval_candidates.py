@@ -41,14 +41,10 @@ SLICES_MM = (1.0, 1.25, 2.0, 2.5)
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lung-pet-ct-dx" / "A0001"
 
 
-def _centres(labels: np.ndarray) -> list[np.ndarray]:
-    n = int(labels.max())
-    return [np.array(c) for c in ndi.center_of_mass(labels > 0, labels, range(1, n + 1))] if n else []
-
-
 def evaluate_synthetic(seeds: list[int], *, png_dir: Path | None = None, log: Any = print, masses: bool = True) -> dict[str, Any]:
     """Per-size-bin sensitivity, FP/scan, Dice and diameter error (module docstring)."""
     from inference.pipeline.candidates import detect_nodules_classical
+    from inference.pipeline.detect import candidate_centres
     from inference.pipeline.lungs import segment_lungs
     from inference.pipeline.measure import axes_on_largest_slice
     from inference.synth.phantom import make_phantom
@@ -64,7 +60,7 @@ def evaluate_synthetic(seeds: list[int], *, png_dir: Path | None = None, log: An
         res = detect_nodules_classical(vol, lab, masses=masses)
         secs.append(res.seconds)
         sp = vol.spacing
-        cents = _centres(res.labels)
+        cents = candidate_centres(res.labels, len(res.probabilities))
         used: set[int] = set()
         for rec in ph.records:
             tm = ph.nodules == rec.id
@@ -139,6 +135,7 @@ def evaluate_real(study: Path, *, png_dir: Path | None = None, log: Any = print,
     """Tumour found, FPs and kernel agreement on the real CT (module docstring)."""
     from inference.api import load_series
     from inference.pipeline.candidates import detect_nodules_classical
+    from inference.pipeline.detect import candidate_centres
     from inference.pipeline.lungs import segment_lungs
 
     out: dict[str, Any] = {}
@@ -149,7 +146,7 @@ def evaluate_real(study: Path, *, png_dir: Path | None = None, log: Any = print,
         boxes = read_boxes(study / "annotations", sorted(p for p in d.iterdir() if p.is_file()), vol)
         lab = segment_lungs(vol)
         res = detect_nodules_classical(vol, lab, masses=masses)
-        cents = _centres(res.labels)
+        cents = candidate_centres(res.labels, len(res.probabilities))
         hits = [any(abs(c[0] - k) <= 1 and y0 <= c[1] <= y1 and x0 <= c[2] <= x1 for k, y0, x0, y1, x1 in boxes) for c in cents]
         lps[sub] = [np.asarray(vol.voxel_to_lps(c)) for c in cents]
         out[sub] = {"boxes": len(boxes), "tumour_found": any(hits), "false_positives": int(sum(not h for h in hits)),

@@ -7,9 +7,11 @@ instead of an exception: the analysis is still useful, only slower.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Callable, Literal, TypeVar
 
-__all__ = ["choose_device", "DeviceName"]
+__all__ = ["choose_device", "DeviceName", "autocast", "run_with_oom_fallback"]
+
+T = TypeVar("T")
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 
@@ -49,3 +51,44 @@ def choose_device(requested: str = "auto") -> tuple["torch.device", str]:  # noq
     if not has_cuda:
         return torch.device("cpu"), "cuda was requested but no CUDA device is available; running on the CPU"
     return torch.device(req), ""
+
+
+def autocast(device: "torch.device", cpu_mode: str | None = None) -> Any:  # noqa: F821
+    """Mixed precision for inference on ``device``.
+
+    CUDA: bf16 where supported, else fp16 (convolutions dominate and both are
+    accurate enough for a probability map or a logit). CPU: bf16 only when the
+    model metadata asks for it (``cpu_mode == "bf16"``), otherwise fp32.
+    """
+    import contextlib
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+    if cpu_mode == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def run_with_oom_fallback(run: Callable[["torch.device", int], T], device: "torch.device", batch: int,  # noqa: F821
+                          warnings: list[str], unit: str) -> tuple[T, "torch.device"]:  # noqa: F821
+    """``run(device, batch)``; on CUDA out-of-memory halve ``batch``, then move to the CPU.
+
+    Every fallback appends one line to ``warnings`` (never a silent change);
+    ``unit`` names what a batch holds ("window", "candidate"). Returns the
+    result and the device it ran on.
+    """
+    import torch
+
+    while True:
+        try:
+            return run(device, batch), device
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            if batch > 1:
+                batch //= 2
+                warnings.append(f"CUDA out of memory: retrying with {batch} {unit}(s) per batch")
+            else:
+                device = torch.device("cpu")
+                warnings.append(f"CUDA out of memory even with one {unit} per batch: running on the CPU")

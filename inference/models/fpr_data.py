@@ -2,11 +2,14 @@
 
 Usage::
 
-    .venv/bin/python -m inference.models.fpr_data --seeds 1000 1060 [--jobs 2] [--out .cache/fpr]
+    .venv/bin/python -m inference.models.fpr_data --seeds START STOP [--n-nodules 6 | --masses] [--jobs 2] [--out .cache/fpr]
+
+(the seed ranges of the shipped model are in configs/nodules.yaml)
 
 Each patient is drawn by :func:`inference.synth.phantom.make_phantom` the way the
-evaluation draws its held-out patients (384² matrix, 0.6-1.0 mm pixels, 1-5 mm
-slices, the phantom's own kernel and dose), its lungs are segmented by the
+evaluation draws its held-out patients (384² matrix, 0.75-1.0 mm pixels -- less
+where the phantom clips the field of view --, 1.25-5 mm slices, the phantom's own
+kernel and dose), its lungs are segmented by the
 product's :func:`inference.pipeline.lungs.segment_lungs`, and the product's
 candidate stage runs with no score cut. A candidate is a nodule (label 1) when
 its centre of mass lies inside a true nodule's mask or within that nodule's
@@ -71,8 +74,7 @@ def match_candidates(centres: np.ndarray, truth: np.ndarray, spacing: tuple[floa
 def build_patient(seed: int, out_dir: Path, n_nodules: int | None = 4, masses: bool = False) -> dict[str, Any]:
     """Generate, detect, match and save one patient; returns a summary."""
     from inference.pipeline.candidates import detect_nodules_classical
-    from inference.pipeline.detect import candidate_features, candidate_patches
-    from inference.pipeline.detect import _centres
+    from inference.pipeline.detect import candidate_centres, candidate_features, candidate_patches
     from inference.pipeline.lungs import segment_lungs
 
     t = time.perf_counter()
@@ -81,7 +83,7 @@ def build_patient(seed: int, out_dir: Path, n_nodules: int | None = 4, masses: b
     lungs = segment_lungs(vol)
     cand = detect_nodules_classical(vol, lungs, masses=True, min_probability=0.0)
     n = len(cand.probabilities)
-    centres = _centres(cand.labels, n)
+    centres = candidate_centres(cand.labels, n)
     diam = {r.id: r.mean_diameter_mm for r in ph.records}
     match, found = match_candidates(centres, np.asarray(ph.nodules), vol.spacing, diam)
     patches = candidate_patches(np.asarray(vol.array), cand.labels, vol.spacing, centres)

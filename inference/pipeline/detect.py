@@ -37,6 +37,7 @@ __all__ = [
     "PATCH_MM",
     "FEATURES",
     "Detection",
+    "candidate_centres",
     "candidate_patches",
     "candidate_features",
     "classify",
@@ -85,7 +86,8 @@ class Detection:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _centres(labels: np.ndarray, n: int) -> np.ndarray:
+def candidate_centres(labels: np.ndarray, n: int) -> np.ndarray:
+    """``(n, 3)`` centre of mass (voxel z, y, x) of ids ``1..n`` in ``labels``."""
     if n == 0:
         return np.zeros((0, 3))
     return np.array(ndi.center_of_mass(labels > 0, labels, range(1, n + 1)), float).reshape(n, 3)
@@ -106,7 +108,7 @@ def candidate_patches(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, 
     for i, c in enumerate(centres):
         for ch, mm in enumerate(PATCH_MM):
             ax = [c[k] + g * mm / sp[k] for k in range(3)]
-            # separable trilinear sampling: gather the needed index box once
+            # trilinear sampling from the smallest CT box holding the patch
             lo = [max(0, int(np.floor(a[0]))) for a in ax]
             hi = [min(hu.shape[k], int(np.ceil(ax[k][-1])) + 2) for k in range(3)]
             if any(h <= l for l, h in zip(lo, hi)):
@@ -139,17 +141,15 @@ def classify(net: Any, patches: np.ndarray, feats: np.ndarray, *, device: Any, t
     """
     import torch
 
+    from inference.models.device import autocast
+
     if len(patches) == 0:
         return np.zeros(0, np.float32)
-    import contextlib
-
     out = []
     net.eval()
     dev = torch.device(device)
-    # bf16/fp16 autocast on CUDA (the convolutions dominate); fp32 on the CPU,
-    # where the classifier takes well under the candidate stage's time anyway
-    amp = (torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-           if dev.type == "cuda" else contextlib.nullcontext())
+    # mixed precision on CUDA; fp32 on the CPU, where the classifier is the smaller stage
+    amp = autocast(dev)
     with torch.inference_mode(), amp:
         for a in range(0, len(patches), batch):
             if cancel is not None and cancel():
@@ -177,6 +177,7 @@ def detect_nodules(
     chosen on validation patients (see the model's metadata); the candidate
     stage runs with no score cut so the classifier sees every candidate.
     """
+    from inference.models.device import run_with_oom_fallback
     from inference.pipeline.candidates import detect_nodules_classical
 
     t0 = time.perf_counter()
@@ -197,31 +198,21 @@ def detect_nodules(
     t1 = time.perf_counter()
     n = len(cand.probabilities)
     rep(0.8, f"scoring {n} candidates")
-    centres = _centres(cand.labels, n)
+    centres = candidate_centres(cand.labels, n)
     patches = candidate_patches(np.asarray(volume.array), cand.labels, volume.spacing, centres)
     feats = candidate_features(cand.features)
-    import torch
-
     warnings = list(cand.warnings)
-    batch, dev = 64, device
-    while True:
-        try:
-            p = classify(net.to(dev), patches, feats, device=dev, temperature=float(cal.get("temperature", 1.0)),
-                         bias=float(cal.get("bias", 0.0)), batch=batch, cancel=cancel)
-            break
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            if batch > 1:
-                batch //= 4
-                warnings.append(f"CUDA out of memory: classifying {max(batch, 1)} candidate(s) at a time")
-                batch = max(batch, 1)
-            else:
-                dev = torch.device("cpu")
-                warnings.append("CUDA out of memory even one candidate at a time: classifying on the CPU")
+
+    def run(dev: Any, batch: int) -> np.ndarray:
+        return classify(net.to(dev), patches, feats, device=dev, temperature=float(cal.get("temperature", 1.0)),
+                        bias=float(cal.get("bias", 0.0)), batch=batch, cancel=cancel)
+
+    p, dev = run_with_oom_fallback(run, device, 64, warnings, "candidate")
     t2 = time.perf_counter()
-    keep = [i for i in range(n) if p[i] >= thr]
-    sizes = ndi.sum_labels(np.ones(cand.labels.shape, bool), cand.labels, np.arange(1, n + 1)) if n else np.zeros(0)
-    keep.sort(key=lambda i: -sizes[i])
+    # ids 1..n by volume, largest first (the contract): sizes after the
+    # candidate stage resolved overlaps
+    sizes = np.bincount(cand.labels.ravel(), minlength=n + 1)[1:]
+    keep = sorted((i for i in range(n) if p[i] >= thr), key=lambda i: -sizes[i])
     lut = np.zeros(n + 1, np.uint16)
     for new, i in enumerate(keep, start=1):
         lut[i + 1] = new

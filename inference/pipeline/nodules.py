@@ -77,19 +77,6 @@ def normalise(t: "torch.Tensor", spec: dict[str, Any]) -> "torch.Tensor":  # noq
     return (t.clamp(a, b) - a) / (b - a)
 
 
-def _autocast(device: "torch.device", mode: str | None):  # noqa: F821
-    import contextlib
-
-    import torch
-
-    if device.type == "cuda":
-        dt = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dt)
-    if mode == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def predict_probability(
     net: Any,
     image: "torch.Tensor",  # noqa: F821
@@ -110,6 +97,8 @@ def predict_probability(
     import torch
     from monai.inferers import sliding_window_inference
 
+    from inference.models.device import autocast
+
     shape = image.shape[2:]
     n_win = 1
     for s, r in zip(shape, roi_size):
@@ -121,7 +110,7 @@ def predict_probability(
     def predictor(x: torch.Tensor) -> torch.Tensor:
         if cancel is not None and cancel():
             raise CancelledError()
-        with _autocast(device, cpu_autocast):
+        with autocast(device, cpu_autocast):
             y = net(x)
         done[0] += 1
         if progress is not None:
@@ -178,6 +167,8 @@ def segment_nodules(
     """
     import torch
 
+    from inference.models.device import run_with_oom_fallback
+
     t0 = time.perf_counter()
     meta = info.metadata
     inf = dict(meta.get("inference", {}))
@@ -200,30 +191,20 @@ def segment_nodules(
         if progress is not None:
             progress(Progress(f, "nodule network"))
 
-    batch = int(inf.get("sw_batch_size", 4))
-    dev = device
-    prob = None
-    while prob is None:
-        try:
-            prob = predict_probability(
-                net.to(dev),
-                t,
-                roi_size=roi,  # type: ignore[arg-type]
-                device=dev,
-                sw_batch_size=batch,
-                overlap=float(inf.get("overlap", 0.25)),
-                cpu_autocast=inf.get("cpu_autocast"),
-                progress=sw_progress,
-                cancel=cancel,
-            )
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            if batch > 1:
-                batch //= 2
-                warnings.append(f"CUDA out of memory: retrying with {batch} window(s) per batch")
-            else:
-                dev = torch.device("cpu")
-                warnings.append("CUDA out of memory even with one window per batch: running on the CPU")
+    def run(dev: "torch.device", batch: int) -> "torch.Tensor":  # noqa: F821
+        return predict_probability(
+            net.to(dev),
+            t,
+            roi_size=roi,  # type: ignore[arg-type]
+            device=dev,
+            sw_batch_size=batch,
+            overlap=float(inf.get("overlap", 0.25)),
+            cpu_autocast=inf.get("cpu_autocast"),
+            progress=sw_progress,
+            cancel=cancel,
+        )
+
+    prob, dev = run_with_oom_fallback(run, device, int(inf.get("sw_batch_size", 4)), warnings, "window")
     if cancel is not None and cancel():
         raise CancelledError()
     # back to the CT's own grid (on the crop)
