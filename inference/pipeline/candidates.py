@@ -214,8 +214,9 @@ def _mass_seeds(work: np.ndarray, region: np.ndarray) -> list[tuple[np.ndarray, 
         return out
     sizes = np.bincount(lab.ravel())
     vox_mm3 = (WORK_MM * f) ** 3
+    boxes = ndi.find_objects(lab)
     for i in np.nonzero(sizes[1:] * vox_mm3 >= np.pi / 6 * MASS_MIN_MM**3)[0] + 1:
-        sl = ndi.find_objects((lab == i).astype(np.int8))[0]
+        sl = boxes[i - 1]
         e = np.where(lab[sl] == i, edt[sl], 0)
         p = np.array(np.unravel_index(int(e.argmax()), e.shape)) + [s.start for s in sl]
         d_eq = (6 * sizes[i] * vox_mm3 / np.pi) ** (1 / 3)

@@ -185,16 +185,15 @@ def _clipped_lung_air(hu: np.ndarray, body: np.ndarray, inner_air: np.ndarray, v
 
     When the reconstruction field clips the chest wall, the lung reaches the
     image edge, is no longer a hole of the body contour, and the fill above
-    loses it (seen on ~10 % of synthetic patients and on large real patients).
-    Outside air is pure air (about -1000 HU, after the 2.5 mm block mean
-    nearly noise-free), aerated lung is denser (-950 to -400 HU): so among the
+    loses it (seen on ~10 % of synthetic patients; expected on large real
+    patients). Outside air is pure air (about -1000 HU after the 2.5 mm block
+    mean on synthetic scans), aerated lung is denser (-950 to -400 HU): so among the
     air outside the body contour that touches the left or right image edge,
     the part denser than :data:`OUTSIDE_AIR_HU`, eroded once to cut the
     partial-volume rim it shares with outside air, is lung when it is at
     least 50 mL and touches (over ≥ 2 mL) the air inside the body contour
     -- the same lung on the slices the field does not clip; air outside the
-    skin never touches it. Only runs when the body or lung-dense air reaches
-    a lateral edge, and the air inside the body is under
+    skin never touches it. Only runs when the air inside the body is under
     :data:`CLIPPED_MAX_INNER_ML` (a partly clipped lung with more than that
     inside the field keeps only its unclipped part: a known limitation).
     """
@@ -204,9 +203,6 @@ def _clipped_lung_air(hu: np.ndarray, body: np.ndarray, inner_air: np.ndarray, v
     # ~-880 HU and touches the body air, so density and contact alone would
     # add it to the lungs.
     if inner_air.sum() * voxel_mm3 >= CLIPPED_MAX_INNER_ML * 1000.0:
-        return out
-    if not (body[:, :, 0].any() or body[:, :, -1].any() or ((hu[:, :, 0] > OUTSIDE_AIR_HU) & (hu[:, :, 0] < AIR_HU)).sum() > 0.05 * hu[:, :, 0].size
-            or ((hu[:, :, -1] > OUTSIDE_AIR_HU) & (hu[:, :, -1] < AIR_HU)).sum() > 0.05 * hu[:, :, -1].size):
         return out
     outside = (hu < AIR_HU) & ~body
     lungish = outside & (ndi.uniform_filter(hu, (1, 3, 3)) > OUTSIDE_AIR_HU)
@@ -241,11 +237,10 @@ def _add_islands(out: np.ndarray, dense: np.ndarray, body: np.ndarray, voxel_mm3
     if n == 0:
         return
     sizes = np.bincount(lab.ravel(), minlength=n + 1)
-    for i in np.nonzero((sizes > 0) & (sizes * voxel_mm3 < 200_000.0))[0]:
-        if i == 0:
+    for i, box in enumerate(ndi.find_objects(lab), start=1):
+        if box is None or sizes[i] * voxel_mm3 >= 200_000.0:
             continue
-        sl = ndi.find_objects((lab == i).astype(np.uint8))[0]
-        sl = tuple(slice(max(0, a.start - 2), a.stop + 2) for a in sl)
+        sl = tuple(slice(max(0, a.start - 2), a.stop + 2) for a in box)
         m = lab[sl] == i
         ring = ndi.binary_dilation(m, iterations=2) & ~m
         sides = out[sl][ring]
