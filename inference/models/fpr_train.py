@@ -2,10 +2,9 @@
 
 Usage::
 
-    .venv/bin/python -m inference.models.fpr_data --seeds 1000 1070 --n-nodules 6   # training patients
-    .venv/bin/python -m inference.models.fpr_data --seeds 1100 1112 --masses        # large masses
-    .venv/bin/python -m inference.models.fpr_data --seeds 5000 5012                 # validation patients
+    .venv/bin/python -m inference.models.fpr_data ...   # samples: the seed ranges are listed in configs/nodules.yaml
     .venv/bin/python -m inference.models.fpr_train --config configs/nodules.yaml [--out DIR]
+    .venv/bin/python -m inference.models.fpr_train --recalibrate [--out DIR]   # calibration + operating point only
 
 Reproducible: the config names the seeds, the training seed fixes sampling,
 augmentation and initialisation (``monai.utils.set_determinism``), and the
@@ -25,9 +24,10 @@ Why this recipe:
 * **Validation on whole patients** (never trained on): the operating point is
   the largest probability threshold whose sensitivity for nodules ≥ 5 mm is
   the best reachable at ≤ ``target_fp_per_scan`` false positives per scan,
-  counting nodules the candidate stage missed as misses. The temperature
-  is fitted on the same patients' candidates (negative log-likelihood), so
-  the probability shown per finding is calibrated to the real candidate mix.
+  counting nodules the candidate stage missed as misses. Temperature and
+  bias are fitted on the same patients' candidates (negative log-likelihood
+  against Platt's smoothed targets), so the probability shown per finding
+  is calibrated to the real candidate mix.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ import numpy as np
 __all__ = ["load_patients", "froc", "train", "main"]
 
 REPO = Path(__file__).resolve().parents[2]
+#: operating-point candidates; fine at the low end too, where calibrated
+#: probabilities of rare positives can lie
+THRESHOLDS = np.unique(np.concatenate([np.linspace(0.0, 1.0, 201), np.geomspace(1e-4, 0.05, 60)]))
 
 
 def load_patients(folder: Path, seeds: list[int]) -> list[dict[str, Any]]:
@@ -163,10 +166,8 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
     import torch
     from monai.utils import set_determinism
 
-    from inference.models.catalogue import build_network, save_model
+    from inference.models.catalogue import build_network
     from inference.models.device import choose_device
-    from inference.pipeline.candidates import CANDIDATES_VERSION
-    from inference.pipeline.detect import FEATURES, PATCH, PATCH_MM
 
     c = cfg["classifier"]
     tr = dict(c["train"])
@@ -193,8 +194,6 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(tr["lr"]), total_steps=epochs * steps, pct_start=0.15)
     pos_frac = float(tr.get("pos_fraction", 0.33))
     target_fp = float(c.get("target_fp_per_scan", 1.0))
-    # fine at the low end too: calibrated probabilities of rare positives can be small
-    thresholds = np.unique(np.concatenate([np.linspace(0.0, 1.0, 201), np.geomspace(1e-4, 0.05, 60)]))
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"score": -1.0}
     deadline = time.time() + 60 * float(tr.get("max_minutes", 1e9))
@@ -217,7 +216,7 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
             losses.append(float(loss.detach()))
         logits = _predict(net, vp, device)
         probs = [1 / (1 + np.exp(-lg)) for lg in logits]
-        rows = froc(vp, probs, thresholds)
+        rows = froc(vp, probs, THRESHOLDS)
         op = _operating_point(rows, target_fp)
         auc = _auc(np.concatenate([p["label"] for p in vp]), np.concatenate(logits)) if vp else float("nan")
         rec = {"epoch": ep, "loss": round(float(np.mean(losses)), 4), "val_auc": round(auc, 4),
@@ -232,23 +231,30 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
             log(f"stopping after epoch {ep}: max_minutes reached")
             break
     net.load_state_dict(best["state"])
-    return _finish(cfg, net, vp, len(X), F, len(pos), history, epochs, per_epoch, bs, tr, seed, device, best["epoch"], out_dir, target_fp, thresholds)
+    record = {"candidates": int(len(X)), "nodule_candidates": int(len(pos)), "history": history, "epochs": epochs,
+              "samples_per_epoch": per_epoch, "batch": bs, "lr": float(tr["lr"]), "seed": seed, "best_epoch": best["epoch"]}
+    return _finish(cfg, net, vp, device, out_dir, record)
 
 
-def _finish(cfg: dict[str, Any], net: Any, vp: list[dict[str, Any]], X: Any, F: Any, pos: Any, history: list[dict[str, Any]],
-            epochs: int, per_epoch: int, bs: int, tr: dict[str, Any], seed: int, device: Any, best_epoch: int,
-            out_dir: Path, target_fp: float, thresholds: np.ndarray) -> dict[str, Any]:
-    """Calibrate on the validation patients, choose the operating point, save."""
+def _finish(cfg: dict[str, Any], net: Any, vp: list[dict[str, Any]], device: Any, out_dir: Path,
+            record: dict[str, Any]) -> dict[str, Any]:
+    """Calibrate on the validation patients, choose the operating point, save.
+
+    ``record`` is what the metadata keeps of the training run (data counts,
+    history, recipe, seed, best epoch) -- from :func:`train`, or carried over
+    from the existing metadata by :func:`recalibrate`.
+    """
     from inference.models.catalogue import save_model
     from inference.pipeline.candidates import CANDIDATES_VERSION
     from inference.pipeline.detect import FEATURES, PATCH, PATCH_MM
 
     c = cfg["classifier"]
+    target_fp = float(c.get("target_fp_per_scan", 1.0))
     logits = _predict(net, vp, device)
     yv = np.concatenate([p["label"] for p in vp])
     temp, bias = _fit_temperature(np.concatenate(logits), yv)
     probs = [1 / (1 + np.exp(-(lg / temp + bias))) for lg in logits]
-    rows = froc(vp, probs, thresholds)
+    rows = froc(vp, probs, THRESHOLDS)
     op = _operating_point(rows, target_fp)
     ceiling = froc(vp, [np.ones(len(p["label"])) for p in vp], np.array([0.0]))[0]
     metrics = {
@@ -259,7 +265,7 @@ def _finish(cfg: dict[str, Any], net: Any, vp: list[dict[str, Any]], X: Any, F: 
         "val_fp_per_scan": round(op["fp_per_scan"], 3),
         "operating_threshold": op["threshold"],
         "candidate_stage_sensitivity_ge5mm": round(ceiling["sensitivity"], 4),
-        "best_epoch": best_epoch,
+        "best_epoch": record["best_epoch"],
         "froc": [{k: round(v, 4) for k, v in r.items()} for r in rows
                  if any(abs(r["threshold"] - t) < 1e-9 for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9))],
         "note": "validation = synthetic patients never trained on (seeds in training_data.val_seeds); "
@@ -286,14 +292,15 @@ def _finish(cfg: dict[str, Any], net: Any, vp: list[dict[str, Any]], X: Any, F: 
                       "1.25-5 mm slices, phantom kernel/dose)",
             "train_seeds": c["data"]["train_seeds"],
             "val_seeds": c["data"]["val_seeds"],
-            "candidates": int(X),
-            "nodule_candidates": int(pos),
+            "candidates": record["candidates"],
+            "nodule_candidates": record["nodule_candidates"],
             "augmentation": "flips (3 axes), axial 90° rotations, Gaussian noise ≤ 20 HU; acquisition variety rendered per patient",
         },
         "training": {"command": "python -m inference.models.fpr_train --config configs/nodules.yaml",
-                     "config": "configs/nodules.yaml", "seed": seed, "device": device.type,
-                     "epochs": epochs, "samples_per_epoch": per_epoch, "batch": bs, "lr": float(tr["lr"]),
-                     "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "history": history},
+                     "config": "configs/nodules.yaml", "seed": record["seed"], "device": device.type,
+                     "epochs": record["epochs"], "samples_per_epoch": record["samples_per_epoch"],
+                     "batch": record["batch"], "lr": record["lr"],
+                     "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "history": record["history"]},
         "validation_metrics": metrics,
     }
     save_model(net.cpu(), meta, out_dir)
@@ -306,28 +313,24 @@ def recalibrate(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict
     The training record (history, data counts) is carried over from the
     existing metadata; the weights and their sha256 stay the same.
     """
-    import json as _json
-
     import torch
 
     from inference.models.catalogue import load_model
     from inference.models.device import choose_device
 
-    meta = _json.loads((out_dir / "metadata.json").read_text(encoding="utf-8"))
-    net, _ = load_model(out_dir.name, root=out_dir.parent)
+    net, info = load_model(out_dir.name, root=out_dir.parent)
+    meta = info.metadata
     device, _ = choose_device(cfg.get("device", "auto"))
-    net = net.to(device)
     c = cfg["classifier"]
-    tr = dict(c["train"])
-    torch.set_num_threads(int(tr.get("threads", 2)))
+    torch.set_num_threads(int(c["train"].get("threads", 2)))
     val_seeds = [s for a, b in c["data"]["val_seeds"] for s in range(int(a), int(b))]
     vp = load_patients(REPO / c["data"].get("cache_dir", ".cache/fpr"), val_seeds)
     t = meta["training"]
-    thresholds = np.unique(np.concatenate([np.linspace(0.0, 1.0, 201), np.geomspace(1e-4, 0.05, 60)]))
+    record = {"candidates": meta["training_data"]["candidates"], "nodule_candidates": meta["training_data"]["nodule_candidates"],
+              **{k: t[k] for k in ("history", "epochs", "samples_per_epoch", "batch", "lr", "seed")},
+              "best_epoch": meta["validation_metrics"]["best_epoch"]}
     log(f"recalibrating {out_dir} on {len(vp)} validation patients")
-    return _finish(cfg, net, vp, meta["training_data"]["candidates"], None, meta["training_data"]["nodule_candidates"],
-                   t["history"], int(t["epochs"]), int(t["samples_per_epoch"]), int(t["batch"]), tr, int(t["seed"]), device,
-                   int(meta["validation_metrics"]["best_epoch"]), out_dir, float(c.get("target_fp_per_scan", 1.0)), thresholds)
+    return _finish(cfg, net.to(device), vp, device, out_dir, record)
 
 
 def main(argv: list[str] | None = None) -> int:
