@@ -87,6 +87,7 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
             # to keep the 2-core evaluation within minutes (the same draw as
             # the classifier's training patients, on seeds never used there)
             ph = draw_patient(seed, n_nodules=4)
+            kinds = {r.id: r.subtype for r in ph.records}
             vol = Volume(array=np.asarray(ph.hu), spacing=tuple(ph.spacing), origin=tuple(ph.origin),
                          direction=np.asarray(ph.direction, float).reshape(3, 3))
             truth_lab = np.asarray(ph.nodules)
@@ -98,6 +99,7 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
             hu = augment(c.hu, c.spacing, np.random.default_rng(seed)).round().astype(np.int16)
             vol = Volume(array=hu, spacing=c.spacing, origin=(0.0, 0.0, 0.0), direction=np.eye(3))
             truth_lab = c.nodules
+            kinds = {t.label: t.type for t in c.truth}
             source = "simple_chest (fallback)"
         t = time.perf_counter()
         res = run_imaging(vol, device=device)
@@ -123,8 +125,8 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
                 if tm[ci] or dist <= max(tdiam / 2, 3.0):
                     if best is None or dist < best[0]:
                         best = (dist, n)
-            row = {"seed": seed, "id": tid, "diameter_mm": round(tdiam, 2), "volume_mm3": round(tvol, 1), "found": best is not None,
-                   "kind": next((r.subtype for r in getattr(ph, "records", []) if r.id == tid), "") if phantom_available() else ""}
+            row = {"seed": seed, "id": tid, "kind": kinds.get(tid, ""), "diameter_mm": round(tdiam, 2), "volume_mm3": round(tvol, 1),
+                   "found": best is not None}
             if best is not None:
                 n = best[1]
                 matched_pred.add(n["id"])
