@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python -m inference.models.fpr_data --seeds START STOP [--n-nodules 6 | --masses] [--jobs 2] [--out .cache/fpr]
+    .venv/bin/python -m inference.models.fpr_data --seeds START STOP [--n-nodules 6 | --masses] [--kinds K ...] [--jobs 2] [--out .cache/fpr]
 
 (the seed ranges of the shipped model are in configs/nodules.yaml)
 
@@ -38,16 +38,20 @@ __all__ = ["draw_patient", "match_candidates", "build_patient", "main"]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def draw_patient(seed: int, *, n_nodules: int | None = 4, masses: bool = False) -> Any:
+def draw_patient(seed: int, *, n_nodules: int | None = 4, masses: bool = False, kinds: list[str] | None = None) -> Any:
     """The synthetic patient of ``seed`` (evaluation-style acquisition drawn from the seed).
 
     ``masses`` draws two large nodules (20-60 mm) instead: the real tumour
-    class, which the default 3-30 mm size range rarely reaches.
+    class, which the default 3-30 mm size range rarely reaches. ``kinds``
+    restricts the nodule kinds (``inference.synth.nodules.NODULE_KINDS``):
+    the kinds the classifier misses most are over-sampled this way.
     """
     from inference.synth.phantom import make_phantom
 
     r = np.random.default_rng(seed)
     kw: dict[str, Any] = {"n_nodules": 2, "nodule_size_mm": (20.0, 60.0)} if masses else {"n_nodules": n_nodules}
+    if kinds:
+        kw["nodule_types"] = list(kinds)
     return make_phantom(seed, shape=(384, 384), pixel_mm=float(r.uniform(0.75, 1.0)),
                         slice_mm=float(r.choice([1.25, 2.0, 2.5, 3.0, 5.0])), **kw)
 
@@ -71,14 +75,15 @@ def match_candidates(centres: np.ndarray, truth: np.ndarray, spacing: tuple[floa
     return match, {i: bool((match == i).any()) for i in ids}
 
 
-def build_patient(seed: int, out_dir: Path, n_nodules: int | None = 4, masses: bool = False) -> dict[str, Any]:
+def build_patient(seed: int, out_dir: Path, n_nodules: int | None = 4, masses: bool = False,
+                  kinds: list[str] | None = None) -> dict[str, Any]:
     """Generate, detect, match and save one patient; returns a summary."""
     from inference.pipeline.candidates import detect_nodules_classical
     from inference.pipeline.detect import candidate_centres, candidate_features, candidate_patches
     from inference.pipeline.lungs import segment_lungs
 
     t = time.perf_counter()
-    ph = draw_patient(seed, n_nodules=n_nodules, masses=masses)
+    ph = draw_patient(seed, n_nodules=n_nodules, masses=masses, kinds=kinds)
     vol = ph.to_volume()
     lungs = segment_lungs(vol)
     cand = detect_nodules_classical(vol, lungs, masses=True, min_probability=0.0)
@@ -104,12 +109,12 @@ def build_patient(seed: int, out_dir: Path, n_nodules: int | None = 4, masses: b
             "seconds": round(time.perf_counter() - t, 1)}
 
 
-def _one(args: tuple[int, str, int | None, bool]) -> dict[str, Any]:
+def _one(args: tuple[int, str, int | None, bool, list[str] | None]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    seed, out, k, masses = args
-    return build_patient(seed, Path(out), k, masses)
+    seed, out, k, masses, kinds = args
+    return build_patient(seed, Path(out), k, masses, kinds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,9 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--n-nodules", type=int, default=4)
     ap.add_argument("--masses", action="store_true", help="two 20-60 mm nodules per patient")
+    ap.add_argument("--kinds", nargs="+", default=None, help="nodule kinds to draw from (default: all)")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
-    todo = [(s, str(a.out), a.n_nodules, a.masses) for s in range(*a.seeds) if not (a.out / f"fpr_{s}.npz").is_file()]
+    todo = [(s, str(a.out), a.n_nodules, a.masses, a.kinds) for s in range(*a.seeds) if not (a.out / f"fpr_{s}.npz").is_file()]
     with ProcessPoolExecutor(max_workers=a.jobs) as ex:
         for r in ex.map(_one, todo):
             print(json.dumps(r), flush=True)

@@ -5,6 +5,7 @@ Usage::
     .venv/bin/python -m inference.models.fpr_data ...   # samples: the seed ranges are listed in configs/nodules.yaml
     .venv/bin/python -m inference.models.fpr_train --config configs/nodules.yaml [--out DIR]
     .venv/bin/python -m inference.models.fpr_train --recalibrate [--out DIR]   # calibration + operating point only
+    .venv/bin/python -m inference.models.fpr_train --test-seeds 9000 9036 [--test-dir .cache/fpr_test] [--json F]
 
 Reproducible: the config names the seeds, the training seed fixes sampling,
 augmentation and initialisation (``monai.utils.set_determinism``), and the
@@ -22,9 +23,9 @@ Why this recipe:
   (kernel, dose, slice thickness 1.25-5 mm, pixel size) is already in the
   data -- each patient is rendered with its own.
 * **Validation on whole patients** (never trained on): the operating point is
-  the largest probability threshold whose sensitivity for nodules ≥ 5 mm is
-  the best reachable at ≤ ``target_fp_per_scan`` false positives per scan,
-  counting nodules the candidate stage missed as misses. Temperature and
+  the smallest probability threshold with ≤ ``target_fp_per_scan`` false
+  positives per validation scan (:func:`_operating_point` says why); the
+  sensitivity there counts nodules the candidate stage missed as misses. Temperature and
   bias are fitted on the same patients' candidates (negative log-likelihood
   against Platt's smoothed targets), so the probability shown per finding
   is calibrated to the real candidate mix.
@@ -42,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["load_patients", "froc", "train", "main"]
+__all__ = ["load_patients", "froc", "train", "evaluate_cached", "main"]
 
 REPO = Path(__file__).resolve().parents[2]
 #: operating-point candidates; fine at the low end too, where calibrated
@@ -153,12 +154,19 @@ def _fit_temperature(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def _operating_point(rows: list[dict[str, float]], target_fp: float) -> dict[str, float]:
+    """The most permissive threshold whose validation FP/scan is within ``target_fp``.
+
+    v2.0.0 took the *strictest* threshold reaching the best validation
+    sensitivity: on 12 validation patients that was 0.95 at 0.0 FP/scan, and
+    on held-out patients 0.76 at 0.0 FP/scan -- nodules the classifier has not
+    seen score lower, and the strict point left the whole FP budget unspent.
+    Spending the budget (set below the issue's 1 FP/scan to leave room for
+    the validation-to-test gap) is what buys held-out sensitivity.
+    """
     ok = [r for r in rows if r["fp_per_scan"] <= target_fp]
     if not ok:
         return max(rows, key=lambda r: r["threshold"])
-    best_sens = max(r["sensitivity"] for r in ok)
-    # the most permissive threshold that reaches it would add FPs for nothing: take the strictest
-    return max((r for r in ok if r["sensitivity"] == best_sens), key=lambda r: r["threshold"])
+    return min(ok, key=lambda r: r["threshold"])
 
 
 def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, Any]:
@@ -250,6 +258,7 @@ def _finish(cfg: dict[str, Any], net: Any, vp: list[dict[str, Any]], device: Any
 
     c = cfg["classifier"]
     target_fp = float(c.get("target_fp_per_scan", 1.0))
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     logits = _predict(net, vp, device)
     yv = np.concatenate([p["label"] for p in vp])
     temp, bias = _fit_temperature(np.concatenate(logits), yv)
@@ -286,7 +295,9 @@ def _finish(cfg: dict[str, Any], net: Any, vp: list[dict[str, Any]], device: Any
         "labels": {"0": "not a nodule", "1": "nodule"},
         "postprocess": {"min_probability": op["threshold"]},
         "calibration": {"temperature": round(temp, 5), "bias": round(bias, 5),
-                        "method": "temperature + bias fitted on validation candidates (NLL, Platt's smoothed targets)"},
+                        "method": "temperature + bias fitted on validation candidates (NLL, Platt's smoothed targets)",
+                        "operating_point": f"smallest threshold with validation FP/scan <= {target_fp}",
+                        "date": today},
         "training_data": {
             "source": "inference.synth.phantom via inference.models.fpr_data (384² matrix, 0.75-1.0 mm pixels, "
                       "1.25-5 mm slices, phantom kernel/dose)",
@@ -300,7 +311,7 @@ def _finish(cfg: dict[str, Any], net: Any, vp: list[dict[str, Any]], device: Any
                      "config": "configs/nodules.yaml", "seed": record["seed"], "device": device.type,
                      "epochs": record["epochs"], "samples_per_epoch": record["samples_per_epoch"],
                      "batch": record["batch"], "lr": record["lr"],
-                     "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "history": record["history"]},
+                     "date": record.get("date", today), "history": record["history"]},
         "validation_metrics": metrics,
     }
     save_model(net.cpu(), meta, out_dir)
@@ -327,10 +338,55 @@ def recalibrate(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict
     vp = load_patients(REPO / c["data"].get("cache_dir", ".cache/fpr"), val_seeds)
     t = meta["training"]
     record = {"candidates": meta["training_data"]["candidates"], "nodule_candidates": meta["training_data"]["nodule_candidates"],
-              **{k: t[k] for k in ("history", "epochs", "samples_per_epoch", "batch", "lr", "seed")},
+              **{k: t[k] for k in ("history", "epochs", "samples_per_epoch", "batch", "lr", "seed", "date")},
               "best_epoch": meta["validation_metrics"]["best_epoch"]}
     log(f"recalibrating {out_dir} on {len(vp)} validation patients")
     return _finish(cfg, net.to(device), vp, device, out_dir, record)
+
+
+def evaluate_cached(out_dir: Path, folder: Path, seeds: list[int], *, device: Any = "cpu") -> dict[str, Any]:
+    """Held-out sensitivity and FP/scan of the model in ``out_dir`` on cached candidates.
+
+    The candidates of held-out patients (built by :mod:`inference.models.fpr_data`
+    into ``folder``) are scored with the model's own calibration and operating
+    point: the detection numbers of the whole pipeline, without re-running
+    the candidate stage -- so many more held-out patients fit in the time
+    :mod:`inference.models.nodule_eval` (which also measures Dice and
+    diameters) needs for a dozen. Same matching rule, same ≥ 5 mm count.
+    """
+    from inference.models.catalogue import load_model
+
+    net, info = load_model(out_dir.name, root=out_dir.parent)
+    meta = info.metadata
+    cal = meta.get("calibration", {})
+    thr = float(meta["postprocess"]["min_probability"])
+    pats = load_patients(folder, seeds)
+    logits = _predict(net.to(device), pats, device)
+    probs = [1 / (1 + np.exp(-(lg / float(cal.get("temperature", 1.0)) + float(cal.get("bias", 0.0))))) for lg in logits]
+    at = froc(pats, probs, np.array([thr]))[0]
+    ceiling = froc(pats, [np.ones(len(p["label"])) for p in pats], np.array([0.0]))[0]
+    kinds: dict[str, list[int]] = {}
+    for pat, p in zip(pats, probs):
+        for tr in pat["truth"]:
+            if tr["diameter_mm"] < 5.0:
+                continue
+            hit = bool(((p >= thr) & (pat["match"] == tr["id"])).any())
+            kinds.setdefault(tr["subtype"], [0, 0])[0] += hit
+            kinds[tr["subtype"]][1] += 1
+    curve = froc(pats, probs, THRESHOLDS)
+    return {
+        "model": f"{meta['name']} {meta['version']}",
+        "patients": len(pats),
+        "seeds": [min(seeds), max(seeds) + 1],
+        "nodules_ge5mm": sum(v[1] for v in kinds.values()),
+        "operating_threshold": thr,
+        "sensitivity_ge5mm": round(at["sensitivity"], 4),
+        "fp_per_scan": round(at["fp_per_scan"], 3),
+        "candidate_stage_sensitivity_ge5mm": round(ceiling["sensitivity"], 4),
+        "by_kind": {k: f"{v[0]}/{v[1]}" for k, v in sorted(kinds.items())},
+        "froc": [{k: round(v, 4) for k, v in r.items()} for r in curve
+                 if any(abs(r["threshold"] - t) < 1e-9 for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5))],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -343,7 +399,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--max-minutes", type=float)
     ap.add_argument("--recalibrate", action="store_true", help="refit calibration + operating point of the weights in --out")
+    ap.add_argument("--test-seeds", type=int, nargs=2, metavar=("START", "STOP"),
+                    help="only evaluate the model in --out on these held-out patients' cached candidates")
+    ap.add_argument("--test-dir", type=Path, default=REPO / ".cache" / "fpr_test")
+    ap.add_argument("--json", type=Path, help="also write the --test-seeds result here")
     a = ap.parse_args(argv)
+    if a.test_seeds:
+        r = evaluate_cached(a.out, a.test_dir, list(range(*a.test_seeds)))
+        print(json.dumps(r, indent=1), flush=True)
+        if a.json:
+            a.json.write_text(json.dumps(r, indent=1), encoding="utf-8")
+        return 0
     cfg = yaml.safe_load(a.config.read_text(encoding="utf-8"))
     if a.epochs:
         cfg["classifier"]["train"]["epochs"] = a.epochs

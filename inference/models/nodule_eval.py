@@ -169,6 +169,39 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
     }
 
 
+def _largest_candidate_in_boxes(vol: Any, lung_labels: np.ndarray, boxes: list[tuple[int, int, int, int, int]],
+                                device: str) -> dict[str, Any] | None:
+    """The tumour's own candidate: the largest one centred in an annotated box, with its score.
+
+    Why: when the tumour is reported only in parts, this says whether the
+    candidate stage found the whole mass and the classifier turned it down
+    (its probability against the operating point) or the mass was never a
+    candidate. Runs :func:`inference.pipeline.detect.detect_nodules` with no
+    probability cut, so every candidate is scored exactly as the product does.
+    """
+    import copy
+
+    from inference.models.catalogue import load_model
+    from inference.pipeline.detect import candidate_centres, detect_nodules
+
+    net, info = load_model("nodules", device=device)
+    allinfo = copy.deepcopy(info)
+    allinfo.metadata.setdefault("postprocess", {})["min_probability"] = 0.0
+    det = detect_nodules(vol, lung_labels, net, allinfo, device=device)
+    n = len(det.probabilities)
+    sizes = np.bincount(det.labels.ravel(), minlength=n + 1)[1:]
+    best = None
+    for i, (z, y, x) in enumerate(candidate_centres(det.labels, n)):
+        if any(abs(z - k) <= 1 and y0 <= y <= y1 and x0 <= x <= x1 for k, y0, x0, y1, x1 in boxes):
+            if best is None or sizes[i] > sizes[best]:
+                best = i
+    if best is None:
+        return None
+    v_mm3 = float(sizes[best]) * float(np.prod(vol.spacing))
+    return {"equivalent_diameter_mm": round((6 * v_mm3 / np.pi) ** (1 / 3), 1), "probability": round(float(det.probabilities[best]), 4),
+            "operating_threshold": float(info.metadata["postprocess"]["min_probability"]), "candidates": n}
+
+
 def evaluate_real(study: Path, *, device: str = "cpu", log: Any = print) -> dict[str, Any]:
     """The real CT, both kernels (see module docstring)."""
     from inference.pipeline.analyze import _scan_and_load
@@ -197,6 +230,7 @@ def evaluate_real(study: Path, *, device: str = "cpu", log: Any = print) -> dict
             cov = [m[k, y0 : y1 + 1, x0 : x1 + 1].mean() for k, y0, x0, y1, x1 in boxes if 0 <= k < m.shape[0]]
             cover = round(float(np.mean(cov)), 3) if cov else None
         r = {
+            "largest_candidate_in_boxes": _largest_candidate_in_boxes(vol, res.lung_labels, boxes, device),
             "annotated_slices": len(boxes),
             "tumour_found": bool(tum),
             "tumour": {k: tum[0][k] for k in ("id", "center_lps_mm", "mean_diameter_mm", "volume_mm3", "type", "location", "probability")} if tum else None,

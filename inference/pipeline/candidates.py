@@ -77,6 +77,10 @@ MIN_BLOB_HU = 60.0
 #: ... and this eigenvalue ratio |λ3|/|λ1| (1 = sphere, 0 = tube)
 MIN_RATIO = 0.2
 MAX_SEEDS = 400
+#: seed-source tags carried in the seeds' "response" slot, so :func:`_detect`
+#: can tell the sources apart: ground-glass band seeds and mass seeds
+BAND_TAG = 5e5
+MASS_TAG = 1e6
 #: dense-tissue floor for ground glass (HU) and lung background estimate bounds
 GGN_FLOOR_HU = -780.0
 
@@ -221,8 +225,8 @@ def _mass_seeds(work: np.ndarray, region: np.ndarray) -> list[tuple[np.ndarray, 
         p = np.array(np.unravel_index(int(e.argmax()), e.shape)) + [s.start for s in sl]
         d_eq = (6 * sizes[i] * vox_mm3 / np.pi) ** (1 / 3)
         c = (p + 0.5) * f - 0.5
-        # response slot carries 1e6 + the component's depth (largest inscribed radius, mm)
-        out.append((c, float(min(d_eq / 2, 40.0) / np.sqrt(3.0)), 1e6 + float(e.max()) * WORK_MM * f, 0.5))
+        # response slot carries MASS_TAG + the component's depth (largest inscribed radius, mm)
+        out.append((c, float(min(d_eq / 2, 40.0) / np.sqrt(3.0)), MASS_TAG + float(e.max()) * WORK_MM * f, 0.5))
     return out
 
 
@@ -285,7 +289,7 @@ def _opening_seeds(work: np.ndarray, region: np.ndarray) -> list[tuple[np.ndarra
     and is not used.
 
     Precision is not the aim: the learned classifier rescores every
-    candidate. The response slot carries ``5e5 + depth_mm`` so the caller can
+    candidate. The response slot carries ``BAND_TAG + depth_mm`` so the caller can
     tell the source.
     """
     sm = ndi.gaussian_filter(work, 1.0)
@@ -295,7 +299,7 @@ def _opening_seeds(work: np.ndarray, region: np.ndarray) -> list[tuple[np.ndarra
     bg = ndi.uniform_filter(sm[::2, ::2, ::2], size=9)
     bg = ndi.zoom(bg, [a / b for a, b in zip(sm.shape, bg.shape)], order=1)[: sm.shape[0], : sm.shape[1], : sm.shape[2]]
     band = region & (sm > OPEN_SEED_HU) & (sm < GGN_BAND_MAX_HU) & (sm - bg > GGN_LOCAL_CONTRAST_HU)
-    return _component_seeds(_opened(band, k), k, 5e5, MAX_OPEN_SEEDS)
+    return _component_seeds(_opened(band, k), k, BAND_TAG, MAX_OPEN_SEEDS)
 
 
 def _ball(r: int) -> np.ndarray:
@@ -574,11 +578,11 @@ def _detect(
         covered[sl] |= seg
         if dup:
             continue
-        f["mass"] = float(resp >= 1e6)
-        f["mass_depth_mm"] = resp - 1e6 if resp >= 1e6 else 0.0
-        f["opening"] = float(5e5 <= resp < 1e6)
+        f["mass"] = float(resp >= MASS_TAG)
+        f["mass_depth_mm"] = resp - MASS_TAG if resp >= MASS_TAG else 0.0
+        f["opening"] = float(BAND_TAG <= resp < MASS_TAG)
         f["ratio"] = ratio
-        f["blob_hu"] = min(resp, 400.0) if resp < 5e5 else 0.0
+        f["blob_hu"] = min(resp, 400.0) if resp < BAND_TAG else 0.0
         f["sigma_mm"] = s_mm
         f["probability"] = _score(f)
         if f["probability"] >= min_probability:

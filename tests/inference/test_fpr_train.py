@@ -1,0 +1,71 @@
+"""How the nodule classifier's operating point is chosen and how held-out patients are scored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from inference.models.fpr_train import _operating_point, evaluate_cached, froc
+from inference.pipeline.detect import FEATURES, PATCH
+
+
+def _patient(match: list[int], truth: list[tuple[int, float, str]]) -> dict:
+    return {"label": (np.asarray(match) > 0).astype(np.float32), "match": np.asarray(match),
+            "truth": [{"id": i, "diameter_mm": d, "subtype": k} for i, d, k in truth]}
+
+
+def test_froc_counts_a_nodule_once_and_ignores_nodules_under_5_mm() -> None:
+    # nodule 1 (8 mm) has two candidates, nodule 2 (3 mm) one, plus two look-alikes
+    pat = _patient([1, 1, 2, 0, 0], [(1, 8.0, "solid"), (2, 3.0, "solid")])
+    probs = [np.array([0.9, 0.8, 0.9, 0.6, 0.1])]
+    rows = froc([pat], probs, np.array([0.5, 0.95]))
+    assert rows[0] == {"threshold": 0.5, "sensitivity": 1.0, "fp_per_scan": 1.0}
+    assert rows[1]["sensitivity"] == 0.0 and rows[1]["fp_per_scan"] == 0.0
+
+
+def test_operating_point_spends_the_false_positive_budget() -> None:
+    rows = [
+        {"threshold": 0.01, "sensitivity": 0.95, "fp_per_scan": 2.0},
+        {"threshold": 0.05, "sensitivity": 0.90, "fp_per_scan": 0.75},
+        {"threshold": 0.10, "sensitivity": 0.90, "fp_per_scan": 0.40},
+        {"threshold": 0.50, "sensitivity": 0.80, "fp_per_scan": 0.0},
+    ]
+    # validation ties at 0.90: the permissive end is kept (unseen nodules score lower)
+    assert _operating_point(rows, 0.8)["threshold"] == 0.05
+    assert _operating_point(rows, 0.5)["threshold"] == 0.10
+    # no threshold within budget: the strictest one
+    assert _operating_point(rows[:1], 0.5)["threshold"] == 0.01
+
+
+def test_cached_held_out_evaluation_scores_candidates_as_the_product_does(tmp_path: Path) -> None:
+    """``evaluate_cached`` must agree with :func:`inference.pipeline.detect.classify` (the product path)."""
+    import torch
+
+    from inference.models.catalogue import load_model, model_dir
+    from inference.pipeline.detect import classify
+
+    rng = np.random.default_rng(3)
+    n = 12
+    patches = rng.integers(0, 255, (n, 3, PATCH, PATCH, PATCH), dtype=np.uint8)
+    feats = rng.uniform(0, 1, (n, len(FEATURES))).astype(np.float32)
+    match = np.array([1, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0], np.int16)
+    truth = [{"id": 1, "subtype": "solid", "diameter_mm": 9.0}, {"id": 2, "subtype": "ground-glass", "diameter_mm": 6.0},
+             {"id": 3, "subtype": "solid", "diameter_mm": 4.0}, {"id": 4, "subtype": "cavitary", "diameter_mm": 12.0}]
+    np.savez_compressed(tmp_path / "fpr_77.npz", patches=patches, features=feats, label=(match > 0).astype(np.uint8),
+                        match=match, truth=json.dumps(truth), spacing=np.ones(3))
+    r = evaluate_cached(model_dir("nodules"), tmp_path, [77])
+
+    net, info = load_model("nodules")
+    cal = info.metadata["calibration"]
+    p = classify(net, patches.astype(np.float32) / 255.0, feats, device=torch.device("cpu"),
+                 temperature=cal["temperature"], bias=cal["bias"])
+    keep = p >= info.metadata["postprocess"]["min_probability"]
+    found = [bool((keep & (match == i)).any()) for i in (1, 2, 4)]  # nodule 3 is < 5 mm
+    assert r["nodules_ge5mm"] == 3
+    assert r["sensitivity_ge5mm"] == round(sum(found) / 3, 4)
+    assert r["fp_per_scan"] == float(int((keep & (match == 0)).sum()))
+    # nodule 4 has no candidate: the candidate stage's ceiling is 2 of 3
+    assert r["candidate_stage_sensitivity_ge5mm"] == round(2 / 3, 4)
+    assert r["by_kind"]["cavitary"] == "0/1"
