@@ -28,7 +28,10 @@ Steps, and why each is done this way:
    earlier follow-up is the safer one); ``shrunk`` for the same decreases;
    else ``stable``; the criterion used is written in ``growth_criterion``;
    unmatched current nodules are ``new``; unmatched prior nodules go to
-   ``findings["resolved_nodules"]``.
+   ``findings["resolved_nodules"]`` with status ``resolved`` -- or
+   ``not-confirmed`` when a blob of dense tissue the size of the prior nodule
+   remains at its registered place (:func:`_dense_blob_mm3`): a nodule the
+   detector missed on the current CT must not be reported as gone.
 
 Registration parameters and residual are written to ``findings["prior"]`` so
 the reader can check them.
@@ -280,6 +283,51 @@ def _mean_d(n: dict[str, Any], v: float | None) -> float | None:
     return None
 
 
+#: a prior nodule with no current match is called "resolved" only when the
+#: current CT at its registered place holds less dense tissue (> PERSIST_HU,
+#: see :func:`_dense_blob_mm3`) than PERSIST_FRACTION of the prior nodule's volume
+PERSIST_HU = -400.0
+PERSIST_MARGIN_MM = 2.5
+PERSIST_FRACTION = 0.5
+
+
+def _dense_blob_mm3(volume: Volume, lps: np.ndarray, radius_mm: float, margin_mm: float = PERSIST_MARGIN_MM) -> float:
+    """Volume (mm³) of dense tissue at a prior nodule's place on ``volume``.
+
+    Why: the detector misses some nodules on one CT and finds them on the
+    other; "resolved" must not be claimed for a nodule that is still there.
+    Dense voxels within ``radius_mm + margin_mm`` (the margin absorbs
+    registration error) are grouped into components. A component inside
+    that sphere is a blob at the prior nodule's place and counts whole; one
+    reaching the sphere's surface is a vessel, the pleura or a nodule
+    attached to either, and counts only within ``radius_mm`` of the centre.
+    """
+    from scipy import ndimage as ndi
+
+    outer = radius_mm + margin_mm
+    ijk = np.linalg.solve(volume.affine, np.r_[np.asarray(lps, float), 1.0])[:3]  # x, y, z index
+    c = np.array([ijk[2], ijk[1], ijk[0]])
+    sp = np.asarray(volume.spacing, float)
+    r = np.ceil(outer / sp).astype(int) + 1
+    lo = np.maximum(np.floor(c).astype(int) - r, 0)
+    hi = np.minimum(np.ceil(c).astype(int) + r + 1, volume.shape)
+    if np.any(hi <= lo):
+        return 0.0
+    box = np.asarray(volume.array)[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    zz, yy, xx = np.meshgrid(*[(np.arange(a, b) - cc) * s for a, b, cc, s in zip(lo, hi, c, sp)], indexing="ij")
+    d = np.sqrt(zz * zz + yy * yy + xx * xx)
+    inside = d <= outer
+    lab, n = ndi.label((box > PERSIST_HU) & inside)
+    if n == 0:
+        return 0.0
+    shell = inside & (d > outer - float(sp.max()))
+    through = np.zeros(n + 1, bool)
+    through[np.unique(lab[shell & (lab > 0)])] = True
+    through[0] = False
+    counted = (lab > 0) & (~through[lab] | (d <= radius_mm))
+    return float(counted.sum()) * float(np.prod(sp))
+
+
 def compare_with_prior(
     volume: Volume,
     nodule_labels: np.ndarray | None,
@@ -428,17 +476,23 @@ def compare_with_prior(
     for j, p in enumerate(pri_ok):
         if j in matched_pri:
             continue
-        resolved.append(
-            {
-                "prior_id": p.get("id"),
-                "prior_center_lps_mm": [round(float(v), 2) for v in pri_raw[j]],
-                "center_lps_mm_in_current": [round(float(v), 2) for v in pri_xyz[j]],
-                "prior_volume_mm3": None if pri_v[j] is None else round(pri_v[j], 1),
-                "prior_mean_diameter_mm": None if pri_d[j] is None else round(pri_d[j], 1),
-                "prior_type": p.get("type"),
-                "status": "resolved",
-            }
-        )
+        r: dict[str, Any] = {
+            "prior_id": p.get("id"),
+            "prior_center_lps_mm": [round(float(v), 2) for v in pri_raw[j]],
+            "center_lps_mm_in_current": [round(float(v), 2) for v in pri_xyz[j]],
+            "prior_volume_mm3": None if pri_v[j] is None else round(pri_v[j], 1),
+            "prior_mean_diameter_mm": None if pri_d[j] is None else round(pri_d[j], 1),
+            "prior_type": p.get("type"),
+            "status": "resolved",
+        }
+        if pri_v[j] and pri_d[j]:
+            blob = _dense_blob_mm3(volume, pri_xyz[j], pri_d[j] / 2.0)
+            r["dense_tissue_at_prior_site_mm3"] = round(blob, 1)
+            if blob >= PERSIST_FRACTION * pri_v[j]:
+                r["status"] = "not-confirmed"
+                r["note"] = (f"no current finding matches, but {blob:.0f} mm³ of dense tissue remains at its registered "
+                             f"place (prior nodule {pri_v[j]:.0f} mm³): possibly missed by the detector on this CT -- check")
+        resolved.append(r)
     findings["resolved_nodules"] = resolved
     findings["prior"] = {
         "study_date": None if d1 is None else d1.isoformat(),
@@ -447,6 +501,7 @@ def compare_with_prior(
         "registration": info,
         "matched": len(pairs),
         "new": len(cur_ok) - len(pairs),
-        "resolved": len(resolved),
+        "resolved": sum(r["status"] == "resolved" for r in resolved),
+        "not_confirmed": sum(r["status"] == "not-confirmed" for r in resolved),
     }
     return warnings

@@ -172,3 +172,19 @@ def test_volume_doubling_without_diameter_growth_counts_as_growth(pair) -> None:
     g = findings["nodules"][0]["growth"]
     assert g["status"] == "grown" and "volume +150 %" in g["growth_criterion"]
     assert g["volume_doubling_time_days"] == pytest.approx(365 * math.log(2) / math.log(2.5), rel=1e-3)
+
+
+@pytest.mark.slow
+def test_a_prior_nodule_missed_on_the_current_ct_is_not_called_resolved(pair) -> None:
+    """Nodule 2 is still in the current CT but the detector 'missed' it; nodule 13 really vanished."""
+    cur, cur_lab, pri, pri_lab = pair
+    missed = np.where(cur_lab == 2, 0, cur_lab)
+    findings = {"nodules": [{"id": 1}, {"id": 3}]}
+    prior_findings = {"nodules": [{"id": 11}, {"id": 12}, {"id": 13}]}
+    compare_with_prior(cur, missed, findings, pri, pri_lab, prior_findings,
+                       current_date="2026-06-01", prior_date="2025-06-01")
+    status = {r["prior_id"]: r["status"] for r in findings["resolved_nodules"]}
+    assert status == {12: "not-confirmed", 13: "resolved"}
+    (kept,) = [r for r in findings["resolved_nodules"] if r["prior_id"] == 12]
+    assert "check" in kept["note"] and kept["dense_tissue_at_prior_site_mm3"] >= 0.5 * kept["prior_volume_mm3"]
+    assert findings["prior"]["resolved"] == 1 and findings["prior"]["not_confirmed"] == 1

@@ -88,6 +88,21 @@ def test_findings_table_summary_and_badges(qtbot, state: AnalysisState) -> None:
     assert "clinview-nodule-det 0.3.0" in dock.source.text()
 
 
+def test_prior_nodules_not_confirmed_are_listed_apart_from_resolved_ones(qtbot) -> None:
+    """A prior nodule with tissue still at its place must not read as "resolved"."""
+    f = sample()
+    f["resolved_nodules"].append({"prior_id": 7, "prior_mean_diameter_mm": 6.0, "status": "not-confirmed",
+                                  "note": "dense tissue remains at its registered place -- check"})
+    vol, labels = volume_and_labels(f)
+    st = AnalysisState()
+    st.set_result(f, labels, None, volume=vol)
+    dock = FindingsDock(st)
+    qtbot.addWidget(dock)
+    resolved, check = dock.resolved.text().split("\n")
+    assert resolved.startswith("Resolved since the prior study") and "prior #4" in resolved and "#7" not in resolved
+    assert "(check)" in check and "prior #7 (6.0 mm)" in check
+
+
 def test_click_row_requests_goto_of_its_centre(qtbot, state: AnalysisState) -> None:
     dock = FindingsDock(state)
     qtbot.addWidget(dock)

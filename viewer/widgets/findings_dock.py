@@ -360,14 +360,16 @@ class FindingsDock(QWidget):
             src.append("AI: model not named in the analysis")
         src.append("⌀: mean of long and short axis (Lung-RADS v2022 measurement)")
         self.source.setText(html.escape(" · ".join(src)))
-        res = st.findings.get("resolved_nodules") or []
-        if res:
+        res = [x for x in st.findings.get("resolved_nodules") or [] if isinstance(x, dict)]
+        lines = []
+        for status, title in (("resolved", "Resolved since the prior study"),
+                              ("not-confirmed", "Not found on this CT, but tissue remains at the prior site (check)")):
             parts = []
             for x in res:
-                if isinstance(x, dict):
+                if x.get("status", "resolved") == status:
                     d = x.get("prior_mean_diameter_mm")
                     parts.append(f"prior #{x.get('prior_id', '?')}" + (f" ({float(d):.1f} mm)" if d else ""))
-            self.resolved.setText(f"Resolved since the prior study: {', '.join(parts)}")
-        else:
-            self.resolved.setText("")
+            if parts:
+                lines.append(f"{title}: {', '.join(parts)}")
+        self.resolved.setText("\n".join(lines))
         self._selection_changed()
