@@ -235,12 +235,16 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
         score = op["sensitivity"] - 0.01 * op["fp_per_scan"] + 0.001 * (auc if auc == auc else 0)
         if score >= best["score"]:
             best = {"score": score, "epoch": ep, "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
-        if time.time() > deadline:
-            log(f"stopping after epoch {ep}: max_minutes reached")
+        if time.time() > deadline and ep < epochs:
+            # a guard, not a schedule: where it fires depends on the machine's load, so the
+            # run is no longer reproducible from the config -- the metadata says so
+            log(f"stopping after epoch {ep} of {epochs}: max_minutes reached (this run is not reproducible)")
             break
     net.load_state_dict(best["state"])
     record = {"candidates": int(len(X)), "nodule_candidates": int(len(pos)), "history": history, "epochs": epochs,
               "samples_per_epoch": per_epoch, "batch": bs, "lr": float(tr["lr"]), "seed": seed, "best_epoch": best["epoch"]}
+    if len(history) < epochs:
+        record["stopped_early"] = f"max_minutes reached after epoch {len(history)} of {epochs}: not reproducible from the config"
     return _finish(cfg, net, vp, device, out_dir, record)
 
 
@@ -311,7 +315,8 @@ def _finish(cfg: dict[str, Any], net: Any, vp: list[dict[str, Any]], device: Any
                      "config": "configs/nodules.yaml", "seed": record["seed"], "device": device.type,
                      "epochs": record["epochs"], "samples_per_epoch": record["samples_per_epoch"],
                      "batch": record["batch"], "lr": record["lr"],
-                     "date": record.get("date", today), "history": record["history"]},
+                     "date": record.get("date", today), "history": record["history"],
+                     **({"stopped_early": record["stopped_early"]} if record.get("stopped_early") else {})},
         "validation_metrics": metrics,
     }
     save_model(net.cpu(), meta, out_dir)
@@ -339,7 +344,8 @@ def recalibrate(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict
     t = meta["training"]
     record = {"candidates": meta["training_data"]["candidates"], "nodule_candidates": meta["training_data"]["nodule_candidates"],
               **{k: t[k] for k in ("history", "epochs", "samples_per_epoch", "batch", "lr", "seed", "date")},
-              "best_epoch": meta["validation_metrics"]["best_epoch"]}
+              "best_epoch": meta["validation_metrics"]["best_epoch"],
+              **({"stopped_early": t["stopped_early"]} if t.get("stopped_early") else {})}
     log(f"recalibrating {out_dir} on {len(vp)} validation patients")
     return _finish(cfg, net.to(device), vp, device, out_dir, record)
 
