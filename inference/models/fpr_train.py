@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from inference.pipeline.detect import calibrate
+
 __all__ = ["load_patients", "froc", "train", "evaluate_cached", "main"]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,6 +89,11 @@ def froc(patients: list[dict[str, Any]], probs: list[np.ndarray], thresholds: np
                 found += bool((keep & (pat["match"] == tr["id"])).any())
         rows.append({"threshold": float(t), "sensitivity": found / total if total else 1.0, "fp_per_scan": fp / n_scans})
     return rows
+
+
+def _froc_table(rows: list[dict[str, float]], points: tuple[float, ...]) -> list[dict[str, float]]:
+    """The FROC rows at ``points`` (thresholds from :data:`THRESHOLDS`), rounded for metadata and reports."""
+    return [{k: round(v, 4) for k, v in r.items()} for r in rows if any(abs(r["threshold"] - t) < 1e-9 for t in points)]
 
 
 def _augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -223,7 +230,7 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
             sched.step()
             losses.append(float(loss.detach()))
         logits = _predict(net, vp, device)
-        probs = [1 / (1 + np.exp(-lg)) for lg in logits]
+        probs = [calibrate(lg) for lg in logits]
         rows = froc(vp, probs, THRESHOLDS)
         op = _operating_point(rows, target_fp)
         auc = _auc(np.concatenate([p["label"] for p in vp]), np.concatenate(logits)) if vp else float("nan")
@@ -266,7 +273,7 @@ def _finish(cfg: dict[str, Any], net: Any, vp: list[dict[str, Any]], device: Any
     logits = _predict(net, vp, device)
     yv = np.concatenate([p["label"] for p in vp])
     temp, bias = _fit_temperature(np.concatenate(logits), yv)
-    probs = [1 / (1 + np.exp(-(lg / temp + bias))) for lg in logits]
+    probs = [calibrate(lg, temp, bias) for lg in logits]
     rows = froc(vp, probs, THRESHOLDS)
     op = _operating_point(rows, target_fp)
     ceiling = froc(vp, [np.ones(len(p["label"])) for p in vp], np.array([0.0]))[0]
@@ -279,8 +286,7 @@ def _finish(cfg: dict[str, Any], net: Any, vp: list[dict[str, Any]], device: Any
         "operating_threshold": op["threshold"],
         "candidate_stage_sensitivity_ge5mm": round(ceiling["sensitivity"], 4),
         "best_epoch": record["best_epoch"],
-        "froc": [{k: round(v, 4) for k, v in r.items()} for r in rows
-                 if any(abs(r["threshold"] - t) < 1e-9 for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9))],
+        "froc": _froc_table(rows, (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)),
         "note": "validation = synthetic patients never trained on (seeds in training_data.val_seeds); "
                 "held-out test numbers per size bin: benchmarks/RESULTS.md (inference.models.nodule_eval)",
     }
@@ -368,7 +374,7 @@ def evaluate_cached(out_dir: Path, folder: Path, seeds: list[int], *, device: An
     thr = float(meta["postprocess"]["min_probability"])
     pats = load_patients(folder, seeds)
     logits = _predict(net.to(device), pats, device)
-    probs = [1 / (1 + np.exp(-(lg / float(cal.get("temperature", 1.0)) + float(cal.get("bias", 0.0))))) for lg in logits]
+    probs = [calibrate(lg, float(cal.get("temperature", 1.0)), float(cal.get("bias", 0.0))) for lg in logits]
     at = froc(pats, probs, np.array([thr]))[0]
     ceiling = froc(pats, [np.ones(len(p["label"])) for p in pats], np.array([0.0]))[0]
     kinds: dict[str, list[int]] = {}
@@ -390,8 +396,7 @@ def evaluate_cached(out_dir: Path, folder: Path, seeds: list[int], *, device: An
         "fp_per_scan": round(at["fp_per_scan"], 3),
         "candidate_stage_sensitivity_ge5mm": round(ceiling["sensitivity"], 4),
         "by_kind": {k: f"{v[0]}/{v[1]}" for k, v in sorted(kinds.items())},
-        "froc": [{k: round(v, 4) for k, v in r.items()} for r in curve
-                 if any(abs(r["threshold"] - t) < 1e-9 for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5))],
+        "froc": _froc_table(curve, (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)),
     }
 
 

@@ -169,6 +169,12 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
     }
 
 
+def _in_boxes(zyx: Any, boxes: list[tuple[int, int, int, int, int]]) -> bool:
+    """Voxel centre inside an annotated box (its slice ± 1, because boxes are drawn per slice)."""
+    z, y, x = zyx
+    return any(abs(z - k) <= 1 and y0 <= y <= y1 and x0 <= x <= x1 for k, y0, x0, y1, x1 in boxes)
+
+
 def _largest_candidate_in_boxes(vol: Any, lung_labels: np.ndarray, boxes: list[tuple[int, int, int, int, int]],
                                 device: str) -> dict[str, Any] | None:
     """The tumour's own candidate: the largest one centred in an annotated box, with its score.
@@ -192,7 +198,7 @@ def _largest_candidate_in_boxes(vol: Any, lung_labels: np.ndarray, boxes: list[t
     sizes = np.bincount(det.labels.ravel(), minlength=n + 1)[1:]
     best = None
     for i, (z, y, x) in enumerate(candidate_centres(det.labels, n)):
-        if any(abs(z - k) <= 1 and y0 <= y <= y1 and x0 <= x <= x1 for k, y0, x0, y1, x1 in boxes):
+        if _in_boxes((z, y, x), boxes):
             if best is None or sizes[i] > sizes[best]:
                 best = i
     if best is None:
@@ -220,7 +226,7 @@ def evaluate_real(study: Path, *, device: str = "cpu", log: Any = print) -> dict
         hits = []
         for n in res.nodules:
             z, y, x = n["center_voxel_zyx"]
-            inside = any(abs(z - k) <= 1 and y0 <= y <= y1 and x0 <= x <= x1 for k, y0, x0, y1, x1 in boxes)
+            inside = _in_boxes((z, y, x), boxes)
             hits.append(inside)
         # segmented: fraction of annotated-box pixels (on annotated slices) covered by the tumour finding
         tum = [n for n, h in zip(res.nodules, hits) if h]

@@ -40,6 +40,7 @@ __all__ = [
     "candidate_centres",
     "candidate_patches",
     "candidate_features",
+    "calibrate",
     "classify",
     "detect_nodules",
 ]
@@ -131,6 +132,16 @@ def candidate_features(features: list[dict[str, float]]) -> np.ndarray:
     return np.asarray(rows, np.float32).reshape(len(features), len(FEATURES))
 
 
+def calibrate(logits: np.ndarray, temperature: float = 1.0, bias: float = 0.0) -> np.ndarray:
+    """``sigmoid(logit / temperature + bias)``: the classifier's calibrated probability.
+
+    The one place the calibration formula lives -- the product (:func:`classify`),
+    the training's validation and the held-out evaluation all call it.
+    """
+    z = np.asarray(logits, np.float64) / float(temperature) + float(bias)
+    return (1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))).astype(np.float32)
+
+
 def classify(net: Any, patches: np.ndarray, feats: np.ndarray, *, device: Any, temperature: float = 1.0,
              bias: float = 0.0, batch: int = 64, cancel: CancelFn | None = None) -> np.ndarray:
     """Calibrated nodule probability per candidate: ``sigmoid(logit / temperature + bias)``.
@@ -156,9 +167,8 @@ def classify(net: Any, patches: np.ndarray, feats: np.ndarray, *, device: Any, t
                 raise CancelledError()
             x = torch.from_numpy(patches[a:a + batch]).to(dev)
             f = torch.from_numpy(feats[a:a + batch]).to(dev)
-            logit = net(x, f).float().reshape(-1) / float(temperature) + float(bias)
-            out.append(torch.sigmoid(logit).cpu().numpy())
-    return np.concatenate(out)
+            out.append(net(x, f).float().reshape(-1).cpu().numpy())
+    return calibrate(np.concatenate(out), temperature, bias)
 
 
 def detect_nodules(

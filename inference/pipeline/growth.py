@@ -305,8 +305,7 @@ def _dense_blob_mm3(volume: Volume, lps: np.ndarray, radius_mm: float, margin_mm
     from scipy import ndimage as ndi
 
     outer = radius_mm + margin_mm
-    ijk = np.linalg.solve(volume.affine, np.r_[np.asarray(lps, float), 1.0])[:3]  # x, y, z index
-    c = np.array([ijk[2], ijk[1], ijk[0]])
+    c = volume.lps_to_voxel(lps)
     sp = np.asarray(volume.spacing, float)
     r = np.ceil(outer / sp).astype(int) + 1
     lo = np.maximum(np.floor(c).astype(int) - r, 0)
@@ -325,7 +324,7 @@ def _dense_blob_mm3(volume: Volume, lps: np.ndarray, radius_mm: float, margin_mm
     through[np.unique(lab[shell & (lab > 0)])] = True
     through[0] = False
     counted = (lab > 0) & (~through[lab] | (d <= radius_mm))
-    return float(counted.sum()) * float(np.prod(sp))
+    return float(counted.sum()) * volume.voxel_volume_mm3
 
 
 def compare_with_prior(
