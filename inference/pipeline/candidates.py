@@ -17,6 +17,8 @@ Method (all vectorised numpy/scipy/SimpleITK):
    so vessels score near zero while a nodule -- also one touching a vessel or
    the pleura -- peaks at its centre. Large scales are computed on 2× and 4×
    coarser grids (same normalised response, 1/8 and 1/64 of the cost).
+   Only the Laplacian is filtered over the whole grid (its local maxima are
+   the seed candidates); the full Hessian is evaluated at those voxels only.
 3. **Seeds** = spatial local maxima of ``B`` inside the lung mask (which is
    hole-filled and closed by :mod:`inference.pipeline.lungs`, so
    juxtapleural nodules and the tumour lie inside it), strongest first.
@@ -61,7 +63,7 @@ __all__ = [
     "CANDIDATES_VERSION",
 ]
 
-CANDIDATES_VERSION = "0.1.0"
+CANDIDATES_VERSION = "0.2.0"
 #: isotropic working voxel (mm): fine enough for 4 mm nodules, coarse enough for speed
 WORK_MM = 1.25
 #: detections scoring below this are dropped (training phantoms: 0.17-0.5 FP/scan at 0.3-0.4)
@@ -139,17 +141,65 @@ def _block_mean(a: np.ndarray, f: int) -> np.ndarray:
     return a[:z, :y, :x].reshape(z // f, f, y // f, f, x // f, f).mean(axis=(1, 3, 5))
 
 
-def _hessian_at(img: np.ndarray, sigma: float) -> list[np.ndarray]:
-    """Six second-derivative-of-Gaussian images (zz, yy, xx, zy, zx, yx)."""
-    orders = [(2, 0, 0), (0, 2, 0), (0, 0, 2), (1, 1, 0), (1, 0, 1), (0, 1, 1)]
-    return [ndi.gaussian_filter(img, sigma, order=o, mode="nearest", truncate=3.0) for o in orders]
+def _gf1(a: np.ndarray, s: float, axis: int, order: int) -> np.ndarray:
+    return ndi.gaussian_filter1d(a, s, axis=axis, order=order, mode="nearest", truncate=3.0)
 
 
-def _eig_at(h: list[np.ndarray], idx: tuple[np.ndarray, ...]) -> np.ndarray:
-    """Eigenvalues (ascending) of the Hessian at voxel indices ``idx``."""
-    zz, yy, xx, zy, zx, yx = (c[idx] for c in h)
-    m = np.stack([np.stack([zz, zy, zx], -1), np.stack([zy, yy, yx], -1), np.stack([zx, yx, xx], -1)], -2)
-    return np.linalg.eigvalsh(m.astype(np.float64))
+def _laplacian(img: np.ndarray, s: float) -> np.ndarray:
+    """Gaussian Laplacian ``Dzz + Dyy + Dxx`` at scale ``s`` (voxels).
+
+    Why not the six Hessian images: only the Laplacian is needed on the whole
+    grid (for the seeds' local maxima); sharing the separable passes
+    (``Gx``, ``D2x``, then ``y``, then ``z``) takes 7 one-dimensional filters
+    instead of 18, the largest cost of the candidate stage.
+    """
+    gx = _gf1(img, s, 2, 0)
+    d2x = _gf1(img, s, 2, 2)
+    gygx = _gf1(gx, s, 1, 0)
+    yy_xx = _gf1(gx, s, 1, 2)
+    yy_xx += _gf1(d2x, s, 1, 0)
+    lap = _gf1(gygx, s, 0, 2)
+    lap += _gf1(yy_xx, s, 0, 0)
+    return lap
+
+
+def _kernels(s: float) -> np.ndarray:
+    """``(3, 2R+1)`` weights of the order-0/1/2 Gaussian filters as applied to a patch.
+
+    Taken from scipy's own filter (its impulse response, mirrored), so the
+    point-wise Hessian of :func:`_eig_at` is the one ``gaussian_filter``
+    would give at those voxels.
+    """
+    r = int(3.0 * s + 0.5)
+    d = np.zeros(2 * r + 1)
+    d[r] = 1.0
+    return np.stack([ndi.gaussian_filter1d(d, s, order=o, mode="constant", truncate=3.0)[::-1] for o in (0, 1, 2)])
+
+
+def _eig_at(img: np.ndarray, s: float, idx: tuple[np.ndarray, ...], chunk: int = 256) -> np.ndarray:
+    """Eigenvalues (ascending) of the Gaussian Hessian at scale ``s`` at voxel indices ``idx``.
+
+    Computed only at the seed candidates (a few thousand voxels), from the
+    ``(2R+1)³`` patch around each -- the full six-image Hessian was 60 % of
+    the blob filter's time. Borders replicate the edge voxel (``nearest``).
+    """
+    k = _kernels(s)
+    r = (k.shape[1] - 1) // 2
+    pad = np.pad(img, r, mode="edge")
+    win = np.lib.stride_tricks.sliding_window_view(pad, (2 * r + 1,) * 3)
+    pts = np.stack(idx, -1)
+    out = np.empty((len(pts), 3))
+    for a in range(0, len(pts), chunk):
+        p = pts[a:a + chunk]
+        patch = win[p[:, 0], p[:, 1], p[:, 2]].astype(np.float64)
+        t = np.einsum("nabc,oc->nabo", patch, k)
+        t = np.einsum("nabo,pb->napo", t, k)
+        h = np.einsum("napo,qa->nqpo", t, k)  # [z order, y order, x order]
+        zz, yy, xx = h[:, 2, 0, 0], h[:, 0, 2, 0], h[:, 0, 0, 2]
+        zy, zx, yx = h[:, 1, 1, 0], h[:, 1, 0, 1], h[:, 0, 1, 1]
+        m = np.stack([np.stack([zz, zy, zx], -1), np.stack([zy, yy, yx], -1), np.stack([zx, yx, xx], -1)], -2)
+        out[a:a + chunk] = np.linalg.eigvalsh(m)
+    return out
 
 
 def _seeds(work: np.ndarray, region: np.ndarray, check: Callable[[], None]) -> list[tuple[np.ndarray, float, float, float]]:
@@ -163,17 +213,16 @@ def _seeds(work: np.ndarray, region: np.ndarray, check: Callable[[], None]) -> l
         for s_mm in scales:
             check()
             s = s_mm / (WORK_MM * f)
-            h = _hessian_at(img, s)
-            lap = h[0] + h[1] + h[2]
             # candidate voxels: bright-blob Laplacian, inside the lung, local max of -LoG
-            neg = -lap * s * s
+            neg = _laplacian(img, s)
+            neg *= -s * s
             k = max(3, int(round(s)) | 1)
             mx = ndi.maximum_filter(neg, size=k, mode="nearest")
             cand = reg & (neg >= mx) & (neg > 3 * MIN_BLOB_HU)
             idx = np.nonzero(cand)
             if idx[0].size == 0:
                 continue
-            ev = _eig_at(h, idx)  # ascending: ev[:, 0] most negative
+            ev = _eig_at(img, s, idx)  # ascending: ev[:, 0] most negative
             allneg = ev[:, 2] < 0
             l1 = np.abs(ev[:, 0])
             l3 = np.abs(ev[:, 2])
@@ -210,8 +259,8 @@ def _mass_seeds(work: np.ndarray, region: np.ndarray) -> list[tuple[np.ndarray, 
     reg = _block_mean(region.astype(np.float32), f) > 0.5
     dense = reg & (ndi.gaussian_filter(img, 0.7) > -400.0)
     k = MASS_OPEN_MM / (WORK_MM * f)
-    edt = ndi.distance_transform_edt(dense)
-    op = (ndi.distance_transform_edt(~(edt > k)) <= k) & dense
+    edt = _edt(dense)
+    op = _opened(dense, k)
     lab, n = ndi.label(op)
     out = []
     if n == 0:
@@ -243,27 +292,70 @@ MAX_OPEN_SEEDS = 150
 
 
 def _component_seeds(mask: np.ndarray, min_depth: float, tag: float, cap: int) -> list[tuple[np.ndarray, float, float, float]]:
-    """One seed per component of ``mask``: its deepest voxel, depth as radius."""
-    edt = ndi.distance_transform_edt(mask)
+    """One seed per component of ``mask``: its deepest voxel, depth as radius.
+
+    Components shallower than ``min_depth`` give no seed; the deepest
+    ``cap`` components are kept. Only voxels at least ``min_depth`` deep are
+    visited (per-label reductions over the whole grid cost seconds).
+    """
+    edt = _edt(mask)
     lab, n = ndi.label(mask)
     if n == 0:
         return []
-    idx = np.arange(1, n + 1)
-    depth = ndi.maximum(edt, lab, idx)
-    pos = ndi.maximum_position(edt, lab, idx)
+    deep = np.flatnonzero(edt.ravel() >= min_depth)
+    if deep.size == 0:
+        return []
+    lv = lab.ravel()[deep]
+    ev = edt.ravel()[deep]
+    # per component: its depth, and among the voxels at that depth (often a
+    # ridge of many) the one nearest their mean -- a central seed segments best
+    top = np.zeros(n + 1)
+    np.maximum.at(top, lv, ev)
+    at = ev >= top[lv]
+    tl, tf = lv[at], deep[at]
+    pos = np.stack(np.unravel_index(tf, mask.shape), -1).astype(float)
+    cnt = np.bincount(tl, minlength=n + 1)
+    mean = np.stack([np.bincount(tl, weights=pos[:, k], minlength=n + 1) for k in range(3)], -1) / np.maximum(cnt, 1)[:, None]
+    dist = ((pos - mean[tl]) ** 2).sum(-1)
+    order = np.lexsort((tf, dist, tl))
+    first = order[np.r_[True, tl[order][1:] != tl[order][:-1]]]
+    depth = top[tl[first]]
     out = []
-    for i in np.argsort(-np.asarray(depth))[:cap]:
-        if depth[i] < min_depth:
-            continue
+    for i in np.argsort(-depth, kind="stable")[:cap]:
         r_mm = float(depth[i]) * WORK_MM
-        out.append((np.asarray(pos[i], float), float(min(r_mm, 40.0) / np.sqrt(3.0)), tag + r_mm, 0.5))
+        out.append((pos[first[i]], float(min(r_mm, 40.0) / np.sqrt(3.0)), tag + r_mm, 0.5))
     return out
 
 
+def _edt(mask: np.ndarray) -> np.ndarray:
+    """Euclidean distance (voxels) of each ``mask`` voxel to the nearest voxel outside it.
+
+    Same values as ``scipy.ndimage.distance_transform_edt(mask)`` (grid
+    borders are not "outside"), from SimpleITK's multi-threaded Maurer
+    transform: 3× faster on two cores.
+    """
+    img = sitk.GetImageFromArray((~mask).astype(np.uint8))
+    d2 = sitk.SignedMaurerDistanceMap(img, insideIsPositive=False, squaredDistance=True, useImageSpacing=False)
+    return np.sqrt(np.maximum(sitk.GetArrayFromImage(d2).astype(np.float64), 0.0))
+
+
+def _ball_r(r: float) -> np.ndarray:
+    """Structuring element: offsets within real radius ``r`` (voxels)."""
+    n = int(np.floor(r))
+    z, y, x = np.ogrid[-n : n + 1, -n : n + 1, -n : n + 1]
+    return (z * z + y * y + x * x) <= r * r
+
+
 def _opened(mask: np.ndarray, r_vox: float) -> np.ndarray:
-    """Binary opening with a ball of real radius ``r_vox`` (distance transforms)."""
-    edt = ndi.distance_transform_edt(mask)
-    return (ndi.distance_transform_edt(~(edt > r_vox)) <= r_vox) & mask
+    """Binary opening with a ball of real radius ``r_vox``.
+
+    The union of the balls of that radius that fit inside ``mask`` (the grid
+    border counts as inside, as for a distance transform). Erosion and
+    dilation with the ball are exact for this and 10× faster than the two
+    distance transforms used before.
+    """
+    b = _ball_r(r_vox)
+    return ndi.binary_dilation(ndi.binary_erosion(mask, b, border_value=1), b) & mask
 
 
 def _opening_seeds(work: np.ndarray, region: np.ndarray) -> list[tuple[np.ndarray, float, float, float]]:

@@ -126,3 +126,70 @@ def test_real_ct_tumour_box_contains_a_detection_centre(real_ct_dir: Path, kerne
     cents = ndi.center_of_mass(res.labels > 0, res.labels, range(1, n + 1)) if n else []
     inside = [c for c in cents if any(abs(c[0] - k) <= 1 and y0 <= c[1] <= y1 and x0 <= c[2] <= x1 for k, y0, x0, y1, x1 in boxes)]
     assert inside, cents
+
+
+# -- the fast primitives of the candidate stage equal their textbook definitions --------------------
+# (they replaced slower scipy calls; a silent drift would move every seed the classifier was trained on)
+
+
+def _blobby_mask(seed: int, shape: tuple[int, int, int] = (40, 56, 64)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    m = ndi.gaussian_filter(rng.random(shape), 2.0) > 0.5
+    m[:, :3] = True  # reaches the grid border, where "outside" is not background
+    return m
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_distance_transform_equals_scipy(seed: int) -> None:
+    from inference.pipeline.candidates import _edt
+
+    m = _blobby_mask(seed)
+    np.testing.assert_allclose(_edt(m), ndi.distance_transform_edt(m), atol=1e-9)
+
+
+@pytest.mark.parametrize("r", [0.8, 1.6, 2.0, 2.5])
+def test_opening_equals_union_of_inscribed_balls(r: float) -> None:
+    """``_opened`` = the voxels covered by a ball of radius r that fits in the mask (via distance transforms)."""
+    from inference.pipeline.candidates import _opened
+
+    m = _blobby_mask(3)
+    edt = ndi.distance_transform_edt(m)
+    reference = (ndi.distance_transform_edt(~(edt > r)) <= r) & m
+    got = _opened(m, r)
+    assert reference.any() and not reference.all()
+    np.testing.assert_array_equal(got, reference)
+
+
+@pytest.mark.parametrize("s", [1.2, 2.6])
+def test_laplacian_and_pointwise_hessian_equal_scipy_gaussian_derivatives(s: float) -> None:
+    from inference.pipeline.candidates import _eig_at, _laplacian
+
+    rng = np.random.default_rng(5)
+    img = (ndi.gaussian_filter(rng.normal(size=(30, 40, 44)), 1.5) * 4000 - 800).astype(np.float32)
+    orders = [(2, 0, 0), (0, 2, 0), (0, 0, 2), (1, 1, 0), (1, 0, 1), (0, 1, 1)]
+    h = [ndi.gaussian_filter(img, s, order=o, mode="nearest", truncate=3.0) for o in orders]
+    scale = float(np.abs(h[0]).max())
+    np.testing.assert_allclose(_laplacian(img, s), h[0] + h[1] + h[2], atol=1e-5 * scale)
+    # corners and edges included: the border rule ("nearest") must match too
+    idx = tuple(np.array(v) for v in zip((0, 0, 0), (29, 39, 43), (15, 20, 22), (0, 39, 10), (7, 0, 43)))
+    zz, yy, xx, zy, zx, yx = (c[idx] for c in h)
+    m = np.stack([np.stack([zz, zy, zx], -1), np.stack([zy, yy, yx], -1), np.stack([zx, yx, xx], -1)], -2)
+    np.testing.assert_allclose(_eig_at(img, s, idx), np.linalg.eigvalsh(m.astype(np.float64)), atol=1e-5 * scale)
+
+
+def test_component_seed_is_the_deepest_central_voxel() -> None:
+    """One seed per component deep enough: at its deepest place, the central one of a ridge; deepest first."""
+    from inference.pipeline.candidates import WORK_MM, _component_seeds
+
+    m = np.zeros((30, 30, 60), bool)
+    z, y, x = np.ogrid[:30, :30, :60]
+    m |= (z - 15) ** 2 + (y - 15) ** 2 + (x - 12) ** 2 <= 36  # ball r 6 at x 12
+    m[13:18, 13:18, 30:55] = True  # bar: a ridge of equal depth along x
+    m[2:4, 2:4, 2:4] = True  # too shallow
+    seeds = _component_seeds(m, 1.5, 7.0, 10)
+    assert len(seeds) == 2
+    (p0, _, t0, _), (p1, _, t1, _) = seeds
+    np.testing.assert_array_equal(p0, [15, 15, 12])
+    # the ball's depth: distance from its centre to the nearest voxel outside it, (6, 1, 0) away
+    assert t0 > t1 > 7.0 and abs((t0 - 7.0) / WORK_MM - np.sqrt(37.0)) < 1e-9
+    assert (p1[0], p1[1]) == (15, 15) and abs(p1[2] - 42) <= 1

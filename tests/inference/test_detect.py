@@ -77,3 +77,17 @@ def test_shipped_nodule_model_is_the_candidate_classifier_with_its_operating_poi
     f = torch.zeros(2, len(FEATURES))
     with torch.inference_mode():
         assert net(x, f).shape == (2, 1)
+
+
+def test_candidate_centres_are_centres_of_mass_and_nan_for_an_absent_id() -> None:
+    from inference.pipeline.detect import candidate_centres
+
+    rng = np.random.default_rng(2)
+    labels = np.zeros((20, 30, 40), np.uint16)
+    labels[2:6, 3:9, 10:13] = 1
+    labels[10:19, 20:22, 1:39] = 2
+    labels[rng.random(labels.shape) < 0.01] = 4
+    got = candidate_centres(labels, 4)
+    want = np.array(ndi.center_of_mass(labels > 0, labels, [1, 2, 4]))
+    np.testing.assert_allclose(got[[0, 1, 3]], want, atol=1e-9)
+    assert np.isnan(got[2]).all()  # id 3 has no voxel (taken by overlapping candidates)
