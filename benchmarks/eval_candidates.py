@@ -43,6 +43,7 @@ REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lung-pe
 
 def evaluate_synthetic(seeds: list[int], *, png_dir: Path | None = None, log: Any = print, masses: bool = True) -> dict[str, Any]:
     """Per-size-bin sensitivity, FP/scan, Dice and diameter error (module docstring)."""
+    from inference.models.fpr_data import hit_distance
     from inference.pipeline.candidates import detect_nodules_classical
     from inference.pipeline.detect import candidate_centres
     from inference.pipeline.lungs import segment_lungs
@@ -67,11 +68,9 @@ def evaluate_synthetic(seeds: list[int], *, png_dir: Path | None = None, log: An
             tc = np.array(ndi.center_of_mass(tm))
             best = None
             for j, c in enumerate(cents, 1):
-                ci = tuple(int(v) for v in np.clip(np.round(c), 0, np.array(tm.shape) - 1))
-                dist = float(np.linalg.norm((c - tc) * np.array(sp)))
-                if tm[ci] or dist <= max(rec.mean_diameter_mm / 2, 3.0):
-                    if best is None or dist < best[0]:
-                        best = (dist, j)
+                dist = hit_distance(c, tm, tc, rec.mean_diameter_mm, sp)
+                if dist is not None and (best is None or dist < best[0]):
+                    best = (dist, j)
             row: dict[str, Any] = {"seed": seed, "slice_mm": slice_mm, "id": rec.id, "type": rec.subtype,
                                    "diameter_mm": rec.mean_diameter_mm, "found": best is not None}
             if best is not None:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["draw_patient", "match_candidates", "build_patient", "main"]
+__all__ = ["draw_patient", "hit_distance", "match_candidates", "build_patient", "main"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,21 +56,33 @@ def draw_patient(seed: int, *, n_nodules: int | None = 4, masses: bool = False, 
                         slice_mm=float(r.choice([1.25, 2.0, 2.5, 3.0, 5.0])), **kw)
 
 
+def hit_distance(centre_zyx: np.ndarray, truth_mask: np.ndarray, truth_centre_zyx: np.ndarray, diameter_mm: float,
+                 spacing: tuple[float, float, float]) -> float | None:
+    """Distance (mm) between a finding's and a true nodule's centres when the finding *is* that nodule, else None.
+
+    The one hit rule of every nodule evaluation here (classifier labels, held-out
+    sensitivity, the candidate benchmark): the finding's centre lies in the
+    nodule's mask, or within the nodule's radius -- at least 3 mm -- of its centre.
+    """
+    c = np.asarray(centre_zyx, float)
+    ci = tuple(int(v) for v in np.clip(np.round(c), 0, np.array(truth_mask.shape) - 1))
+    d = float(np.linalg.norm((c - truth_centre_zyx) * np.asarray(spacing, float)))
+    return d if truth_mask[ci] or d <= max(diameter_mm / 2, 3.0) else None
+
+
 def match_candidates(centres: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float],
                      diameters: dict[int, float]) -> tuple[np.ndarray, dict[int, bool]]:
     """Per candidate the matched true id (0 = none); per true id whether it was found."""
-    sp = np.asarray(spacing, float)
     ids = [int(i) for i in np.unique(truth) if i > 0]
     tc = {i: np.array(ndi.center_of_mass(truth == i)) for i in ids}
+    masks = {i: truth == i for i in ids}
     match = np.zeros(len(centres), int)
     for j, c in enumerate(centres):
-        ci = tuple(int(v) for v in np.clip(np.round(c), 0, np.array(truth.shape) - 1))
         best = None
         for i in ids:
-            d = float(np.linalg.norm((c - tc[i]) * sp))
-            if truth[ci] == i or d <= max(diameters.get(i, 0.0) / 2, 3.0):
-                if best is None or d < best[0]:
-                    best = (d, i)
+            d = hit_distance(c, masks[i], tc[i], diameters.get(i, 0.0), spacing)
+            if d is not None and (best is None or d < best[0]):
+                best = (d, i)
         match[j] = best[1] if best else 0
     return match, {i: bool((match == i).any()) for i in ids}
 

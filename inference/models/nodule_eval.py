@@ -71,6 +71,7 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
     """Per-size-bin metrics on synthetic patients (see module docstring)."""
     from scipy import ndimage as ndi
 
+    from inference.models.fpr_data import hit_distance
     from inference.models.nodule_data import phantom_available
     from inference.pipeline.imaging import run_imaging
     from inference.types import Volume
@@ -119,12 +120,9 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
             tc = np.array(ndi.center_of_mass(tm))
             best = None
             for n in res.nodules:
-                c = np.array(n["center_voxel_zyx"])
-                ci = tuple(int(round(v)) for v in np.clip(c, 0, np.array(tm.shape) - 1))
-                dist = float(np.linalg.norm((c - tc) * sp))
-                if tm[ci] or dist <= max(tdiam / 2, 3.0):
-                    if best is None or dist < best[0]:
-                        best = (dist, n)
+                dist = hit_distance(np.array(n["center_voxel_zyx"]), tm, tc, tdiam, sp)
+                if dist is not None and (best is None or dist < best[0]):
+                    best = (dist, n)
             row = {"seed": seed, "id": tid, "kind": kinds.get(tid, ""), "diameter_mm": round(tdiam, 2), "volume_mm3": round(tvol, 1),
                    "found": best is not None}
             if best is not None:

@@ -191,6 +191,9 @@ def make_spec(
     elif kind == "mass":
         spec.necrosis = R > 20 and rng.random() < 0.7
         feats["mass"] = True
+        # most lung cancers large enough to be masses reach the pleura or the
+        # mediastinum (T3/T4 territory); a mass free in the lung is the rarer case
+        feats["abuts"] = str(rng.choice(["", "pleura", "mediastinum"], p=[0.34, 0.33, 0.33]))
     if kind == "perifissural":
         spec.axes = (1.0, 1.0, float(rng.uniform(0.4, 0.55)))
     spec.features = feats
@@ -253,6 +256,24 @@ def _place(rng: np.random.Generator, an: Anatomy, spec: NoduleSpec, lobe: int | 
             if lung_lobe_at(an, c[None])[0] == 0 or not far_from_others(c):
                 continue
             attach = ["pleura"]
+        elif spec.kind == "mass" and spec.features.get("abuts"):
+            # march to the costal pleura (radially outward in the axial plane) or to
+            # the mediastinal pleura (medially); the mass straddles that surface and
+            # is drawn in its lung part only, so it merges with the soft tissue there
+            if spec.features["abuts"] == "pleura":
+                dirn = np.array([p[0], p[1] - an.cav_yc, 0.0])
+            else:
+                dirn = np.array([-p[0], 0.0, 0.0])
+            dirn /= np.linalg.norm(dirn) + 1e-9
+            steps = p + np.arange(0, 200, 0.5)[:, None] * dirn
+            lab = lung_lobe_at(an, steps)
+            k = int(np.argmax(lab == 0))
+            if k == 0:
+                continue
+            c = steps[k] - dirn * (rng.uniform(0.45, 0.8) * spec.radius_mm)
+            if lung_lobe_at(an, c[None])[0] == 0 or not far_from_others(c):
+                continue
+            attach = [str(spec.features["abuts"])]
         elif spec.kind == "perifissural":
             n, (c0, c1) = _fissure_normal(an, p[0])
             zf = float(fissure_z(c0, c1, np.asarray(p[0]), np.asarray(p[1])))

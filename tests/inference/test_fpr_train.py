@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from inference.models.fpr_train import _operating_point, evaluate_cached, froc
 from inference.pipeline.detect import FEATURES, PATCH
@@ -69,3 +70,21 @@ def test_cached_held_out_evaluation_scores_candidates_as_the_product_does(tmp_pa
     # nodule 4 has no candidate: the candidate stage's ceiling is 2 of 3
     assert r["candidate_stage_sensitivity_ge5mm"] == round(2 / 3, 4)
     assert r["by_kind"]["cavitary"] == "0/1"
+
+
+def test_hit_rule_counts_a_centre_in_the_mask_or_within_the_radius_and_matches_the_nearest() -> None:
+    from inference.models.fpr_data import hit_distance, match_candidates
+
+    sp = (2.0, 0.5, 0.5)
+    truth = np.zeros((20, 80, 80), np.uint8)
+    truth[9:12, 10:14, 10:70] = 1  # a long flat nodule (30 mm along x): its ends lie far from its centre
+    truth[10, 60, 40] = 2  # a 1-voxel nodule: the 3 mm floor applies
+    m1, c1 = truth == 1, np.array([10.0, 11.5, 39.5])
+    assert hit_distance(np.array([10.0, 12.0, 68.0]), m1, c1, 6.0, sp) == pytest.approx(14.25, abs=0.01)  # in the mask, 14 mm off
+    assert hit_distance(np.array([10.0, 20.0, 39.5]), m1, c1, 6.0, sp) is None  # 4.25 mm off, outside, radius 3
+    assert hit_distance(np.array([10.0, 20.0, 39.5]), m1, c1, 10.0, sp) is not None  # within a 5 mm radius
+    m2, c2 = truth == 2, np.array([10.0, 60.0, 40.0])
+    assert hit_distance(np.array([11.0, 60.0, 40.0]), m2, c2, 0.5, sp) == pytest.approx(2.0)
+    assert hit_distance(np.array([12.0, 60.0, 40.0]), m2, c2, 0.5, sp) is None
+    match, found = match_candidates(np.array([[10.0, 12.0, 20.0], [11.0, 60.0, 40.0], [0.0, 0.0, 0.0]]), truth, sp, {1: 6.0, 2: 0.5})
+    assert match.tolist() == [1, 2, 0] and found == {1: True, 2: True}

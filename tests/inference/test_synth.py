@@ -260,3 +260,27 @@ def test_lung_attenuation_matches_the_real_ct(real_ct_dir: Path, mixed: Phantom)
     assert abs(np.median(r) - np.median(s)) < 80, (np.median(r), np.median(s))
     # most of the lung is parenchyma darker than -700 HU in both
     assert np.mean(r < -700) > 0.8 and np.mean(s < -700) > 0.8
+
+
+def test_masses_mostly_reach_the_pleura_or_mediastinum_like_real_tumours() -> None:
+    """A 'mass' is drawn free in the lung, against the costal pleura or against the mediastinum.
+
+    The abutting ones cross the lung's surface (part of their sphere lies outside the lung),
+    the free ones keep clear of it -- the configuration of the real scan's tumour, which the
+    nodule classifier must see in training.
+    """
+    from inference.synth.anatomy import lung_lobe_at, make_anatomy
+    from inference.synth.nodules import _SPHERE, design_nodules
+
+    seen: dict[str, int] = {}
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        an = make_anatomy(rng)
+        for spec in design_nodules(rng, an, 2, ("mass",)):
+            abuts = spec.features["abuts"]
+            seen[abuts] = seen.get(abuts, 0) + 1
+            assert spec.features["attachments"] == ([abuts] if abuts else [])
+            outside = lung_lobe_at(an, spec.center + _SPHERE * spec.radius_mm) == 0
+            assert lung_lobe_at(an, spec.center[None])[0] > 0  # centred in the lung
+            assert outside.any() if abuts else not outside.any()
+    assert set(seen) == {"", "pleura", "mediastinum"}
