@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -307,7 +308,7 @@ def _finish(cfg: dict[str, Any], net: Any, vp: list[dict[str, Any]], device: Any
         "calibration": {"temperature": round(temp, 5), "bias": round(bias, 5),
                         "method": "temperature + bias fitted on validation candidates (NLL, Platt's smoothed targets)",
                         "operating_point": f"smallest threshold with validation FP/scan <= {target_fp}",
-                        "date": today},
+                        "candidates_version": CANDIDATES_VERSION, "date": today},
         "training_data": {
             "source": "inference.synth.phantom via inference.models.fpr_data (384² matrix, 0.75-1.0 mm pixels, "
                       "1.25-5 mm slices, phantom kernel/dose)",
@@ -315,6 +316,8 @@ def _finish(cfg: dict[str, Any], net: Any, vp: list[dict[str, Any]], device: Any
             "val_seeds": c["data"]["val_seeds"],
             "candidates": record["candidates"],
             "nodule_candidates": record["nodule_candidates"],
+            # the candidate stage the weights were trained on (the calibration's is in "calibration")
+            "candidates_version": record.get("candidates_version", CANDIDATES_VERSION),
             "augmentation": "flips (3 axes), axial 90° rotations, Gaussian noise ≤ 20 HU; acquisition variety rendered per patient",
         },
         "training": {"command": "python -m inference.models.fpr_train --config configs/nodules.yaml",
@@ -348,7 +351,10 @@ def recalibrate(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict
     val_seeds = [s for a, b in c["data"]["val_seeds"] for s in range(int(a), int(b))]
     vp = load_patients(REPO / c["data"].get("cache_dir", ".cache/fpr"), val_seeds)
     t = meta["training"]
+    # metadata before candidates_version was recorded names it only in its task text
+    trained_on = meta["training_data"].get("candidates_version") or re.search(r"candidates \S+ (\d+\.\d+\.\d+)", meta["task"]).group(1)
     record = {"candidates": meta["training_data"]["candidates"], "nodule_candidates": meta["training_data"]["nodule_candidates"],
+              "candidates_version": trained_on,
               **{k: t[k] for k in ("history", "epochs", "samples_per_epoch", "batch", "lr", "seed", "date")},
               "best_epoch": meta["validation_metrics"]["best_epoch"],
               **({"stopped_early": t["stopped_early"]} if t.get("stopped_early") else {})}
