@@ -45,9 +45,12 @@ Method (all vectorised numpy/scipy/SimpleITK):
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -85,6 +88,10 @@ BAND_TAG = 5e5
 MASS_TAG = 1e6
 #: dense-tissue floor for ground glass (HU) and lung background estimate bounds
 GGN_FLOOR_HU = -780.0
+
+#: threads for the seed filters (scipy releases the GIL): the cores, at most 4 (memory: one work-grid
+#: Laplacian and its temporaries per thread)
+FILTER_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
@@ -202,19 +209,24 @@ def _eig_at(img: np.ndarray, s: float, idx: tuple[np.ndarray, ...], chunk: int =
     return out
 
 
-def _seeds(work: np.ndarray, region: np.ndarray, check: Callable[[], None]) -> list[tuple[np.ndarray, float, float, float]]:
-    """Blob seeds as ``(zyx work index, sigma_mm, response, ratio)``, strongest first."""
+def _seeds(work: np.ndarray, region: np.ndarray, check: Callable[[], None],
+           pool: Executor | None = None) -> list[tuple[np.ndarray, float, float, float]]:
+    """Blob seeds as ``(zyx work index, sigma_mm, response, ratio)``, strongest first.
+
+    ``pool`` filters a level's scales concurrently (scipy's filters release
+    the GIL); the result is the same as serially, bit for bit.
+    """
     out = []
     for f, scales in SCALES_MM:
         img = _block_mean(work, f).astype(np.float32)
         reg = _block_mean(region.astype(np.float32), f) > 0.5 if f > 1 else region
         if not reg.any():
             continue
-        for s_mm in scales:
+        sig = [s_mm / (WORK_MM * f) for s_mm in scales]
+        laps = pool.map(lambda s: _laplacian(img, s), sig) if pool is not None else (_laplacian(img, s) for s in sig)
+        for s_mm, s, neg in zip(scales, sig, laps):
             check()
-            s = s_mm / (WORK_MM * f)
             # candidate voxels: bright-blob Laplacian, inside the lung, local max of -LoG
-            neg = _laplacian(img, s)
             neg *= -s * s
             k = max(3, int(round(s)) | 1)
             mx = ndi.maximum_filter(neg, size=k, mode="nearest")
@@ -650,18 +662,49 @@ def _detect(
     region = _resample(lcrop.astype(np.uint8), sp, wshape, WORK_MM, nearest=True) > 0  # type: ignore[arg-type]
     check()
     report(0.15, "nodule candidates: blob filter")
-    seeds = (_mass_seeds(work, region) if masses else []) + _seeds(work, region, check)
-    check()
-    seeds += _opening_seeds(work, region)
-    report(0.6, f"nodule candidates: {len(seeds)} seeds")
+    # the three seed sources are independent: run them side by side (same seeds, in the same order)
+    with ThreadPoolExecutor(max_workers=FILTER_THREADS) as pool:
+        band = pool.submit(_opening_seeds, work, region)
+        mass = pool.submit(_mass_seeds, work, region) if masses else None
+        blob = _seeds(work, region, check, pool)
+        seeds = (mass.result() if mass is not None else []) + blob
+        check()
+        seeds += band.result()
+        report(0.6, f"nodule candidates: {len(seeds)} seeds")
+        dets = _segment_seeds(work, region, seeds, check, pool, min_probability)
+    report(0.8, f"nodule candidates: {len(dets)} detections")
+    labels, probs, feats = _to_native(hu, lung, sp, csl, wshape, dets)
+    report(1.0, "nodule candidates: done")
+    return CandidateResult(labels, probs, time.perf_counter() - t0, warnings, feats)
+
+
+def _segment_seeds(
+    work: np.ndarray, region: np.ndarray, seeds: list[tuple[np.ndarray, float, float, float]], check: Callable[[], None],
+    pool: Executor, min_probability: float,
+) -> list[tuple[np.ndarray, tuple[slice, ...], dict[str, float]]]:
+    """Segment the seeds in order; a seed inside an earlier segmentation is skipped (non-maximum suppression).
+
+    The next few seeds not yet covered are segmented ahead on ``pool``
+    (:func:`_segment_seed` only reads the image); the skip decisions stay
+    serial, so the result is the serial one, bit for bit. ``covered`` only
+    grows, so a seed covered when the look-ahead passed it is still covered
+    at its turn; at most ``2 × threads`` segmentations are wasted at a time.
+    """
     covered = np.zeros(work.shape, bool)
+    last = np.array(work.shape) - 1
+    idx = [tuple(int(v) for v in np.clip(np.round(c).astype(int), 0, last)) for c, *_ in seeds]
+    ahead = 2 * FILTER_THREADS
+    pending: dict[int, Any] = {}
     dets: list[tuple[np.ndarray, tuple[slice, ...], dict[str, float]]] = []
-    for c, s_mm, resp, ratio in seeds:
-        ci = tuple(int(v) for v in np.clip(np.round(c).astype(int), 0, np.array(work.shape) - 1))
-        if covered[ci]:
+    for j, (c, s_mm, resp, ratio) in enumerate(seeds):
+        for k in range(j, min(len(seeds), j + ahead)):
+            if k not in pending and not covered[idx[k]]:
+                pending[k] = pool.submit(_segment_seed, work, region, seeds[k][0], seeds[k][1])
+        fut = pending.pop(j, None)
+        if covered[idx[j]]:
             continue
         check()
-        r = _segment_seed(work, region, c, s_mm)
+        r = fut.result() if fut is not None else _segment_seed(work, region, c, s_mm)
         if r is None:
             continue
         seg, sl, f = r
@@ -679,10 +722,9 @@ def _detect(
         f["probability"] = _score(f)
         if f["probability"] >= min_probability:
             dets.append((seg, sl, f))
-    report(0.8, f"nodule candidates: {len(dets)} detections")
-    labels, probs, feats = _to_native(hu, lung, sp, csl, wshape, dets)
-    report(1.0, "nodule candidates: done")
-    return CandidateResult(labels, probs, time.perf_counter() - t0, warnings, feats)
+    for fut in pending.values():
+        fut.cancel()
+    return dets
 
 
 def _to_native(

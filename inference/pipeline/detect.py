@@ -108,13 +108,19 @@ def candidate_patches(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, 
     HU channels are clipped to [-1000, 400] and scaled to [0, 1] (the same
     normalisation as the model metadata records); outside the CT is air.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from inference.pipeline.candidates import FILTER_THREADS
+
     n = len(centres)
     out = np.zeros((n, 3, PATCH, PATCH, PATCH), np.float32)
     if n == 0:
         return out
     sp = np.asarray(spacing, float)
     g = np.arange(PATCH) - (PATCH - 1) / 2.0
-    for i, c in enumerate(centres):
+
+    def one(i: int) -> None:  # writes only out[i]; scipy's interpolation releases the GIL
+        c = centres[i]
         for ch, mm in enumerate(PATCH_MM):
             ax = [c[k] + g * mm / sp[k] for k in range(3)]
             # trilinear sampling from the smallest CT box holding the patch
@@ -131,6 +137,9 @@ def candidate_patches(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, 
                 m = ndi.map_coordinates((labels[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] == i + 1).astype(np.float32),
                                         [zz, yy, xx], order=0, mode="constant", cval=0.0)
                 out[i, 2] = m
+
+    with ThreadPoolExecutor(FILTER_THREADS) as pool:
+        list(pool.map(one, range(n)))
     return out
 
 

@@ -193,3 +193,34 @@ def test_component_seed_is_the_deepest_central_voxel() -> None:
     # the ball's depth: distance from its centre to the nearest voxel outside it, (6, 1, 0) away
     assert t0 > t1 > 7.0 and abs((t0 - 7.0) / WORK_MM - np.sqrt(37.0)) < 1e-9
     assert (p1[0], p1[1]) == (15, 15) and abs(p1[2] - 42) <= 1
+
+
+def test_seeds_filtered_on_threads_equal_the_serial_ones() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from inference.pipeline.candidates import _seeds
+
+    rng = np.random.default_rng(7)
+    work = (ndi.gaussian_filter(rng.normal(size=(48, 56, 64)), 2.0) * 6000 - 850).astype(np.float32)
+    region = np.ones(work.shape, bool)
+    serial = _seeds(work, region, lambda: None)
+    with ThreadPoolExecutor(3) as pool:
+        threaded = _seeds(work, region, lambda: None, pool)
+    assert len(serial) > 10
+    assert [(tuple(c), s, r, q) for c, s, r, q in serial] == [(tuple(c), s, r, q) for c, s, r, q in threaded]
+
+
+def test_detection_is_the_same_on_one_thread_and_on_four(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seed filters, look-ahead segmentation and patches run on threads; the result must not depend on how many."""
+    from inference.pipeline import candidates as cand
+
+    vol, lung = _lung_volume(11, [("sphere", (30.0, 40.0, 30.0), 8.0, 30.0), ("sphere", (40.0, 40.0, 52.0), 12.0, -600.0),
+                                  ("tube_x", (20.0, 55.0, 0.0), 3.0, 40.0), ("sphere", (50.0, 25.0, 45.0), 5.0, 60.0)])
+    runs = []
+    for threads in (1, 4):
+        monkeypatch.setattr(cand, "FILTER_THREADS", threads)
+        runs.append(detect_nodules_classical(vol, lung, min_probability=0.0))
+    (a, b) = runs
+    assert a.labels.max() >= 3
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert a.features == b.features and a.probabilities == b.probabilities
