@@ -228,6 +228,19 @@ _SPHERE = np.array(
 )
 
 
+def _lung_surface(an: Anatomy, p: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """First non-lung point marching from ``p`` along ``direction`` (0.5 mm steps, up to 20 cm), and the unit direction.
+
+    ``None`` when ``p`` is not lung or no surface lies within reach. Nodules on a pleural
+    surface (juxtapleural nodules, masses against the chest wall or the
+    mediastinum) are centred a fraction of their radius back from it.
+    """
+    dirn = direction / (np.linalg.norm(direction) + 1e-9)
+    steps = p + np.arange(0, 200, 0.5)[:, None] * dirn
+    k = int(np.argmax(lung_lobe_at(an, steps) == 0))
+    return None if k == 0 else (steps[k], dirn)
+
+
 def _place(rng: np.random.Generator, an: Anatomy, spec: NoduleSpec, lobe: int | None, avoid: list[NoduleSpec]) -> NoduleSpec | None:
     R = spec.radius_mm * max(spec.axes)
     lo = np.array([-an.cav_a, an.cav_yc - an.cav_b, min(an.z_dome_r, an.z_dome_l) - 40])
@@ -244,14 +257,10 @@ def _place(rng: np.random.Generator, an: Anatomy, spec: NoduleSpec, lobe: int | 
         attach: list[str] = []
         if spec.kind == "juxtapleural":
             # march outwards (radially in the axial plane) to the costal pleura
-            dirn = np.array([p[0], p[1] - an.cav_yc, 0.0])
-            dirn /= np.linalg.norm(dirn) + 1e-9
-            steps = p + np.arange(0, 200, 0.5)[:, None] * dirn
-            lab = lung_lobe_at(an, steps)
-            k = int(np.argmax(lab == 0))
-            if k == 0:
+            hit = _lung_surface(an, p, np.array([p[0], p[1] - an.cav_yc, 0.0]))
+            if hit is None:
                 continue
-            surf = steps[k]
+            surf, dirn = hit
             c = surf - dirn * (0.55 * spec.radius_mm + 0.5)
             if lung_lobe_at(an, c[None])[0] == 0 or not far_from_others(c):
                 continue
@@ -260,17 +269,12 @@ def _place(rng: np.random.Generator, an: Anatomy, spec: NoduleSpec, lobe: int | 
             # march to the costal pleura (radially outward in the axial plane) or to
             # the mediastinal pleura (medially); the mass straddles that surface and
             # is drawn in its lung part only, so it merges with the soft tissue there
-            if spec.features["abuts"] == "pleura":
-                dirn = np.array([p[0], p[1] - an.cav_yc, 0.0])
-            else:
-                dirn = np.array([-p[0], 0.0, 0.0])
-            dirn /= np.linalg.norm(dirn) + 1e-9
-            steps = p + np.arange(0, 200, 0.5)[:, None] * dirn
-            lab = lung_lobe_at(an, steps)
-            k = int(np.argmax(lab == 0))
-            if k == 0:
+            outward = [p[0], p[1] - an.cav_yc, 0.0] if spec.features["abuts"] == "pleura" else [-p[0], 0.0, 0.0]
+            hit = _lung_surface(an, p, np.array(outward))
+            if hit is None:
                 continue
-            c = steps[k] - dirn * (rng.uniform(0.45, 0.8) * spec.radius_mm)
+            surf, dirn = hit
+            c = surf - dirn * (rng.uniform(0.45, 0.8) * spec.radius_mm)
             if lung_lobe_at(an, c[None])[0] == 0 or not far_from_others(c):
                 continue
             attach = [str(spec.features["abuts"])]
