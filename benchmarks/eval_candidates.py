@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["evaluate_synthetic", "evaluate_real", "read_boxes", "main", "SIZE_BINS"]
+__all__ = ["evaluate_synthetic", "evaluate_real", "main", "SIZE_BINS"]
 
 SIZE_BINS = [(0.0, 5.0), (5.0, 10.0), (10.0, 20.0), (20.0, 1e9)]
 SLICES_MM = (1.0, 1.25, 2.0, 2.5)
@@ -111,28 +110,10 @@ def evaluate_synthetic(seeds: list[int], *, png_dir: Path | None = None, log: An
     }
 
 
-def read_boxes(annotations: Path, files: list[Path], volume: Any) -> list[tuple[int, int, int, int, int]]:
-    """Annotated boxes as ``(z, y0, x0, y1, x1)``; slice via SOPInstanceUID → ImagePositionPatient."""
-    import pydicom
-
-    pos = {}
-    for f in files:
-        ds = pydicom.dcmread(f, stop_before_pixels=True)
-        pos[str(ds.SOPInstanceUID)] = np.array(ds.ImagePositionPatient, float)
-    out = []
-    for x in sorted(annotations.glob("*.xml")):
-        if x.stem not in pos:
-            continue
-        k = int(round(float(volume.lps_to_voxel(pos[x.stem])[0])))
-        for b in ET.parse(x).getroot().iter("bndbox"):
-            v = {t: int(float(b.findtext(t, "0"))) for t in ("xmin", "ymin", "xmax", "ymax")}
-            out.append((k, v["ymin"], v["xmin"], v["ymax"], v["xmax"]))
-    return out
-
-
 def evaluate_real(study: Path, *, png_dir: Path | None = None, log: Any = print, masses: bool = True) -> dict[str, Any]:
     """Tumour found, FPs and kernel agreement on the real CT (module docstring)."""
     from inference.api import load_series
+    from inference.models.nodule_eval import read_voc_boxes
     from inference.pipeline.candidates import detect_nodules_classical
     from inference.pipeline.detect import candidate_centres
     from inference.pipeline.lungs import segment_lungs
@@ -142,7 +123,7 @@ def evaluate_real(study: Path, *, png_dir: Path | None = None, log: Any = print,
     for sub in ("ct-lung-kernel", "ct-soft-kernel"):
         d = study / sub
         vol = load_series(d)
-        boxes = read_boxes(study / "annotations", sorted(p for p in d.iterdir() if p.is_file()), vol)
+        boxes = read_voc_boxes(study / "annotations", sorted(p for p in d.iterdir() if p.is_file()), vol)
         lab = segment_lungs(vol)
         res = detect_nodules_classical(vol, lab, masses=masses)
         cents = candidate_centres(res.labels, len(res.probabilities))

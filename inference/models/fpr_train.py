@@ -68,6 +68,11 @@ def load_patients(folder: Path, seeds: list[int]) -> list[dict[str, Any]]:
     return out
 
 
+def _found(pat: dict[str, Any], keep: np.ndarray, min_mm: float = 5.0) -> list[tuple[dict[str, Any], bool]]:
+    """Per true nodule of at least ``min_mm``: its record, and whether a kept candidate is matched to it."""
+    return [(tr, bool((keep & (pat["match"] == tr["id"])).any())) for tr in pat["truth"] if tr["diameter_mm"] >= min_mm]
+
+
 def froc(patients: list[dict[str, Any]], probs: list[np.ndarray], thresholds: np.ndarray, *, min_mm: float = 5.0) -> list[dict[str, float]]:
     """Sensitivity (true nodules ≥ ``min_mm``) and FP/scan at each threshold.
 
@@ -83,11 +88,9 @@ def froc(patients: list[dict[str, Any]], probs: list[np.ndarray], thresholds: np
         for pat, p in zip(patients, probs):
             keep = p >= t
             fp += int((keep & (pat["match"] == 0)).sum())
-            for tr in pat["truth"]:
-                if tr["diameter_mm"] < min_mm:
-                    continue
+            for _, hit in _found(pat, keep, min_mm):
                 total += 1
-                found += bool((keep & (pat["match"] == tr["id"])).any())
+                found += hit
         rows.append({"threshold": float(t), "sensitivity": found / total if total else 1.0, "fp_per_scan": fp / n_scans})
     return rows
 
@@ -385,10 +388,7 @@ def evaluate_cached(out_dir: Path, folder: Path, seeds: list[int], *, device: An
     ceiling = froc(pats, [np.ones(len(p["label"])) for p in pats], np.array([0.0]))[0]
     kinds: dict[str, list[int]] = {}
     for pat, p in zip(pats, probs):
-        for tr in pat["truth"]:
-            if tr["diameter_mm"] < 5.0:
-                continue
-            hit = bool(((p >= thr) & (pat["match"] == tr["id"])).any())
+        for tr, hit in _found(pat, p >= thr):
             kinds.setdefault(tr["subtype"], [0, 0])[0] += hit
             kinds[tr["subtype"]][1] += 1
     curve = froc(pats, probs, THRESHOLDS)

@@ -113,13 +113,13 @@ def test_empty_lung_gives_no_detections_and_missing_mask_a_warning() -> None:
     ],
 )
 def test_real_ct_tumour_box_contains_a_detection_centre(real_ct_dir: Path, kernel: str) -> None:
-    from benchmarks.eval_candidates import read_boxes
+    from inference.models.nodule_eval import read_voc_boxes
     from inference.api import load_series
     from inference.pipeline.lungs import segment_lungs
 
     d = real_ct_dir / kernel
     vol = load_series(d)
-    boxes = read_boxes(real_ct_dir / "annotations", sorted(p for p in d.iterdir() if p.is_file()), vol)
+    boxes = read_voc_boxes(real_ct_dir / "annotations", sorted(p for p in d.iterdir() if p.is_file()), vol)
     assert boxes
     res = detect_nodules_classical(vol, segment_lungs(vol))
     n = int(res.labels.max())

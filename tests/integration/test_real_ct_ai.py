@@ -25,11 +25,9 @@ def results(real_ct_dir: Path):
 
 
 def _tumour(vol, boxes, res):
-    for n in res.nodules:
-        z, y, x = n["center_voxel_zyx"]
-        if any(abs(z - k) <= 1 and y0 <= y <= y1 and x0 <= x <= x1 for k, y0, x0, y1, x1 in boxes):
-            return n
-    return None
+    from inference.models.nodule_eval import _in_boxes
+
+    return next((n for n in res.nodules if _in_boxes(n["center_voxel_zyx"], boxes)), None)
 
 
 MASS_GAP = ("known limitation of nodules v2.0.0-2.1.1: the tumour's own 40 mm candidate (mass path) scores below the "
