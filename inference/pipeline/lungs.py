@@ -34,7 +34,7 @@ from inference.types import Volume
 
 __all__ = ["segment_lungs", "LUNGS_VERSION", "lung_volumes_ml", "emphysema_laa950"]
 
-LUNGS_VERSION = "1.0.0"
+LUNGS_VERSION = "1.1.0"
 #: working in-plane pixel size (mm): fast, and lungs are large structures
 WORK_MM = 2.5
 AIR_HU = -400.0
@@ -107,15 +107,20 @@ def _airway(hu: np.ndarray, air: np.ndarray, px_mm: float) -> np.ndarray:
     out[seed_k] = seed & air[seed_k]
     prev = out[seed_k]
     prev_area = max(int(prev.sum()), 1)
+    # the trachea and both main bronchi together never have much more lumen than the trachea:
+    # more is lung parenchyma reached through a lumen voxel
+    cap = 2.5 * prev_area + 20
     for k in range(seed_k - 1, -1, -1):
-        cand = lumen[k] | (air[k] & ndi.binary_erosion(air[k], iterations=1))
-        lab, n = ndi.label(cand)
+        # connected through lumen only: growing through (eroded) lung air let the airway creep
+        # over every < -900 HU voxel of a lung, slice after slice (seen on synthetic patients:
+        # 400 px "airway" cut blocks out of the lung and the nodules in them)
+        lab, n = ndi.label(lumen[k])
         if n == 0:
             break
         ids = np.unique(lab[ndi.binary_dilation(prev, iterations=2) & (lab > 0)])
-        cur = np.isin(lab, ids[ids > 0]) & lumen[k]
+        cur = np.isin(lab, ids[ids > 0])
         a = int(cur.sum())
-        if a == 0 or a > 3.0 * prev_area + 20:  # lost the lumen, or leaked into lung
+        if a == 0 or a > 3.0 * prev_area + 20 or a > cap:  # lost the lumen, or leaked into lung
             break
         out[k] = cur
         prev, prev_area = cur, max(a, 1)
@@ -295,6 +300,9 @@ def segment_lungs(volume: Volume) -> np.ndarray:
     lab, n = ndi.label(air)
     sizes = np.bincount(lab.ravel())
     sizes[0] = 0
+    # air pockets under 15 mL are cavities (a cavitary nodule's centre) or a bleb: the closing below
+    # may take them into the lung; larger air is the other lung, the airway or bowel gas, never added
+    pocket = (sizes < 15_000.0 / (sz * px * px))[lab] & air
     order = np.argsort(sizes)[::-1]
     keep = [int(i) for i in order[:2] if sizes[i] >= min_vox]
     if len(keep) == 2 and sizes[keep[1]] < 0.15 * sizes[keep[0]]:
@@ -340,9 +348,9 @@ def segment_lungs(volume: Volume) -> np.ndarray:
             c = (ndi.distance_transform_edt(dil) > r)[pad:-pad, pad:-pad]
             filled[k] = ndi.binary_fill_holes(c | sub[k])
         # Only add tissue, never other air (the other lung, the airway).
-        grow = filled & ~air[:, y0:y1, x0:x1] & body[:, y0:y1, x0:x1]
+        grow = filled & ~(air & ~pocket)[:, y0:y1, x0:x1] & body[:, y0:y1, x0:x1]
         if airway.any():
-            grow &= ~ndi.binary_dilation(airway[:, y0:y1, x0:x1], iterations=2)
+            grow &= ~airway[:, y0:y1, x0:x1]
         full = sub | grow
         view = out[:, y0:y1, x0:x1]
         view[full & (view == 0)] = np.uint8(side)

@@ -87,6 +87,27 @@ def test_ground_glass_sphere_is_found() -> None:
     assert 9.0 < d_eq < 15.0
 
 
+def test_a_cavitary_nodule_is_a_candidate_at_its_centre() -> None:
+    """Synthetic patient 9033 (held out): a 10.6 mm cavitary nodule.
+
+    Its air-filled centre has no blob response of its own; the seeds landed
+    on a vessel 9 mm away and the nodule was never a candidate. With its
+    cavity filled for the blob filter (and kept in the lung mask) it is."""
+    from inference.models.fpr_data import draw_patient, match_candidates
+    from inference.pipeline.detect import candidate_centres
+    from inference.pipeline.lungs import segment_lungs
+
+    ph = draw_patient(9033)
+    vol = ph.to_volume()
+    res = detect_nodules_classical(vol, segment_lungs(vol), min_probability=0.0)
+    _check_result(res, vol.shape)
+    cav = [r for r in ph.records if r.subtype == "cavitary" and r.mean_diameter_mm > 10]
+    assert cav, "the test needs patient 9033's cavitary nodule"
+    centres = candidate_centres(res.labels, len(res.probabilities))
+    _, found = match_candidates(centres, np.asarray(ph.nodules), vol.spacing, {r.id: r.mean_diameter_mm for r in ph.records})
+    assert found[cav[0].id]
+
+
 def test_empty_lung_gives_no_detections_and_missing_mask_a_warning() -> None:
     vol, lung = _lung_volume(3, [])
     res = detect_nodules_classical(vol, lung)
