@@ -245,3 +245,20 @@ def test_detection_is_the_same_on_one_thread_and_on_four(monkeypatch: pytest.Mon
     assert a.labels.max() >= 3
     np.testing.assert_array_equal(a.labels, b.labels)
     assert a.features == b.features and a.probabilities == b.probabilities
+
+
+def test_only_small_enclosed_air_is_filled_for_the_blob_filter() -> None:
+    from inference.pipeline.candidates import WORK_MM, _filled_cavities
+
+    w = np.full((60, 60, 60), -850.0, np.float32)
+    z, y, x = np.ogrid[:60, :60, :60]
+    r = np.sqrt((z - 30) ** 2 + (y - 30) ** 2 + (x - 20) ** 2) * WORK_MM
+    w[r <= 6] = -50.0  # a 12 mm nodule ...
+    w[r <= 3] = -1000.0  # ... with a 6 mm cavity
+    tube = ((z - 30) ** 2 + (y - 30) ** 2) * WORK_MM**2 <= 2.0**2
+    w[tube & (x > 40)] = 40.0  # a vessel: no enclosed air
+    out = _filled_cavities(w, np.ones(w.shape, bool))
+    assert np.allclose(out[r <= 3], -50.0)  # the cavity has its wall's density
+    assert np.array_equal(out[r > 3], w[r > 3])  # the lung, the wall and the vessel are untouched
+    # outside the lung mask nothing is filled
+    assert np.array_equal(_filled_cavities(w, np.zeros(w.shape, bool)), w)
