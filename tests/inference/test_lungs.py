@@ -171,3 +171,18 @@ def test_a_cavitary_nodules_air_belongs_to_the_lung() -> None:
     m = (ph.nodules == cav[0].id) & (hu < -600)
     assert m.sum() > 20
     assert (lab[m] > 0).mean() > 0.9
+
+
+def test_lungs_that_touch_do_not_take_in_the_mediastinum() -> None:
+    """Synthetic patient 9002: the lungs touch, are split at a column, and each
+    half's cut edge and medial surface enclosed the heart, which the closing
+    added to the lung (355 mL of mask outside the lungs; a 61 mm false nodule
+    in the mediastinum)."""
+    from inference.models.fpr_data import draw_patient
+
+    ph = draw_patient(9002)
+    vol = ph.to_volume()
+    lab = segment_lungs(vol)
+    t, p = ph.lungs > 0, lab > 0
+    assert 2 * (t & p).sum() / (t.sum() + p.sum()) > 0.95
+    assert (p & ~t).sum() * np.prod(vol.spacing) / 1000 < 300
