@@ -713,8 +713,8 @@ def _detect(
         seeds += band.result()
         report(0.6, f"nodule candidates: {len(seeds)} seeds")
         dets = _segment_seeds(work, region, seeds, check, pool, min_probability)
-    report(0.8, f"nodule candidates: {len(dets)} detections")
-    labels, probs, feats = _to_native(hu, lung, sp, csl, wshape, dets)
+        report(0.8, f"nodule candidates: {len(dets)} detections")
+        labels, probs, feats = _to_native(hu, sp, csl, dets, pool)
     report(1.0, "nodule candidates: done")
     return CandidateResult(labels, probs, time.perf_counter() - t0, warnings, feats)
 
@@ -768,43 +768,50 @@ def _segment_seeds(
     return dets
 
 
-def _to_native(
-    hu: np.ndarray,
-    lung: np.ndarray,
-    sp: tuple[float, float, float],
-    csl: tuple[slice, ...],
-    wshape: tuple[int, ...],
-    dets: list[tuple[np.ndarray, tuple[slice, ...], dict[str, float]]],
-) -> tuple[np.ndarray, list[float], list[dict[str, float]]]:
-    """Map work-grid detections to the CT grid with native-resolution edges."""
-    out = np.zeros(hu.shape, np.uint16)
-    masks: list[tuple[np.ndarray, tuple[slice, ...], dict[str, float]]] = []
+def _native_mask(hu: np.ndarray, sp: tuple[float, float, float], csl: tuple[slice, ...], seg: np.ndarray,
+                 sl: tuple[slice, ...], thr: float) -> tuple[np.ndarray, tuple[slice, ...]] | None:
+    """One work-grid detection on the CT grid: its dilated mask, cut at its own HU threshold on the native image."""
     off = np.array([s.start for s in csl], float)
     spa = np.array(sp, float)
-    for seg, sl, f in dets:
-        segd = ndi.binary_dilation(seg, structure=_ball(1))
-        # native index range covered by this work crop
-        w0 = np.array([s.start for s in sl], float)
-        w1 = np.array([s.stop for s in sl], float)
-        n0 = np.maximum(np.floor(w0 * WORK_MM / spa).astype(int) + off.astype(int), 0)
-        n1 = np.minimum(np.ceil(w1 * WORK_MM / spa).astype(int) + off.astype(int), hu.shape)
-        nsl = tuple(slice(int(a), int(b)) for a, b in zip(n0, n1))
-        # native voxel centres -> work voxel indices (corner-aligned grids)
-        axes = [((np.arange(a, b) - o + 0.5) * s / WORK_MM - 0.5 - w) for a, b, o, s, w in zip(n0, n1, off, spa, w0)]
-        idx = [np.clip(np.round(a).astype(int), 0, n - 1) for a, n in zip(axes, segd.shape)]
-        prior = segd[np.ix_(*idx)]
-        sub = hu[nsl].astype(np.float32)
-        sm = ndi.gaussian_filter(sub, [max(0.0, 0.5 * WORK_MM / s - 0.3) for s in sp])
-        m = ndi.binary_fill_holes(prior & (sm > f["threshold_hu"]))
-        lab, n = ndi.label(m)
-        if n == 0:
-            continue
-        sizes = np.bincount(lab.ravel())
-        sizes[0] = 0
-        m = lab == int(sizes.argmax())
-        if m.sum() < 4:
-            continue
-        masks.append((m, nsl, f))
+    segd = ndi.binary_dilation(seg, structure=_ball(1))
+    # native index range covered by this work crop
+    w0 = np.array([s.start for s in sl], float)
+    w1 = np.array([s.stop for s in sl], float)
+    n0 = np.maximum(np.floor(w0 * WORK_MM / spa).astype(int) + off.astype(int), 0)
+    n1 = np.minimum(np.ceil(w1 * WORK_MM / spa).astype(int) + off.astype(int), hu.shape)
+    nsl = tuple(slice(int(a), int(b)) for a, b in zip(n0, n1))
+    # native voxel centres -> work voxel indices (corner-aligned grids)
+    axes = [((np.arange(a, b) - o + 0.5) * s / WORK_MM - 0.5 - w) for a, b, o, s, w in zip(n0, n1, off, spa, w0)]
+    idx = [np.clip(np.round(a).astype(int), 0, n - 1) for a, n in zip(axes, segd.shape)]
+    prior = segd[np.ix_(*idx)]
+    sub = hu[nsl].astype(np.float32)
+    sm = ndi.gaussian_filter(sub, [max(0.0, 0.5 * WORK_MM / s - 0.3) for s in sp])
+    m = ndi.binary_fill_holes(prior & (sm > thr))
+    lab, n = ndi.label(m)
+    if n == 0:
+        return None
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    m = lab == int(sizes.argmax())
+    return (m, nsl) if m.sum() >= 4 else None
+
+
+def _to_native(
+    hu: np.ndarray,
+    sp: tuple[float, float, float],
+    csl: tuple[slice, ...],
+    dets: list[tuple[np.ndarray, tuple[slice, ...], dict[str, float]]],
+    pool: Executor | None = None,
+) -> tuple[np.ndarray, list[float], list[dict[str, float]]]:
+    """Map work-grid detections to the CT grid with native-resolution edges.
+
+    The per-detection masks are independent (``pool`` computes them side by
+    side); painting them into one label map is serial, in detection order.
+    """
+    out = np.zeros(hu.shape, np.uint16)
+    jobs = [(hu, sp, csl, seg, sl, f["threshold_hu"]) for seg, sl, f in dets]
+    done = pool.map(lambda a: _native_mask(*a), jobs) if pool is not None else (_native_mask(*a) for a in jobs)
+    masks = [(r[0], r[1], f) for r, (_, _, f) in zip(done, dets) if r is not None]
     # overlapping masks: the earlier detection (the stronger seed) keeps the shared voxels. Painting
     # the largest first instead let a later, larger segmentation from a ground-glass-band seed (a
     # nodule merged with its vessel) take a small nodule's voxels, and the nodule was dropped
