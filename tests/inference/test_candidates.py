@@ -262,3 +262,19 @@ def test_only_small_enclosed_air_is_filled_for_the_blob_filter() -> None:
     assert np.array_equal(out[r > 3], w[r > 3])  # the lung, the wall and the vessel are untouched
     # outside the lung mask nothing is filled
     assert np.array_equal(_filled_cavities(w, np.zeros(w.shape, bool)), w)
+
+
+def test_a_larger_later_segmentation_gives_up_a_nodule_it_holds_off_centre_but_not_its_own_core() -> None:
+    from inference.pipeline.candidates import _carve_held_off_centre
+
+    z, y, x = np.ogrid[:30, :30, :40]
+    sl = (slice(0, 30), slice(0, 30), slice(0, 40))
+    nodule = (z - 15) ** 2 + (y - 15) ** 2 + (x - 12) ** 2 <= 3**2
+    merged = nodule | (((z - 15) ** 2 + (y - 15) ** 2 <= 2**2) & (x >= 12) & (x < 36))  # the nodule + a vessel
+    halo = (z - 15) ** 2 + (y - 15) ** 2 + (x - 12) ** 2 <= 5**2  # a part-solid nodule around the same core
+    masks = [(nodule.copy(), sl, {}), (merged.copy(), sl, {})]
+    _carve_held_off_centre(masks, (1.0, 1.0, 1.0))
+    assert np.array_equal(masks[0][0], nodule) and not (masks[1][0] & nodule).any()
+    masks = [(nodule.copy(), sl, {}), (halo.copy(), sl, {})]
+    _carve_held_off_centre(masks, (1.0, 1.0, 1.0))
+    assert np.array_equal(masks[1][0], halo)
