@@ -119,20 +119,7 @@ def test_empty_lung_gives_no_detections_and_missing_mask_a_warning() -> None:
 
 @pytest.mark.slow
 @pytest.mark.shared
-@pytest.mark.parametrize(
-    "kernel",
-    [
-        "ct-lung-kernel",
-        pytest.param(
-            "ct-soft-kernel",
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="known limitation: on the soft kernel the tumour's mask merges with hilar tissue above it, "
-                "so its centre lies ~4 slices above the annotated boxes",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("kernel", ["ct-lung-kernel", "ct-soft-kernel"])
 def test_real_ct_tumour_box_contains_a_detection_centre(real_ct_dir: Path, kernel: str) -> None:
     from inference.models.nodule_eval import read_voc_boxes
     from inference.api import load_series
