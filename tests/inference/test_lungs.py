@@ -186,3 +186,18 @@ def test_lungs_that_touch_do_not_take_in_the_mediastinum() -> None:
     t, p = ph.lungs > 0, lab > 0
     assert 2 * (t & p).sum() / (t.sum() + p.sum()) > 0.95
     assert (p & ~t).sum() * np.prod(vol.spacing) / 1000 < 300
+
+
+def test_what_two_touching_lungs_enclose_together_is_not_lung_but_a_hole_of_one_lung_is() -> None:
+    from inference.pipeline.lungs import _between_touching_lungs
+
+    y, x = np.ogrid[:120, :120]
+    ring = ((y - 60) ** 2 + (x - 60) ** 2 <= 50**2) & ((y - 60) ** 2 + (x - 60) ** 2 > 25**2)
+    right = np.zeros((3, 120, 120), bool)
+    left = np.zeros_like(right)
+    right[:, :, :60], left[:, :, 60:] = ring[:, :60], ring[:, 60:]  # one ring of lung, split at a column
+    right[:, 55:65, 20:30] = False  # a 2.5 cm nodule inside the right lung alone
+    heart = (y - 60) ** 2 + (x - 60) ** 2 <= 25**2
+    between = _between_touching_lungs([right, left], px=2.5)
+    assert between[1][heart].all()  # the mediastinum the two enclose together
+    assert not between[1, 55:65, 20:30].any()  # the right lung's own hole stays lung
