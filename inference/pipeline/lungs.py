@@ -276,11 +276,15 @@ def _between_touching_lungs(parts: list[np.ndarray], px: float) -> np.ndarray:
         return np.zeros(parts[0].shape if parts else (0, 0, 0), bool)
     union = parts[0] | parts[1]
     own = (_fill_holes_2d(parts[0]) & ~parts[0]) | (_fill_holes_2d(parts[1]) & ~parts[1])
-    only = _fill_holes_2d(union) & ~union & ~own
-    lab, n = ndi.label(only, structure=_SLICE_4)
+    return _pieces_over(_fill_holes_2d(union) & ~union & ~own, px, MAX_BETWEEN_MM2)
+
+
+def _pieces_over(mask: np.ndarray, px: float, max_mm2: float) -> np.ndarray:
+    """The in-slice connected pieces of ``mask`` larger than ``max_mm2`` (pixels of ``px`` mm)."""
+    lab, n = ndi.label(mask, structure=_SLICE_4)
     if n == 0:
-        return only
-    big = np.bincount(lab.ravel()) * px * px > MAX_BETWEEN_MM2
+        return np.zeros(mask.shape, bool)
+    big = np.bincount(lab.ravel()) * px * px > max_mm2
     big[0] = False
     return big[lab]
 
@@ -386,12 +390,7 @@ def segment_lungs(volume: Volume) -> np.ndarray:
         # a concavity of the lung: when the two lungs touch and are split at a column, each half's
         # cut edge and its medial surface enclose the heart and great vessels (synthetic patient
         # 9002: a 61 mm "nodule" in the mediastinum)
-        add = grow & ~sub
-        lab_a, n_a = ndi.label(add, structure=_SLICE_4)
-        if n_a:
-            big = np.bincount(lab_a.ravel()) * px * px > MAX_ADD_MM2
-            big[0] = False
-            grow &= ~big[lab_a]
+        grow &= ~_pieces_over(grow & ~sub, px, MAX_ADD_MM2)
         full = sub | grow
         view = out[:, y0:y1, x0:x1]
         view[full & (view == 0)] = np.uint8(side)
