@@ -31,7 +31,7 @@ def _tumour(vol, boxes, res):
 
 
 MASS_GAP = ("known limitation of nodules v2.0.0-2.2.0: the tumour's own 37-41 mm candidate (mass path) scores below the "
-            "operating point (lung kernel p 0.012 vs 0.105, measured by inference.models.nodule_eval), so only a 14-17 mm "
+            "operating point (lung kernel p 0.012 vs 0.10, measured by inference.models.nodule_eval), so only a 14-17 mm "
             "part of the tumour is reported; and its lower slices, where it merges with the chest wall, lie outside the "
             "lung mask. Retraining with synthetic masses abutting the pleura/mediastinum raised it only to p 0.056 -- see "
             "benchmarks/RESULTS.md")
