@@ -817,7 +817,8 @@ def _to_native(
     """Map work-grid detections to the CT grid with native-resolution edges.
 
     The per-detection masks are independent (``pool`` computes them side by
-    side); painting them into one label map is serial, in detection order.
+    side); they are painted into one label map serially, largest first, after
+    :func:`_carve_held_off_centre`.
     """
     out = np.zeros(hu.shape, np.uint16)
     jobs = [(hu, sp, csl, seg, sl, f["threshold_hu"]) for seg, sl, f in dets]
@@ -860,25 +861,24 @@ def _carve_held_off_centre(masks: list[tuple[np.ndarray, tuple[slice, ...], dict
     segmentation centred 7.6 mm away). Painting in detection order instead
     split part-solid nodules into core and halo (patient 9002).
     """
+    if len(masks) < 2:
+        return
     spa = np.asarray(sp, float)
-    info = []
-    for m, nsl, _ in masks:
-        n = int(m.sum())
-        c = (np.argwhere(m).mean(0) + [s.start for s in nsl]) * spa
-        info.append((n, c, (6.0 * n * float(np.prod(spa)) / np.pi) ** (1 / 3) / 2))
+    size = np.array([int(m.sum()) for m, _, _ in masks])
+    cen = np.array([(np.argwhere(m).mean(0) + [s.start for s in nsl]) * spa for m, nsl, _ in masks])
+    rad = (6.0 * size * float(np.prod(spa)) / np.pi) ** (1 / 3) / 2
+    lo = np.array([[s.start for s in nsl] for _, nsl, _ in masks])
+    hi = np.array([[s.stop for s in nsl] for _, nsl, _ in masks])
     for j, (mj, slj, _) in enumerate(masks):  # j: the earlier detection
-        nj, cj, rj = info[j]
-        for b in range(j + 1, len(masks)):
-            mb, slb, fb = masks[b]
-            nb, cb, _ = info[b]
-            if nb <= nj or np.linalg.norm(cb - cj) <= rj:
-                continue
-            lo = [max(x.start, y.start) for x, y in zip(slj, slb)]
-            hi = [min(x.stop, y.stop) for x, y in zip(slj, slb)]
-            if any(h <= l for l, h in zip(lo, hi)):
-                continue
-            wj = tuple(slice(l - x.start, h - x.start) for l, h, x in zip(lo, hi, slj))
-            wb = tuple(slice(l - x.start, h - x.start) for l, h, x in zip(lo, hi, slb))
-            shared = mj[wj] & mb[wb]
-            if shared.sum() >= 0.5 * nj:
+        # later, larger, centred off j, boxes overlapping (centres and sizes are taken before any carving)
+        later = np.arange(j + 1, len(masks))
+        ok = (size[later] > size[j]) & (np.linalg.norm(cen[later] - cen[j], axis=1) > rad[j])
+        ok &= (np.minimum(hi[later], hi[j]) > np.maximum(lo[later], lo[j])).all(axis=1)
+        for b in later[ok]:
+            mb, slb, _ = masks[b]
+            a = np.maximum(lo[b], lo[j])
+            z = np.minimum(hi[b], hi[j])
+            wj = tuple(slice(int(u - x.start), int(v - x.start)) for u, v, x in zip(a, z, slj))
+            wb = tuple(slice(int(u - x.start), int(v - x.start)) for u, v, x in zip(a, z, slb))
+            if (mj[wj] & mb[wb]).sum() >= 0.5 * size[j]:
                 mb[wb] &= ~mj[wj]
