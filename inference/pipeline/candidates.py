@@ -218,9 +218,10 @@ def _scale_maxima(img: np.ndarray, reg: np.ndarray, s: float) -> tuple[tuple[np.
     Candidate voxels: bright-blob Laplacian, inside the lung, local maxima of
     ``-LoG`` -- filter, maximum filter and eigenvalues in one job, so the
     scales of a level run side by side (scipy's filters release the GIL). The
-    maximum filter took 0.9 s of the real CT's 6 s on the main thread; on two
-    cores, where the seed sources already fill the pool, moving it measured no
-    faster (the stage is CPU-bound there); more cores can use it.
+    maximum filters took 0.9 s of the real CT's 6.3 s on the main thread (one
+    cProfile). Moving them here showed no speed-up on two cores, in one
+    comparison on three patients while other jobs were running; not measured
+    on an idle machine or on more cores.
     """
     neg = _laplacian(img, s)
     neg *= -s * s
@@ -426,7 +427,8 @@ def _filled_cavities(work: np.ndarray, region: np.ndarray) -> np.ndarray:
     of its own, and the Hessian seeds land on the wall or on a vessel beside
     it (held-out patients 9004 and 9033: seeds 8.6-9.1 mm off the centres of
     10.2 and 10.6 mm cavitary nodules, both lost). Filled, it is a solid blob
-    for the filter. Only for the blob filter's seeds; segmentation sees the
+    for the filter: 9033's nodule becomes a candidate (with the fill and not
+    without, same lung mask); 9004's, beside a hilar vessel, still does not. Only for the blob filter's seeds; segmentation sees the
     image as it is (and fills the cavity itself). Enclosed in 3D and smaller
     than :data:`MAX_CAVITY_MM`: the lung, a lumen open to the airway tree and
     the air around nodules are not enclosed.
@@ -457,7 +459,7 @@ def _filled_cavities(work: np.ndarray, region: np.ndarray) -> np.ndarray:
         cl = clab[sl]
         ring = ndi.binary_dilation(cl > 0, b) & dense[sl] & (ndi.grey_dilation(cl, footprint=b) == i)
         if ring.any():
-            out[sl][cl == i] = float(work[sl][ring].astype(np.float64).sum() / ring.sum())
+            out[sl][cl == i] = float(work[sl][ring].mean(dtype=np.float64))
     return out
 
 

@@ -387,9 +387,9 @@ def segment_lungs(volume: Volume) -> np.ndarray:
         if airway.any():
             grow &= ~airway[:, y0:y1, x0:x1]
         # a piece added on one slice larger than a 6 cm disk is mediastinum, not a nodule or mass in
-        # a concavity of the lung: when the two lungs touch and are split at a column, each half's
-        # cut edge and its medial surface enclose the heart and great vessels (synthetic patient
-        # 9002: a 61 mm "nodule" in the mediastinum)
+        # a concavity of the lung (synthetic patient 9002, lungs touching and split at a column: mask
+        # outside the lungs 355 -> 269 mL with this cap alone; its 61 mm false nodule in the
+        # mediastinum went only with `between` above, whose pieces are smaller than this cap)
         grow &= ~_pieces_over(grow & ~sub, px, MAX_ADD_MM2)
         full = sub | grow
         view = out[:, y0:y1, x0:x1]
