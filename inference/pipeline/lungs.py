@@ -275,8 +275,15 @@ def _between_touching_lungs(parts: list[np.ndarray], px: float) -> np.ndarray:
     if len(parts) < 2:
         return np.zeros(parts[0].shape if parts else (0, 0, 0), bool)
     union = parts[0] | parts[1]
-    own = (_fill_holes_2d(parts[0]) & ~parts[0]) | (_fill_holes_2d(parts[1]) & ~parts[1])
-    return _pieces_over(_fill_holes_2d(union) & ~union & ~own, px, MAX_BETWEEN_MM2)
+    holes = _fill_holes_2d(union) & ~union
+    # only slices with a large hole of the union can hold one (most CTs: none, and the two
+    # per-lung fillings below are skipped -- 0.18 s of the real CT's 0.9 s lung mask otherwise)
+    ks = np.nonzero(_pieces_over(holes, px, MAX_BETWEEN_MM2).any(axis=(1, 2)))[0]
+    out = np.zeros(union.shape, bool)
+    if ks.size:
+        own = (_fill_holes_2d(parts[0][ks]) & ~parts[0][ks]) | (_fill_holes_2d(parts[1][ks]) & ~parts[1][ks])
+        out[ks] = _pieces_over(holes[ks] & ~own, px, MAX_BETWEEN_MM2)
+    return out
 
 
 def _pieces_over(mask: np.ndarray, px: float, max_mm2: float) -> np.ndarray:
