@@ -91,6 +91,12 @@ def _candidate_net(**kw: Any) -> "torch.nn.Module":  # noqa: F821
     return CandidateNet(**kw)
 
 
+def _candidate_ensemble(**kw: Any) -> "torch.nn.Module":  # noqa: F821
+    from inference.models.candidate_net import CandidateEnsemble
+
+    return CandidateEnsemble(**kw)
+
+
 def _mlp(**kw: Any) -> "torch.nn.Module":  # noqa: F821
     """Small fully-connected network (for tabular models such as risk)."""
     import torch
@@ -110,6 +116,7 @@ ARCHITECTURES: dict[str, Callable[..., Any]] = {
     "monai.SegResNet": _segresnet,
     "mlp": _mlp,
     "clinview.CandidateNet": _candidate_net,
+    "clinview.CandidateEnsemble": _candidate_ensemble,
 }
 
 

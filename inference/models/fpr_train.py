@@ -180,49 +180,79 @@ def _operating_point(rows: list[dict[str, float]], target_fp: float) -> dict[str
     return min(ok, key=lambda r: r["threshold"])
 
 
-def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, Any]:
-    """Train per ``cfg["classifier"]`` and save to ``out_dir``; returns validation metrics."""
+def _member_architecture(arch: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The single network an ensemble is made of, and how many members (1 for a plain CandidateNet)."""
+    kw = dict(arch.get("kwargs", {}))
+    if arch.get("name") == "clinview.CandidateEnsemble":
+        k = int(kw.pop("members", 3))
+        return {"name": "clinview.CandidateNet", "kwargs": kw}, k
+    return dict(arch), 1
+
+
+def _kind_weights(kinds: np.ndarray, alpha: float) -> np.ndarray | None:
+    """Sampling probabilities of the nodule candidates: ``count(kind) ** -alpha``, normalised.
+
+    Why: the phantoms draw every kind equally often, but the candidate stage
+    returns several candidates for a solid or calcified nodule and one for a
+    faint ground-glass one, so ground glass and part-solid are a small share
+    of the positives the network sees -- and those were most of the held-out
+    nodules lost between the candidate stage and the operating point.
+    ``alpha`` 0 samples every nodule candidate alike (the v2.0.0 recipe),
+    1 every kind alike; ``None`` = uniform.
+    """
+    if alpha <= 0 or len(kinds) == 0:
+        return None
+    u, inv, cnt = np.unique(kinds, return_inverse=True, return_counts=True)
+    w = cnt[inv].astype(float) ** -alpha
+    return w / w.sum()
+
+
+def _candidate_kinds(pats: list[dict[str, Any]]) -> np.ndarray:
+    """Per candidate of ``pats`` (concatenated) the kind of the true nodule it matches ('' for none)."""
+    out = []
+    for p in pats:
+        by_id = {int(t["id"]): str(t["subtype"]) for t in p["truth"]}
+        out += [by_id.get(int(m), "") for m in p["match"]]
+    return np.asarray(out, dtype=object)
+
+
+def _train_member(arch: dict[str, Any], tr: dict[str, Any], data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                  vp: list[dict[str, Any]], device: Any, seed: int, target_fp: float, deadline: float,
+                  log: Any, tag: str) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+    """Train one network from ``seed``; returns its best-epoch state, per-epoch history and best epoch.
+
+    The best epoch is the one with the highest validation sensitivity at the
+    validation operating point (FP/scan and AUC break ties), among the
+    epochs from ``validate_from_epoch`` on.
+    """
     import torch
     from monai.utils import set_determinism
 
     from inference.models.catalogue import build_network
-    from inference.models.device import choose_device
 
-    c = cfg["classifier"]
-    tr = dict(c["train"])
-    device, note = choose_device(cfg.get("device", "auto"))
-    torch.set_num_threads(int(tr.get("threads", 2)))
-    seed = int(cfg["seed"])
+    X, F, Y, kinds = data
     set_determinism(seed=seed)
     rng = np.random.default_rng(seed)
-    log(f"device {device} {note}".strip())
-    folder = REPO / c["data"].get("cache_dir", ".cache/fpr")
-    train_seeds = [s for a, b in c["data"]["train_seeds"] for s in range(int(a), int(b))]
-    val_seeds = [s for a, b in c["data"]["val_seeds"] for s in range(int(a), int(b))]
-    tp = load_patients(folder, train_seeds)
-    vp = load_patients(folder, val_seeds)
-    X = np.concatenate([p["patches"] for p in tp])
-    F = np.concatenate([p["features"] for p in tp])
-    Y = np.concatenate([p["label"] for p in tp])
     pos, neg = np.nonzero(Y > 0.5)[0], np.nonzero(Y < 0.5)[0]
-    log(f"data: {len(tp)} training patients, {len(X)} candidates ({len(pos)} nodule), {len(vp)} validation patients")
-    net = build_network(c["architecture"]).to(device)
+    pos_p = _kind_weights(kinds[pos], float(tr.get("pos_kind_balance", 0.0)))
+    net = build_network(arch).to(device)
     epochs, per_epoch, bs = int(tr["epochs"]), int(tr["samples_per_epoch"]), int(tr["batch"])
     steps = per_epoch // bs
     opt = torch.optim.AdamW(net.parameters(), lr=float(tr["lr"]), weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(tr["lr"]), total_steps=epochs * steps, pct_start=0.15)
     pos_frac = float(tr.get("pos_fraction", 0.33))
-    target_fp = float(c.get("target_fp_per_scan", 1.0))
+    # scoring every validation candidate costs more than an epoch of training on the CPU; under the
+    # one-cycle schedule the best epoch lies near the end, so earlier epochs log their loss only
+    validate_from = int(tr.get("validate_from_epoch", 1))
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"score": -1.0}
-    deadline = time.time() + 60 * float(tr.get("max_minutes", 1e9))
     for ep in range(1, epochs + 1):
         te = time.time()
         losses = []
         net.train()
         for _ in range(steps):
             npos = int(round(bs * pos_frac))
-            idx = np.concatenate([rng.choice(pos, npos), rng.choice(neg, bs - npos)])
+            idx = np.concatenate([rng.choice(pos, npos, p=pos_p), rng.choice(neg, bs - npos)])
             xb = np.stack([_augment(X[i].astype(np.float32) / 255.0, rng) for i in idx])
             x = torch.from_numpy(xb).to(device)
             f = torch.from_numpy(F[idx]).to(device)
@@ -233,17 +263,20 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
-        logits = _predict(net, vp, device)
-        probs = [calibrate(lg) for lg in logits]
-        rows = froc(vp, probs, THRESHOLDS)
-        op = _operating_point(rows, target_fp)
-        auc = _auc(np.concatenate([p["label"] for p in vp]), np.concatenate(logits)) if vp else float("nan")
-        rec = {"epoch": ep, "loss": round(float(np.mean(losses)), 4), "val_auc": round(auc, 4),
-               "val_sensitivity_ge5mm": round(op["sensitivity"], 4), "val_fp_per_scan": round(op["fp_per_scan"], 3),
-               "seconds": round(time.time() - te, 1)}
+        rec: dict[str, Any] = {**({"member": tag} if tag else {}), "epoch": ep, "loss": round(float(np.mean(losses)), 4)}
+        if ep >= validate_from or ep == epochs:
+            logits = _predict(net, vp, device)
+            probs = [calibrate(lg) for lg in logits]
+            op = _operating_point(froc(vp, probs, THRESHOLDS), target_fp)
+            auc = _auc(np.concatenate([p["label"] for p in vp]), np.concatenate(logits)) if vp else float("nan")
+            rec |= {"val_auc": round(auc, 4), "val_sensitivity_ge5mm": round(op["sensitivity"], 4),
+                    "val_fp_per_scan": round(op["fp_per_scan"], 3)}
+            score = op["sensitivity"] - 0.01 * op["fp_per_scan"] + 0.001 * (auc if auc == auc else 0)
+        else:
+            score = -1.0
+        rec["seconds"] = round(time.time() - te, 1)
         history.append(rec)
         log(json.dumps(rec))
-        score = op["sensitivity"] - 0.01 * op["fp_per_scan"] + 0.001 * (auc if auc == auc else 0)
         if score >= best["score"]:
             best = {"score": score, "epoch": ep, "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
         if time.time() > deadline and ep < epochs:
@@ -251,11 +284,96 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
             # run is no longer reproducible from the config -- the metadata says so
             log(f"stopping after epoch {ep} of {epochs}: max_minutes reached (this run is not reproducible)")
             break
-    net.load_state_dict(best["state"])
-    record = {"candidates": int(len(X)), "nodule_candidates": int(len(pos)), "history": history, "epochs": epochs,
-              "samples_per_epoch": per_epoch, "batch": bs, "lr": float(tr["lr"]), "seed": seed, "best_epoch": best["epoch"]}
-    if len(history) < epochs:
-        record["stopped_early"] = f"max_minutes reached after epoch {len(history)} of {epochs}: not reproducible from the config"
+    return best["state"], history, int(best["epoch"])
+
+
+#: what :func:`_member_job` reads: set by :func:`train` before members run (inherited by forked workers)
+_SHARED: dict[str, Any] = {}
+
+
+def _member_job(job: tuple[int, str], log: Any = None) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+    """Train one member from ``_SHARED`` (in this process or a forked worker), ``threads`` torch threads."""
+    import torch
+
+    d = _SHARED
+    torch.set_num_threads(d["threads"])
+    seed, tag = job
+    return _train_member(d["arch"], d["tr"], d["data"], d["vp"], d["device"], seed, d["target_fp"], d["deadline"],
+                         log or (lambda s: print(s, flush=True)), tag)
+
+
+def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, Any]:
+    """Train per ``cfg["classifier"]`` and save to ``out_dir``; returns validation metrics.
+
+    A ``clinview.CandidateEnsemble`` architecture trains its members
+    independently, member ``k`` from seed ``seed + k`` (each with its own
+    best epoch on the validation patients); calibration and the operating
+    point are then fitted on the ensemble's mean logit. On the CPU,
+    ``parallel_members`` members train at once in forked processes with
+    ``threads`` torch threads each; the result depends on ``threads``
+    (floating-point reduction order), not on ``parallel_members``.
+    """
+    import torch
+
+    from inference.models.catalogue import build_network
+    from inference.models.device import choose_device
+
+    c = cfg["classifier"]
+    tr = dict(c["train"])
+    device, note = choose_device(cfg.get("device", "auto"))
+    torch.set_num_threads(int(tr.get("threads", 2)))
+    seed = int(cfg["seed"])
+    log(f"device {device} {note}".strip())
+    folder = REPO / c["data"].get("cache_dir", ".cache/fpr")
+    train_seeds = [s for a, b in c["data"]["train_seeds"] for s in range(int(a), int(b))]
+    val_seeds = [s for a, b in c["data"]["val_seeds"] for s in range(int(a), int(b))]
+    tp = load_patients(folder, train_seeds)
+    vp = load_patients(folder, val_seeds)
+    X = np.concatenate([p["patches"] for p in tp])
+    F = np.concatenate([p["features"] for p in tp])
+    Y = np.concatenate([p["label"] for p in tp])
+    kinds = _candidate_kinds(tp)
+    n_pos = int((Y > 0.5).sum())
+    u, cnt = np.unique(kinds[Y > 0.5], return_counts=True)
+    log("nodule candidates by kind: " + ", ".join(f"{kind} {n}" for kind, n in zip(u, cnt)))
+    log(f"data: {len(tp)} training patients, {len(X)} candidates ({n_pos} nodule), {len(vp)} validation patients")
+    member_arch, k = _member_architecture(c["architecture"])
+    target_fp = float(c.get("target_fp_per_scan", 1.0))
+    deadline = time.time() + 60 * float(tr.get("max_minutes", 1e9))
+    jobs = [(seed + m, f"{m + 1}/{k}" if k > 1 else "") for m in range(k)]
+    parallel = min(k, int(tr.get("parallel_members", 1))) if device.type == "cpu" else 1
+    _SHARED.update(arch=member_arch, tr=tr, data=(X, F, Y, kinds), vp=vp, device=device, target_fp=target_fp,
+                   deadline=deadline, threads=int(tr.get("threads", 2)))
+    if parallel > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # fork: the members read the training arrays (GBs) the parent already holds, copy-on-write;
+        # no torch kernel has run in the parent yet, so its thread pool is not forked half-initialised
+        with ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("fork")) as ex:
+            results = list(ex.map(_member_job, jobs))
+    else:
+        results = [_member_job(j, log) for j in jobs]
+    _SHARED.clear()
+    states = [r[0] for r in results]
+    history = [h for r in results for h in r[1]]
+    best_epochs = [r[2] for r in results]
+    net = build_network(c["architecture"]).to(device)
+    if k > 1:
+        for m, st in enumerate(states):
+            net.members[m].load_state_dict(st)
+    else:
+        net.load_state_dict(states[0])
+    epochs = int(tr["epochs"])
+    record = {"candidates": int(len(X)), "nodule_candidates": n_pos, "history": history, "epochs": epochs,
+              "samples_per_epoch": int(tr["samples_per_epoch"]), "batch": int(tr["batch"]), "lr": float(tr["lr"]),
+              "seed": seed, "best_epoch": best_epochs[0] if k == 1 else best_epochs,
+              "recipe": {"pos_fraction": float(tr.get("pos_fraction", 0.33)),
+                         "pos_kind_balance": float(tr.get("pos_kind_balance", 0.0)),
+                         "validate_from_epoch": int(tr.get("validate_from_epoch", 1)),
+                         **({"members": k, "member_seeds": [seed + m for m in range(k)]} if k > 1 else {})}}
+    if len(history) < epochs * k:
+        record["stopped_early"] = f"max_minutes reached after {len(history)} of {epochs * k} epochs: not reproducible from the config"
     return _finish(cfg, net, vp, device, out_dir, record)
 
 
@@ -327,7 +445,7 @@ def _finish(cfg: dict[str, Any], net: Any, vp: list[dict[str, Any]], device: Any
                      "config": "configs/nodules.yaml", "seed": record["seed"], "device": device.type,
                      "epochs": record["epochs"], "samples_per_epoch": record["samples_per_epoch"],
                      "batch": record["batch"], "lr": record["lr"],
-                     "date": record.get("date", today), "history": record["history"],
+                     "date": record.get("date", today), **record.get("recipe", {}), "history": record["history"],
                      **({"stopped_early": record["stopped_early"]} if record.get("stopped_early") else {})},
         "validation_metrics": metrics,
     }
@@ -359,6 +477,7 @@ def recalibrate(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict
     record = {"candidates": meta["training_data"]["candidates"], "nodule_candidates": meta["training_data"]["nodule_candidates"],
               "candidates_version": trained_on,
               **{k: t[k] for k in ("history", "epochs", "samples_per_epoch", "batch", "lr", "seed", "date")},
+              "recipe": {k: t[k] for k in ("pos_fraction", "pos_kind_balance", "validate_from_epoch", "members", "member_seeds") if k in t},
               "best_epoch": meta["validation_metrics"]["best_epoch"],
               **({"stopped_early": t["stopped_early"]} if t.get("stopped_early") else {})}
     log(f"recalibrating {out_dir} on {len(vp)} validation patients")

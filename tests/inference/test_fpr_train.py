@@ -88,3 +88,43 @@ def test_hit_rule_counts_a_centre_in_the_mask_or_within_the_radius_and_matches_t
     assert hit_distance(np.array([12.0, 60.0, 40.0]), m2, c2, 0.5, sp) is None
     match, found = match_candidates(np.array([[10.0, 12.0, 20.0], [11.0, 60.0, 40.0], [0.0, 0.0, 0.0]]), truth, sp, {1: 6.0, 2: 0.5})
     assert match.tolist() == [1, 2, 0] and found == {1: True, 2: True}
+
+
+def test_ensemble_logit_is_the_mean_of_its_members_and_survives_the_catalogue(tmp_path: Path) -> None:
+    import torch
+
+    from inference.models.catalogue import build_network, load_model, save_model
+
+    arch = {"name": "clinview.CandidateEnsemble",
+            "kwargs": {"members": 3, "in_channels": 3, "n_features": len(FEATURES), "widths": [4, 4, 8, 8]}}
+    torch.manual_seed(0)
+    ens = build_network(arch).eval()
+    x, f = torch.rand(5, 3, PATCH, PATCH, PATCH), torch.rand(5, len(FEATURES))
+    with torch.inference_mode():
+        members = torch.stack([m(x, f) for m in ens.members])
+        want = members.mean(0)
+        assert torch.allclose(ens(x, f), want)
+        # the members were initialised apart: an ensemble, not one network three times
+        assert (members.std(0) > 0).all()
+    save_model(ens, {"name": "ens", "version": "0.0.1", "architecture": arch}, tmp_path / "ens")
+    back, info = load_model("ens", root=tmp_path)
+    with torch.inference_mode():
+        assert torch.equal(back(x, f), ens(x, f))
+    assert info.architecture["name"] == "clinview.CandidateEnsemble"
+
+
+def test_kind_balance_raises_the_share_of_rare_kinds_among_sampled_nodules() -> None:
+    from inference.models.fpr_train import _candidate_kinds, _kind_weights
+
+    pats = [{"match": np.array([1, 1, 1, 1, 2, 0, 3]),
+             "truth": [{"id": 1, "subtype": "solid"}, {"id": 2, "subtype": "ground-glass"}, {"id": 3, "subtype": "solid"}]}]
+    kinds = _candidate_kinds(pats)
+    assert kinds.tolist() == ["solid"] * 4 + ["ground-glass", "", "solid"]
+    pos = kinds[kinds != ""]
+    assert _kind_weights(pos, 0.0) is None  # the v2.0.0 recipe: every nodule candidate alike
+    share = lambda w: float(w[pos == "ground-glass"].sum())  # noqa: E731
+    half, full = _kind_weights(pos, 0.5), _kind_weights(pos, 1.0)
+    assert np.isclose(half.sum(), 1.0) and np.isclose(full.sum(), 1.0)
+    # uniform sampling would give ground glass 1/6; balancing by kind gives it 1/2 (alpha 1), between for 0.5
+    assert share(full) == pytest.approx(0.5)
+    assert 1 / 6 < share(half) < 0.5
