@@ -40,13 +40,13 @@ class CandidateNet(nn.Module):
 class CandidateEnsemble(nn.Module):
     """``members`` :class:`CandidateNet` s of one architecture; the logit is their mean.
 
-    Why an ensemble: on ~500 nodule candidates per training run, which
-    nodules of a rare kind (ground glass, part-solid) a single network scores
-    above the operating point changes from one training seed to the next;
-    averaging the logits of networks trained with different seeds removes
-    much of that variance (the classic cure for a small training set) at
-    ``members``× the network's cost -- a fraction of a second per CT against
-    the candidate stage's seconds. One ``state_dict`` (keys ``members.<k>.…``),
+    Why an ensemble: with ~700 nodule candidates per training run, which
+    nodules a single network scores above the operating point changes with
+    the training seed (two seeds: 0.846 and 0.862 held-out sensitivity);
+    averaging the logits of networks trained from different seeds is the
+    standard way to reduce that variance, at ``members``× the network's cost.
+    (A 2-member ensemble gave 0.870 there and was not shipped:
+    benchmarks/RESULTS.md.) One ``state_dict`` (keys ``members.<k>.…``),
     so the ensemble is one safetensors file with one sha256.
     """
 
