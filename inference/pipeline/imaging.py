@@ -66,8 +66,15 @@ def nodule_findings(
     labels: np.ndarray,
     probabilities: list[float],
     lung_labels: np.ndarray,
+    detected_by: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per-nodule contract dicts from a label map (ids 1..n) on ``volume``'s grid."""
+    """Per-nodule contract dicts from a label map (ids 1..n) on ``volume``'s grid.
+
+    ``detected_by[i-1]``: what reported id ``i`` (``"classifier"`` or
+    ``"mass rule"``, :func:`inference.pipeline.detect.mass_rule`); the
+    ``probability`` stays the classifier's either way, so a number never
+    claims more than the model said.
+    """
     out: list[dict[str, Any]] = []
     from scipy import ndimage as ndi
 
@@ -108,6 +115,7 @@ def nodule_findings(
             "location": {"side": loc["side"], "lobe": loc["lobe"], "upper_lobe": loc["upper_lobe"],
                          "lobe_estimated": True},
             "probability": float(probabilities[i - 1]) if i - 1 < len(probabilities) else None,
+            "detected_by": detected_by[i - 1] if detected_by and i - 1 < len(detected_by) else "classifier",
             "review": "pending",
             "brock_probability": None,
             "lung_rads": None,
@@ -185,20 +193,24 @@ def run_imaging(
 
     t = time.perf_counter()
     if info.metadata.get("pipeline") == "candidates+classifier":
-        from inference.pipeline.detect import detect_nodules
+        from inference.pipeline.candidates import CANDIDATES_VERSION
+        from inference.pipeline.detect import MASS_RULE, detect_nodules
 
         seg = detect_nodules(volume, lung_labels, net, info, device=dev, progress=sub, cancel=cancel)
         stage_seconds = dict(seg.seconds)
+        # the classifier rescored these candidates; a finding may come from the mass rule instead
+        stage_source = {"candidates": {"version": CANDIDATES_VERSION, "mass_rule": dict(MASS_RULE)}}
     else:  # a dense segmentation network (configs/nodules_unet.yaml)
         from inference.pipeline.nodules import segment_nodules
 
         seg = segment_nodules(volume, lung_labels, net, info, device=dev, progress=sub, cancel=cancel)
         stage_seconds = {}
+        stage_source = {}
     t_nod = time.perf_counter() - t
     warnings.extend(seg.warnings)
     check()
     report(0.92, "measuring nodules")
-    nodules = nodule_findings(volume, seg.labels, seg.probabilities, lung_labels)
+    nodules = nodule_findings(volume, seg.labels, seg.probabilities, lung_labels, getattr(seg, "detected_by", None))
     # A nodule belongs to its lung: fill its voxels into the lung map when the
     # threshold-based mask left them out (a mass against the mediastinum).
     for n in nodules:
@@ -216,6 +228,7 @@ def run_imaging(
     model = {
         **info.as_findings(seg.device),
         "lungs_model": {"name": "lungs", "version": LUNGS_VERSION, "method": "classical threshold + components"},
+        **stage_source,
         "seconds": {"load": round(t_load, 3), "lungs": round(t_lungs, 3), "nodules": round(t_nod, 3), **stage_seconds,
                     "total": round(total, 3)},
     }

@@ -265,3 +265,50 @@ def test_a_larger_later_segmentation_gives_up_a_nodule_it_holds_off_centre_but_n
     masks = [(nodule.copy(), sl, {}), (halo.copy(), sl, {})]
     _carve_held_off_centre(masks, (1.0, 1.0, 1.0))
     assert np.array_equal(masks[1][0], halo)
+
+
+def _wall_mass_volume(mass: bool) -> tuple[Volume, np.ndarray, np.ndarray]:
+    """A lung box with a 36 mm soft-tissue mass against its back wall (y = 6 voxels), or without.
+
+    The lung mask misses the mass's back half, which meets the wall with no
+    density edge (what the real tumour of A0001 does on its lower slices:
+    the per-slice closing stops at its lung-facing rim); above and below the
+    mass the lung reaches the wall.
+    """
+    z, y, x = _grid()
+    vol, lung = _lung_volume(3, [])
+    hu = vol.array.astype(np.float64)
+    sphere = (z - 36.0) ** 2 + (y - 22.8) ** 2 + (x - 40.0) ** 2 <= 18.0**2
+    if mass:
+        hu[sphere] = 35.0 + np.random.default_rng(4).normal(0, 25, int(sphere.sum()))
+        lung = lung * ~(sphere & (y < 22.8))
+    return Volume(array=hu.round().astype(np.int16), spacing=SPACING, origin=(0.0, 0.0, 0.0), direction=np.eye(3)), lung.astype(np.uint8), sphere
+
+
+def test_a_mass_against_the_chest_wall_is_segmented_beyond_the_lung_mask_and_the_wall_is_not() -> None:
+    vol, lung, sphere = _wall_mass_volume(mass=True)
+    res = detect_nodules_classical(vol, lung, masses=True, min_probability=0.0)
+    _check_result(res, vol.array.shape)
+    m = res.labels == 1  # the largest detection
+    outside = sphere & (lung == 0)
+    assert m[sphere].mean() > 0.8, f"{m[sphere].mean():.2f} of the mass segmented"
+    assert m[outside].mean() > 0.6, f"{m[outside].mean():.2f} of its part outside the lung mask segmented"
+    # the chest wall beyond the mass's own surface (more than ~2.5 mm from it) is not taken
+    near = ndi.binary_dilation(sphere, iterations=3)
+    assert (m & ~near).sum() < 0.05 * m.sum()
+
+
+def test_the_envelope_holds_a_bulge_into_the_lung_and_not_a_flat_wall() -> None:
+    from inference.pipeline.candidates import WORK_MM, _pleural_envelope, _resample
+
+    for mass in (True, False):
+        vol, lung, sphere = _wall_mass_volume(mass)
+        shape = tuple(int(round(n * s / WORK_MM)) for n, s in zip(SHAPE, SPACING))
+        work = _resample(vol.array.astype(np.float32), SPACING, shape, WORK_MM, nearest=False)  # type: ignore[arg-type]
+        reg = _resample(lung, SPACING, shape, WORK_MM, nearest=True) > 0  # type: ignore[arg-type]
+        out = _resample((sphere & (lung == 0) & (vol.array > -400)).astype(np.uint8), SPACING, shape, WORK_MM, nearest=True) > 0  # type: ignore[arg-type]
+        env = _pleural_envelope(work, reg)
+        if mass:
+            assert env[out].mean() > 0.6 and (env & ~ndi.binary_dilation(out, iterations=2)).sum() < 0.1 * env.sum()
+        else:
+            assert not env.any()

@@ -91,3 +91,19 @@ def test_candidate_centres_are_centres_of_mass_and_nan_for_an_absent_id() -> Non
     want = np.array(ndi.center_of_mass(labels > 0, labels, [1, 2, 4]))
     np.testing.assert_allclose(got[[0, 1, 3]], want, atol=1e-9)
     assert np.isnan(got[2]).all()  # id 3 has no voxel (taken by overlapping candidates)
+
+
+@pytest.mark.parametrize(
+    ("change", "reported"),
+    [({}, True), ({"mass": 0.0}, False), ({"diameter_mm": 32.0}, False), ({"elongation": 0.3}, False),
+     ({"air_ring": 0.35}, False)],
+)
+def test_the_mass_rule_reports_only_large_round_masses_surrounded_by_lung(change: dict, reported: bool) -> None:
+    """A 60 mm round mass in aerated lung is reported whatever the classifier says; a nodule-path
+    candidate, one that does not fill the 40 mm patch, a tube-like hilar bundle or tissue with little air around it
+    (mediastinum, heart) is left to the classifier."""
+    from inference.pipeline.detect import mass_rule
+
+    mass = {"mass": 1.0, "diameter_mm": 60.0, "elongation": 0.7, "air_ring": 0.8, **change}
+    assert mass_rule([mass, {}]).tolist() == [reported, False]
+    assert mass_rule([]).shape == (0,)

@@ -104,8 +104,9 @@ def test_cancel_stops_inside_the_nodule_detection(one_nodule_ct) -> None:
 @pytest.mark.slow
 def test_a_chest_ct_without_nodules_gives_no_findings() -> None:
     """A clean chest (vessels, airways, fissures, no nodule) at a clinical
-    reconstruction: the shipped model reports nothing -- the held-out
-    evaluation measured 0.0 false positives per scan at this operating point."""
+    reconstruction: the shipped model reports nothing. (Over all 36 held-out
+    synthetic patients it averages 0.56 false findings per scan; a chest
+    without any nodule must not be the case that produces them.)"""
     from inference.synth.phantom import make_phantom
     from inference.pipeline.imaging import run_imaging
 

@@ -14,7 +14,8 @@ CONTRACT_KEYS = {"schema", "patient", "study", "series", "lungs", "nodules", "ex
                  "derived", "suggestions", "identity", "warnings", "model"}
 NODULE_KEYS = {"id", "center_lps_mm", "center_voxel_zyx", "bbox_voxel_zyx", "volume_mm3", "long_axis_mm",
                "short_axis_mm", "mean_diameter_mm", "type", "solid_component_mm", "mean_hu", "spiculated",
-               "juxtapleural", "location", "probability", "review", "brock_probability", "lung_rads", "growth"}
+               "juxtapleural", "location", "probability", "detected_by", "review", "brock_probability", "lung_rads",
+               "growth"}
 
 
 @pytest.fixture(scope="module")

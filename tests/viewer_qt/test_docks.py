@@ -88,6 +88,27 @@ def test_findings_table_summary_and_badges(qtbot, state: AnalysisState) -> None:
     assert "clinview-nodule-det 0.3.0" in dock.source.text()
 
 
+def test_a_mass_reported_by_the_mass_rule_heads_the_table_and_says_so(qtbot) -> None:
+    """The mass rule reports a large mass the classifier scored low: the reader must see it first,
+    marked as the rule's, with the classifier's own number kept and explained."""
+    f = sample()
+    lowest = min(f["nodules"], key=lambda n: n["probability"])
+    lowest["detected_by"] = "mass rule"
+    f["model"]["candidates"] = {"version": "0.4.0",
+                                "mass_rule": {"min_diameter_mm": 40.0, "min_elongation": 0.5, "min_air_ring": 0.5}}
+    vol, labels = volume_and_labels(f)
+    st = AnalysisState()
+    st.set_result(f, labels, None, volume=vol)
+    dock = FindingsDock(st)
+    qtbot.addWidget(dock)
+    t, c = dock.table, _col(dock.table, COLUMNS[4])
+    assert t.item(0, 0).text() == str(lowest["id"])
+    assert t.item(0, c).text() == f"{round(lowest['probability'] * 100)} % · mass"
+    assert "mass rule (at least 40 mm" in t.item(0, c).toolTip() and "not by the classifier" in t.item(0, c).toolTip()
+    # the classifier's findings keep their order and plain probabilities below it
+    assert all("mass" not in t.item(r, c).text() for r in range(1, t.rowCount()))
+
+
 def test_prior_nodules_not_confirmed_are_listed_apart_from_resolved_ones(qtbot) -> None:
     """A prior nodule with tissue still at its place must not read as "resolved"."""
     f = sample()

@@ -315,13 +315,21 @@ class FindingsDock(QWidget):
 
         rows = [n for n in st.all_nodules() if self.show_rejected.isChecked() or n["review"] != "rejected"]
         # rejected last, then by AI probability: the reader works top-down
-        rows.sort(key=lambda n: (n["review"] == "rejected", -(n.get("probability") or 0.0), n["id"]))
+        # (a mass reported by the mass rule carries the classifier's low probability: it goes first, not last)
+        rows.sort(key=lambda n: (n["review"] == "rejected", n.get("detected_by") != "mass rule",
+                                 -(n.get("probability") or 0.0), n["id"]))
         self.table.setRowCount(len(rows))
+        # the rule's thresholds as the analysis recorded them (findings model.candidates)
+        mdl = st.findings.get("model") if isinstance(st.findings.get("model"), dict) else {}
+        rule = (mdl.get("candidates") or {}).get("mass_rule") or {}
+        rule_words = (f"at least {rule['min_diameter_mm']:g} mm, round, mostly surrounded by lung"
+                      if isinstance(rule.get("min_diameter_mm"), (int, float)) else "a large round mass in the lung")
         for r, n in enumerate(rows):
             rejected = n["review"] == "rejected"
             loc_short, loc_words = _location(n)
             cells = [str(n["id"]), _size(n), str(n.get("type") or "—"), loc_short,
-                     fmt_pct(n.get("probability"), 0), str(n.get("lung_rads") or "—"),
+                     fmt_pct(n.get("probability"), 0) + (" · mass" if n.get("detected_by") == "mass rule" else ""),
+                     str(n.get("lung_rads") or "—"),
                      _REVIEW_STYLE.get(n["review"], (n["review"], muted))[0]]
             for c, text in enumerate(cells):
                 it = QTableWidgetItem(text)
@@ -342,6 +350,9 @@ class FindingsDock(QWidget):
                     it.setForeground(QBrush(QColor(_REVIEW_STYLE.get(n["review"], ("", muted))[1])))
                 if c == 3:
                     it.setToolTip(loc_words)
+                if c == 4 and n.get("detected_by") == "mass rule":
+                    it.setToolTip(f"Reported by the mass rule ({rule_words}), not by the classifier: its "
+                                  f"probability for this finding is {fmt_pct(n.get('probability'), 0)}")
                 if c == 1 and n.get("edited"):
                     it.setToolTip(str(n.get("measurement_source", "")))
                 if rejected and c != 6:
