@@ -107,6 +107,7 @@ def test_a_mass_reported_by_the_mass_rule_heads_the_table_and_says_so(qtbot) -> 
     assert "mass rule (at least 40 mm" in t.item(0, c).toolTip() and "not by the classifier" in t.item(0, c).toolTip()
     # the classifier's findings keep their order and plain probabilities below it
     assert all("mass" not in t.item(r, c).text() for r in range(1, t.rowCount()))
+    assert "candidates 0.4.0, mass rule ≥ 40 mm" in dock.source.text()
 
 
 def test_prior_nodules_not_confirmed_are_listed_apart_from_resolved_ones(qtbot) -> None:

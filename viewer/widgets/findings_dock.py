@@ -369,6 +369,10 @@ class FindingsDock(QWidget):
             src.append(f"AI: {m['name']} {m.get('version', '(no version)')}" + (f" ({run})" if run else ""))
         else:
             src.append("AI: model not named in the analysis")
+        cand = m.get("candidates") if isinstance(m.get("candidates"), dict) else {}
+        if cand.get("version"):
+            src.append(f"candidates {cand['version']}"
+                       + (f", mass rule ≥ {rule['min_diameter_mm']:g} mm" if "at least" in rule_words else ""))
         src.append("⌀: mean of long and short axis (Lung-RADS v2022 measurement)")
         self.source.setText(html.escape(" · ".join(src)))
         res = [x for x in st.findings.get("resolved_nodules") or [] if isinstance(x, dict)]
