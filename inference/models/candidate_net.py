@@ -16,7 +16,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["CandidateNet", "CandidateEnsemble"]
+__all__ = ["CandidateNet", "CandidateEnsemble", "DEFAULT_MEMBERS"]
+
+#: members of a CandidateEnsemble whose architecture does not say (the one default, read by fpr_train too)
+DEFAULT_MEMBERS = 3
 
 
 class CandidateNet(nn.Module):
@@ -50,7 +53,7 @@ class CandidateEnsemble(nn.Module):
     so the ensemble is one safetensors file with one sha256.
     """
 
-    def __init__(self, members: int = 3, **kwargs: object) -> None:
+    def __init__(self, members: int = DEFAULT_MEMBERS, **kwargs: object) -> None:
         super().__init__()
         self.members = nn.ModuleList(CandidateNet(**kwargs) for _ in range(int(members)))  # type: ignore[arg-type]
 

@@ -184,7 +184,9 @@ def _member_architecture(arch: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """The single network an ensemble is made of, and how many members (1 for a plain CandidateNet)."""
     kw = dict(arch.get("kwargs", {}))
     if arch.get("name") == "clinview.CandidateEnsemble":
-        k = int(kw.pop("members", 3))
+        from inference.models.candidate_net import DEFAULT_MEMBERS
+
+        k = int(kw.pop("members", DEFAULT_MEMBERS))
         return {"name": "clinview.CandidateNet", "kwargs": kw}, k
     return dict(arch), 1
 
