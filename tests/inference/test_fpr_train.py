@@ -128,3 +128,61 @@ def test_kind_balance_raises_the_share_of_rare_kinds_among_sampled_nodules() -> 
     # uniform sampling would give ground glass 1/6; balancing by kind gives it 1/2 (alpha 1), between for 0.5
     assert share(full) == pytest.approx(0.5)
     assert 1 / 6 < share(half) < 0.5
+
+
+def _tiny_cache(folder: Path, seeds: range) -> None:
+    rng = np.random.default_rng(11)
+    for s in seeds:
+        n = 24
+        match = np.zeros(n, np.int16)
+        match[:4] = [1, 1, 2, 3]
+        patches = rng.integers(0, 120, (n, 3, PATCH, PATCH, PATCH), dtype=np.uint8)
+        patches[match > 0] += 100  # nodules brighter: something to learn
+        truth = [{"id": i, "subtype": "solid", "diameter_mm": 8.0} for i in (1, 2, 3)]
+        np.savez_compressed(folder / f"fpr_{s}.npz", patches=patches,
+                            features=rng.uniform(0, 1, (n, len(FEATURES))).astype(np.float32),
+                            label=(match > 0).astype(np.uint8), match=match, truth=json.dumps(truth), spacing=np.ones(3))
+
+
+_TRAIN_SCRIPT = """
+import sys, json
+from pathlib import Path
+from inference.models.fpr_train import train
+cache, out, parallel = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+cfg = {"name": "tiny", "version": "0.0.1", "seed": 7, "device": "cpu",
+       "classifier": {"architecture": {"name": "clinview.CandidateEnsemble",
+                                       "kwargs": {"members": 2, "in_channels": 3, "n_features": %d, "widths": [4, 4, 8, 8]}},
+                      "data": {"cache_dir": cache, "train_seeds": [[1, 4]], "val_seeds": [[10, 12]]},
+                      "target_fp_per_scan": 1.0,
+                      "train": {"epochs": 2, "samples_per_epoch": 32, "batch": 16, "lr": 0.002, "threads": 1,
+                                "parallel_members": parallel}}}
+train(cfg, out, log=lambda s: None)
+"""
+
+
+@pytest.mark.slow
+def test_ensemble_members_trained_in_forked_workers_equal_those_trained_one_after_the_other(tmp_path: Path) -> None:
+    """The training docstring promises the result does not depend on ``parallel_members``: the forked
+    path (two members at once, copy-on-write data) must give the same weights, bit for bit. Each run
+    is its own interpreter, as from the command line (forking after torch ran in this process can hang)."""
+    import subprocess
+    import sys
+
+    from safetensors.numpy import load_file
+
+    _tiny_cache(tmp_path, range(1, 4))
+    _tiny_cache(tmp_path, range(10, 12))
+    weights = []
+    for parallel in (1, 2):
+        out = tmp_path / f"out{parallel}"
+        r = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT % len(FEATURES), str(tmp_path), str(out), str(parallel)],
+                           capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[2])
+        assert r.returncode == 0, r.stderr[-2000:]
+        (st,) = list(out.glob("*.safetensors"))
+        weights.append(load_file(str(st)))
+    a, b = weights
+    assert a.keys() == b.keys() and any(k.startswith("members.1.") for k in a)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    # the two members differ (seed + k), so equality is not trivial
+    k0 = next(k for k in a if k.startswith("members.0.") and a[k].ndim > 1)
+    assert not np.array_equal(a[k0], a[k0.replace("members.0.", "members.1.")])
