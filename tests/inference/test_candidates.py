@@ -312,3 +312,31 @@ def test_the_envelope_holds_a_bulge_into_the_lung_and_not_a_flat_wall() -> None:
             assert env[out].mean() > 0.6 and (env & ~ndi.binary_dilation(out, iterations=2)).sum() < 0.1 * env.sum()
         else:
             assert not env.any()
+
+
+def test_a_mass_hidden_against_a_receding_wall_is_completed_by_its_hull_and_the_wall_is_not() -> None:
+    """Real CT A0001's geometry: the lung reaches the wall below the mass but recedes above it, so the
+    mass's part in front of the receding wall has lung on one side only (no pleural envelope) and the
+    threshold region stops at the lung mask's edge. Its convex hull takes the part of it that lies between
+    the lower slices' deeper outline and the mass's top (here 42 %; beyond that line the hull cannot
+    see the mass), never the wall beyond the mass nor bone."""
+    from inference.pipeline.candidates import _complete_by_hull
+
+    n = 48
+    z, y, x = np.mgrid[0:n, 0:n, 0:n].astype(float)
+    wall_y = np.where(z < 24, 40, 32)  # the lung ends at y = 40 below, at y = 32 above
+    reg = y < wall_y
+    sphere = (z - 24) ** 2 + (y - 30) ** 2 + (x - 24) ** 2 <= 12.0**2
+    w = np.where(reg, -850.0, 40.0)  # chest wall: soft tissue like the mass
+    w[sphere] = 35.0
+    w[(y >= 44)] = 700.0  # a rib behind it
+    seg = sphere & reg  # what the threshold region inside the lung mask gives
+    hidden = sphere & ~reg
+    out, added = _complete_by_hull(seg, w, reg)
+    assert out[seg].all()
+    assert out[hidden].mean() > 0.35, f"{out[hidden].mean():.2f} of the hidden part completed"
+    assert not (out & ~sphere).any(), "the hull took wall tissue beyond the mass"
+    assert 0.0 < added < 0.3
+    # a mass free in the lung: nothing to complete
+    free, added_free = _complete_by_hull(seg, np.where(sphere, 35.0, -850.0), np.ones_like(reg))
+    assert (free == seg).all() and added_free == 0.0

@@ -30,12 +30,6 @@ def _tumour(vol, boxes, res):
     return next((n for n in res.nodules if _in_boxes(n["center_voxel_zyx"], boxes)), None)
 
 
-MASS_GAP = ("known limitation (candidates 0.4.0, nodules v2.2.0): the tumour is found as one 77-81 mm mass, but its "
-            "mask covers a median 0.47-0.49 of the dense tissue in the annotated boxes (wanted > 0.5): the posterior "
-            "paravertebral rim, where no lung lies below the tumour, is outside the pleural envelope the mass may grow "
-            "into -- see benchmarks/RESULTS.md")
-
-
 @pytest.mark.slow
 @pytest.mark.shared
 @pytest.mark.parametrize("kernel", ["ct-lung-kernel", "ct-soft-kernel"])
@@ -50,7 +44,6 @@ def test_annotated_tumour_is_found_in_its_lung_without_false_positives_elsewhere
 
 @pytest.mark.slow
 @pytest.mark.shared
-@pytest.mark.xfail(reason=MASS_GAP, strict=False)
 @pytest.mark.parametrize("kernel", ["ct-lung-kernel", "ct-soft-kernel"])
 def test_annotated_tumour_is_segmented_as_one_mass(results, kernel: str) -> None:
     vol, boxes, res = results[kernel]
