@@ -31,6 +31,9 @@ Method (all vectorised numpy/scipy/SimpleITK):
    of half the estimated radius (vessels thinner than that vanish, the nodule
    survives), keeping the part connected to the seed. A seed already inside
    an earlier segmentation is skipped (non-maximum suppression).
+   A mass seed may also grow into the *pleural envelope* (:func:`_pleural_envelope`), and its
+   segmentation is completed by the soft tissue outside the lung mask within its own convex hull
+   (:func:`_complete_by_hull`): a tumour against the chest wall has no density edge there.
 5. **Shape features and score**: equivalent diameter, elongation
    (sqrt of smallest/largest PCA variance of the voxel coordinates), Hessian
    blob ratio ``|λ3|/|λ1|`` at the seed, contrast to the lung, fraction of the
