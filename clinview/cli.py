@@ -173,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "info":
             return _cmd_info(args)
         if args.command == "analyze":
+            from inference.process import prepare_analysis_process
+
+            prepare_analysis_process()  # a one-analysis process, like the viewer's worker
             return _cmd_analyze(args)
         return _cmd_gui(args)
     except ClinviewError as e:

@@ -80,6 +80,9 @@ def handle(request: dict[str, Any], out: TextIO) -> int:
 
 def main() -> int:
     """Read the request from stdin and run it."""
+    from inference.process import prepare_analysis_process
+
+    prepare_analysis_process()  # before numpy is imported
     # A cancel is a SIGTERM from the viewer: exit quietly (no traceback).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     out = sys.stdout
