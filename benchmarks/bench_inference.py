@@ -20,14 +20,21 @@ and nodules found. Timings are medians of ``--repeats`` runs after one warm-up.
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
-import time
-from pathlib import Path
-from typing import Any
+from inference.process import prepare_analysis_process
 
-import numpy as np
+# both sides run as the product's analysis processes do (the viewer's worker, `clinview analyze`):
+# numpy without huge-page advice, set before numpy is imported (see inference/process.py)
+prepare_analysis_process()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,7 +117,7 @@ def main() -> int:
     torch.set_num_threads(a.threads)
     net, info = baseline_model()
     shipped = read_model_info("nodules")
-    res: dict[str, Any] = {"threads": a.threads, "torch": torch.__version__, "baseline_model": info.version,
+    res: dict[str, Any] = {"threads": a.threads, "torch": torch.__version__, "numpy_madvise_hugepage": os.environ.get("NUMPY_MADVISE_HUGEPAGE"), "baseline_model": info.version,
                            "shipped_model": shipped.version, "sha256": str(shipped.sha256)[:12]}
     cases = []
     ph = make_phantom(a.seed, shape=(512, 512), pixel_mm=0.8, slice_mm=5.0, n_nodules=4, nodule_size_mm=(6.0, 20.0))
