@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
+# numpy's own record of the advice it gives (numpy >= 2: numpy._core, 1.26: numpy.core)
 PROBE = ("from inference.process import prepare_analysis_process as p; applied = p(); import numpy; "
-         "from numpy._core.multiarray import _get_madvise_hugepage as g; print(applied, g())")
+         "m = getattr(numpy, '_core', None) or numpy.core; print(applied, m.multiarray._get_madvise_hugepage())")
 
 
 @pytest.mark.parametrize(("env", "expected"), [({}, "True False"), ({"NUMPY_MADVISE_HUGEPAGE": "1"}, "False True")])
