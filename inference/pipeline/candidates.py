@@ -397,13 +397,22 @@ def _component_seeds(mask: np.ndarray, min_depth: float, tag: float, cap: int) -
     return out
 
 
+#: masks up to this many voxels get scipy's distance transform, larger ones SimpleITK's (:func:`_edt`)
+SMALL_EDT_VOXELS = 32**3
+
+
 def _edt(mask: np.ndarray) -> np.ndarray:
     """Euclidean distance (voxels) of each ``mask`` voxel to the nearest voxel outside it.
 
     Same values as ``scipy.ndimage.distance_transform_edt(mask)`` (grid
     borders are not "outside"), from SimpleITK's multi-threaded Maurer
-    transform: 3× faster on two cores.
+    transform: 3× faster on two cores. Small masks -- each seed's segmentation, a few hundred
+    per CT -- go to scipy instead: SimpleITK's per-call set-up (~1.5 ms) outweighs its speed
+    below ~32³ voxels (12³: 1.5 vs 0.2 ms, 24³: 1.7 vs 1.3 ms, 40³: 3.1 vs 4.1 ms; this
+    machine); both give exact distances.
     """
+    if mask.size <= SMALL_EDT_VOXELS:
+        return ndi.distance_transform_edt(mask)
     img = sitk.GetImageFromArray((~mask).astype(np.uint8))
     d2 = sitk.SignedMaurerDistanceMap(img, insideIsPositive=False, squaredDistance=True, useImageSpacing=False)
     return np.sqrt(np.maximum(sitk.GetArrayFromImage(d2).astype(np.float64), 0.0))

@@ -149,10 +149,19 @@ def _blobby_mask(seed: int, shape: tuple[int, int, int] = (40, 56, 64)) -> np.nd
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_distance_transform_equals_scipy(seed: int) -> None:
-    from inference.pipeline.candidates import _edt
+    from inference.pipeline.candidates import SMALL_EDT_VOXELS, _edt
 
     m = _blobby_mask(seed)
+    assert m.size > SMALL_EDT_VOXELS  # the SimpleITK path
     np.testing.assert_allclose(_edt(m), ndi.distance_transform_edt(m), atol=1e-9)
+    # and a seed-sized crop (the scipy path) gives the same distances as the SimpleITK path on it
+    crop = np.ascontiguousarray(m[:20, :20, :20])
+    import SimpleITK as sitk
+
+    d2 = sitk.SignedMaurerDistanceMap(sitk.GetImageFromArray((~crop).astype(np.uint8)), insideIsPositive=False,
+                                      squaredDistance=True, useImageSpacing=False)
+    ref = np.sqrt(np.maximum(sitk.GetArrayFromImage(d2).astype(np.float64), 0.0))
+    assert crop.any() and np.array_equal(_edt(crop), ref)
 
 
 @pytest.mark.parametrize("r", [0.8, 1.6, 2.0, 2.5])
