@@ -515,6 +515,18 @@ def _filled_cavities(work: np.ndarray, region: np.ndarray) -> np.ndarray:
     return out
 
 
+def _shell(seg: np.ndarray) -> np.ndarray:
+    """The voxels more than 1 and at most 3 voxels from ``seg``: its dilation by :func:`_ball` (3) less that by (1).
+
+    From one distance transform instead of two dilations (each seed's segmentation takes two such
+    rings; the dilations were ~0.8 s of the candidate stage's ~9 s CPU on a synthetic CT). The same
+    set exactly: a voxel is in the dilation by the ball of radius r when its squared distance to
+    ``seg``, an integer, is at most r², and the distances are exact.
+    """
+    d = _edt(~seg)
+    return (d <= 3.0) & (d > 1.0)
+
+
 def _ball(r: float) -> np.ndarray:
     """Structuring element: the offsets within real radius ``r`` (voxels)."""
     n = int(np.floor(r))
@@ -647,7 +659,7 @@ def _segment_once(
     seg = ndi.binary_fill_holes(seg)  # a cavity belongs to its nodule
     # ground-glass halo (part-solid nodule): the ring just outside the solid
     # contour is clearly denser than the lung -> grow again at the halo's level
-    ring = ndi.binary_dilation(seg, _ball(3)) & ~ndi.binary_dilation(seg, _ball(1)) & reg & ball
+    ring = _shell(seg) & reg & ball
     if ring.sum() > 10:
         ring_hu = float(np.median(w[ring]))
         if ring_hu - bg > 80.0 and ring_hu < thr:
@@ -674,7 +686,7 @@ def _segment_once(
         return None
     # how much of the nodule's immediate surroundings is aerated lung: ~1 for a
     # free nodule, >= ~0.4 on the pleura, low for mediastinum/bone/chest wall
-    ring = ndi.binary_dilation(seg, _ball(3)) & ~ndi.binary_dilation(seg, _ball(1))
+    ring = _shell(seg)
     air_ring = float((w[ring] < -500.0).mean()) if ring.any() else 0.0
     pts = np.argwhere(seg).astype(np.float64)
     cov = np.cov(pts.T) if v > 3 else np.eye(3)

@@ -349,3 +349,13 @@ def test_a_mass_hidden_against_a_receding_wall_is_completed_by_its_hull_and_the_
     # a mass free in the lung: nothing to complete
     free, added_free = _complete_by_hull(seg, np.where(sphere, 35.0, -850.0), np.ones_like(reg))
     assert (free == seg).all() and added_free == 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_ring_around_a_segmentation_equals_the_two_ball_dilations(seed: int) -> None:
+    from inference.pipeline.candidates import _ball, _shell
+
+    m = _blobby_mask(seed)
+    for crop in (m, np.ascontiguousarray(m[:24, :24, :24])):  # the SimpleITK and the scipy distance paths
+        ref = ndi.binary_dilation(crop, _ball(3)) & ~ndi.binary_dilation(crop, _ball(1))
+        assert crop.any() and np.array_equal(_shell(crop), ref)
