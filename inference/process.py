@@ -6,10 +6,11 @@ the first time. numpy asks the kernel for transparent huge pages on its large
 arrays (``madvise``); where the kernel must compact memory to find them --
 measured on the 2-core virtual machine this project's CI runs on, THP
 ``madvise`` with ``defrag=madvise`` -- those first-touch faults cost seconds:
-the candidate stage of the real CT took 8.2-10.2 s with huge pages and
-5.9-6.7 s without, in fresh processes side by side (``benchmarks/bench_worker.py``,
-numbers in benchmarks/RESULTS.md). A process that runs one analysis gains
-nothing from huge pages later. An explicit ``NUMPY_MADVISE_HUGEPAGE`` in the
+the candidate stage of the real CT took 7.3-9.1 s with huge pages and
+5.8-7.1 s without, in fresh worker processes side by side, and the whole
+analysis 13.7 against 12.4 s (median wall; ``benchmarks/bench_worker.py``,
+benchmarks/RESULTS.md). A process that runs one analysis has no later,
+warm phase for huge pages to pay back in. An explicit ``NUMPY_MADVISE_HUGEPAGE`` in the
 environment is left as the user set it.
 """
 

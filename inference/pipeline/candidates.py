@@ -589,7 +589,7 @@ def _complete_by_hull(seg: np.ndarray, w: np.ndarray, reg: np.ndarray) -> tuple[
     segmentation before completion: the classifier and the mass rule were
     set on them. Returns the mask and the fraction of its volume added.
     """
-    from scipy.spatial import Delaunay, QhullError
+    from scipy.spatial import ConvexHull, Delaunay, QhullError
 
     cand = ~reg & (w > HULL_HU[0]) & (w < HULL_HU[1]) & ~seg
     box = tuple(slice(int(a.min()), int(a.max()) + 1) for a in np.nonzero(seg))
@@ -598,7 +598,7 @@ def _complete_by_hull(seg: np.ndarray, w: np.ndarray, reg: np.ndarray) -> tuple[
         return seg, 0.0
     pts = np.argwhere(seg[box])
     try:
-        tri = Delaunay(pts[_hull_vertices(pts)])
+        tri = Delaunay(pts[ConvexHull(pts).vertices])
     except (QhullError, ValueError):  # flat or tiny: nothing to complete
         return seg, 0.0
     inside = tri.find_simplex(cidx) >= 0
@@ -611,13 +611,6 @@ def _complete_by_hull(seg: np.ndarray, w: np.ndarray, reg: np.ndarray) -> tuple[
     keep = np.unique(lab[seg])
     out = np.isin(lab, keep[keep > 0])
     return out, round(float(1.0 - seg.sum() / max(1, out.sum())), 4)
-
-
-def _hull_vertices(pts: np.ndarray) -> np.ndarray:
-    """Indices of the convex-hull vertices of integer points ``pts`` (n, 3)."""
-    from scipy.spatial import ConvexHull
-
-    return ConvexHull(pts).vertices
 
 
 def _segment_once(
