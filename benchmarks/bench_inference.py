@@ -117,8 +117,9 @@ def main() -> int:
     torch.set_num_threads(a.threads)
     net, info = baseline_model()
     shipped = read_model_info("nodules")
-    res: dict[str, Any] = {"threads": a.threads, "torch": torch.__version__, "numpy_madvise_hugepage": os.environ.get("NUMPY_MADVISE_HUGEPAGE"), "baseline_model": info.version,
-                           "shipped_model": shipped.version, "sha256": str(shipped.sha256)[:12]}
+    res: dict[str, Any] = {"threads": a.threads, "torch": torch.__version__, "baseline_model": info.version,
+                           "shipped_model": shipped.version, "sha256": str(shipped.sha256)[:12],
+                           "numpy_madvise_hugepage": os.environ.get("NUMPY_MADVISE_HUGEPAGE")}
     cases = []
     ph = make_phantom(a.seed, shape=(512, 512), pixel_mm=0.8, slice_mm=5.0, n_nodules=4, nodule_size_mm=(6.0, 20.0))
     vol = Volume(array=ph.hu, spacing=tuple(ph.spacing), origin=tuple(ph.origin), direction=np.asarray(ph.direction))

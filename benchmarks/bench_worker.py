@@ -12,12 +12,15 @@ Side by side in one run, alternating, each a new process on the same study:
 * ``baseline``: the worker of commit ``--baseline`` (a ``git worktree`` under
   ``benchmarks/_work``, run with this checkout's ``.venv``);
 * ``current``: this checkout's worker;
-* ``current, NUMPY_MADVISE_HUGEPAGE=0``: the same with numpy's transparent
-  huge pages off (on this VM first-touch faults of huge pages cost seconds).
+* ``current, NUMPY_MADVISE_HUGEPAGE=1``: the same with numpy's huge-page
+  advice turned back on by the user (the worker leaves an explicit setting
+  alone; see :mod:`inference.process`).
 
-Reported per variant: wall time from spawn to the result line (median and
-all rounds), the findings' own stage seconds, and whether the findings equal
-the baseline's (same nodules, same volumes).
+Printed per run: wall time from spawn to the result line and the findings'
+own stage seconds; per variant: the median wall time and whether every run's
+findings equal the first run's (same centres, volumes and probabilities).
+The worktree stays under ``benchmarks/_work`` for the next run
+(``git worktree remove`` it when done).
 """
 
 from __future__ import annotations
@@ -75,19 +78,19 @@ def main() -> int:
     variants = [("baseline " + rev, _worktree(rev), {}), ("current", REPO, {}),
                 ("current, NUMPY_MADVISE_HUGEPAGE=1", REPO, {"NUMPY_MADVISE_HUGEPAGE": "1"})]
     work = REPO / "benchmarks" / "_work" / "worker-out"
-    res: dict[str, dict[str, Any]] = {name: {"wall_s": [], "seconds": []} for name, _, _ in variants}
+    walls: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+    same: dict[str, bool] = {name: True for name, _, _ in variants}
     ref = None
     for r in range(a.rounds):
-        for name, code, env in (variants if r % 2 == 0 else variants[::-1]):
-            wall, f = run_worker(code, a.study, work / f"{r}-{len(res[name]['wall_s'])}-{name[:8].strip()}", env)
+        for k, (name, code, env) in enumerate(variants if r % 2 == 0 else variants[::-1]):
+            wall, f = run_worker(code, a.study, work / f"{r}-{k}", env)
             ref = ref or f
-            res[name]["wall_s"].append(round(wall, 2))
-            res[name]["seconds"].append(f["model"]["seconds"])
-            res[name]["same_findings_as_first"] = res[name].get("same_findings_as_first", True) and _same(f, ref)
+            walls[name].append(round(wall, 2))
+            same[name] = same[name] and _same(f, ref)
             print(json.dumps({"round": r, "variant": name, "wall_s": round(wall, 2), "seconds": f["model"]["seconds"],
                               "nodules": len(f["nodules"])}), flush=True)
-    summary = {name: {"median_wall_s": statistics.median(v["wall_s"]), "wall_s": v["wall_s"],
-                      "same_findings_as_first": v["same_findings_as_first"]} for name, v in res.items()}
+    summary = {name: {"median_wall_s": statistics.median(w), "wall_s": w, "same_findings_as_first": same[name]}
+               for name, w in walls.items()}
     print(json.dumps({"study": str(a.study), "cpus": os.cpu_count(), "summary": summary}, indent=1))
     return 0
 

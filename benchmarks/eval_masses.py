@@ -32,58 +32,43 @@ REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "lung-pet-ct-dx" / "A0001"
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = a.sum() + b.sum()
-    return float(2 * (a & b).sum() / s) if s else 1.0
-
-
 def _run(vol: Any, hull: bool) -> tuple[Any, float]:
+    """``run_imaging`` with the mass hull completion on or off (the switch is restored afterwards)."""
     import inference.pipeline.candidates as cand
     from inference.pipeline.imaging import run_imaging
 
-    cand.HULL_COMPLETION = hull
-    t = time.perf_counter()
-    res = run_imaging(vol, device="cpu")
-    return res, time.perf_counter() - t
+    before, cand.HULL_COMPLETION = cand.HULL_COMPLETION, hull
+    try:
+        t = time.perf_counter()
+        res = run_imaging(vol, device="cpu")
+        return res, time.perf_counter() - t
+    finally:
+        cand.HULL_COMPLETION = before
 
 
 def synthetic(seeds: range) -> list[dict[str, Any]]:
     """One row per (patient, mode): masses found, Dice, diameter error, false findings."""
-    from scipy import ndimage as ndi
-
-    from inference.models.fpr_data import draw_patient, hit_distance
-    from inference.pipeline.measure import axes_on_largest_slice
-    from inference.types import Volume
+    from inference.models.fpr_data import draw_patient
+    from inference.models.nodule_eval import match_findings
 
     rows = []
     for seed in seeds:
         ph = draw_patient(seed, masses=True, kinds=["mass"])
-        vol = Volume(array=np.asarray(ph.hu), spacing=tuple(ph.spacing), origin=tuple(ph.origin),
-                     direction=np.asarray(ph.direction, float).reshape(3, 3))
+        vol = ph.to_volume()
         truth = np.asarray(ph.nodules)
         where = {r.id: ",".join(r.attachments) or "free" for r in ph.records}
         for hull in (False, True):
             res, dt = _run(vol, hull)
-            matched: set[int] = set()
+            matches, fp = match_findings(res.nodules, res.nodule_labels, truth, vol.spacing)
             masses = []
-            for tid in (int(i) for i in np.unique(truth) if i > 0):
-                tm = truth == tid
-                la, sa, _ = axes_on_largest_slice(tm, vol.spacing)
-                td = (la + sa) / 2
-                tc = np.array(ndi.center_of_mass(tm))
-                best = None
-                for n in res.nodules:
-                    d = hit_distance(np.array(n["center_voxel_zyx"]), tm, tc, td, vol.spacing)
-                    if d is not None and (best is None or d < best[0]):
-                        best = (d, n)
-                row = {"id": tid, "where": where.get(tid, ""), "diameter_mm": round(td, 1), "found": best is not None}
-                if best is not None:
-                    n = best[1]
-                    matched.add(n["id"])
-                    row.update(dice=round(_dice(res.nodule_labels == n["id"], tm), 3),
-                               diameter_error_mm=round(n["mean_diameter_mm"] - td, 1), by=n["detected_by"])
+            for m in matches:
+                n = m["finding"]
+                row = {"id": m["id"], "where": where.get(m["id"], ""), "diameter_mm": round(m["diameter_mm"], 1),
+                       "found": n is not None}
+                if n is not None:
+                    row.update(dice=round(m["dice"], 3), diameter_error_mm=round(n["mean_diameter_mm"] - m["diameter_mm"], 1),
+                               by=n["detected_by"])
                 masses.append(row)
-            fp = [n for n in res.nodules if n["id"] not in matched]
             r = {"seed": seed, "hull": hull, "seconds": round(dt, 2), "masses": masses,
                  "false_findings": [round(n["mean_diameter_mm"], 1) for n in fp]}
             print(json.dumps(r), flush=True)
@@ -93,7 +78,7 @@ def synthetic(seeds: range) -> list[dict[str, Any]]:
 
 def real() -> list[dict[str, Any]]:
     """Tumour coverage of the annotated boxes and volume, both kernels, hull off and on."""
-    from inference.models.nodule_eval import _in_boxes, read_voc_boxes
+    from inference.models.nodule_eval import _in_boxes, dense_box_coverage, read_voc_boxes
     from inference.pipeline.analyze import _scan_and_load
 
     out = []
@@ -103,17 +88,16 @@ def real() -> list[dict[str, Any]]:
             continue
         vol, _, _ = _scan_and_load(d, None, None, None)
         boxes = read_voc_boxes(REAL / "annotations", sorted(p for p in d.iterdir() if p.is_file()), vol)
+        zs = {b[0] for b in boxes}
         for hull in (False, True):
             res, dt = _run(vol, hull)
             t = next((n for n in res.nodules if _in_boxes(n["center_voxel_zyx"], boxes)), None)
             r: dict[str, Any] = {"kernel": kern, "hull": hull, "seconds": round(dt, 2), "findings": len(res.nodules)}
             if t is not None:
                 m = res.nodule_labels == t["id"]
-                cov = [float(m[k, y0:y1 + 1, x0:x1 + 1][vol.array[k, y0:y1 + 1, x0:x1 + 1] > -300].mean())
-                       for k, y0, x0, y1, x1 in boxes]
-                zs = {b[0] for b in boxes}
-                r.update(coverage_median=round(statistics.median(cov), 3), volume_ml=round(t["volume_mm3"] / 1000, 1),
-                         mean_diameter_mm=t["mean_diameter_mm"], probability=t["probability"], by=t["detected_by"],
+                r.update(coverage_median=round(statistics.median(dense_box_coverage(m, vol.array, boxes)), 3),
+                         volume_ml=round(t["volume_mm3"] / 1000, 1), mean_diameter_mm=t["mean_diameter_mm"],
+                         probability=t["probability"], by=t["detected_by"],
                          outside_box_slices=round(float(m[[z for z in range(m.shape[0]) if z not in zs]].sum() / m.sum()), 3))
             print(json.dumps(r), flush=True)
             out.append(r)

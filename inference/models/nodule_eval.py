@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["read_voc_boxes", "evaluate_synthetic", "evaluate_real", "main", "SIZE_BINS"]
+__all__ = ["read_voc_boxes", "match_findings", "dense_box_coverage", "evaluate_synthetic", "evaluate_real", "main", "SIZE_BINS"]
 
 SIZE_BINS = [(0.0, 5.0), (5.0, 6.0), (6.0, 10.0), (10.0, 20.0), (20.0, 1e9)]
 
@@ -67,17 +67,55 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * (a & b).sum() / s) if s else 1.0
 
 
-def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = print) -> dict[str, Any]:
-    """Per-size-bin metrics on synthetic patients (see module docstring)."""
+def match_findings(nodules: list[dict[str, Any]], labels: np.ndarray, truth_lab: np.ndarray,
+                   spacing: tuple[float, float, float]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each true nodule of ``truth_lab`` (ids > 0) with the finding that matches it, and the findings none matched.
+
+    A finding matches a true nodule when its centre lies inside the true mask
+    or within the true radius of its centre (:func:`inference.models.fpr_data.hit_distance`);
+    the nearest matching finding wins. Per true nodule: ``id``, ``diameter_mm``
+    (mean of the axial long and short axes, measured as the product measures
+    findings), ``volume_mm3``, ``finding`` (the contract dict or None) and
+    ``dice`` of the finding's label against the true mask (None when missed).
+    """
     from scipy import ndimage as ndi
 
     from inference.models.fpr_data import hit_distance
+    from inference.pipeline.measure import axes_on_largest_slice
+
+    out = []
+    matched: set[int] = set()
+    for tid in (int(i) for i in np.unique(truth_lab) if i > 0):
+        tm = truth_lab == tid
+        la, sa, _ = axes_on_largest_slice(tm, spacing)
+        tdiam = (la + sa) / 2
+        tc = np.array(ndi.center_of_mass(tm))
+        best = None
+        for n in nodules:
+            dist = hit_distance(np.array(n["center_voxel_zyx"]), tm, tc, tdiam, spacing)
+            if dist is not None and (best is None or dist < best[0]):
+                best = (dist, n)
+        n = best[1] if best is not None else None
+        if n is not None:
+            matched.add(n["id"])
+        out.append({"id": tid, "diameter_mm": tdiam, "volume_mm3": float(tm.sum() * np.prod(spacing)), "finding": n,
+                    "dice": _dice(labels == n["id"], tm) if n is not None else None})
+    return out, [n for n in nodules if n["id"] not in matched]
+
+
+def dense_box_coverage(mask: np.ndarray, hu: np.ndarray, boxes: list[tuple[int, int, int, int, int]]) -> list[float]:
+    """Per annotated box, the share of its dense (> -300 HU) pixels inside ``mask`` -- how much of a tumour is segmented."""
+    return [float(mask[k, y0:y1 + 1, x0:x1 + 1][hu[k, y0:y1 + 1, x0:x1 + 1] > -300].mean()) for k, y0, x0, y1, x1 in boxes]
+
+
+def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = print) -> dict[str, Any]:
+    """Per-size-bin metrics on synthetic patients (see module docstring)."""
     from inference.models.nodule_data import phantom_available
     from inference.pipeline.imaging import run_imaging
     from inference.types import Volume
 
     rows = []  # per true nodule
-    fps = []
+    fps: list[int] = []
     secs: list[float] = []
     for seed in seeds:
         if phantom_available():
@@ -89,8 +127,7 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
             # the classifier's training patients, on seeds never used there)
             ph = draw_patient(seed, n_nodules=4)
             kinds = {r.id: r.subtype for r in ph.records}
-            vol = Volume(array=np.asarray(ph.hu), spacing=tuple(ph.spacing), origin=tuple(ph.origin),
-                         direction=np.asarray(ph.direction, float).reshape(3, 3))
+            vol = ph.to_volume()
             truth_lab = np.asarray(ph.nodules)
             source = "inference.synth.phantom"
         else:
@@ -106,33 +143,17 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
         res = run_imaging(vol, device=device)
         dt = time.perf_counter() - t
         secs.append(dt)
-        sp = vol.spacing
-        matched_pred: set[int] = set()
-        ids = [int(i) for i in np.unique(truth_lab) if i > 0]
-        for tid in ids:
-            tm = truth_lab == tid
-            tvol = float(tm.sum() * np.prod(sp))
-            # truth mean diameter measured the same way as the product (axial axes)
-            from inference.pipeline.measure import axes_on_largest_slice
-
-            la, sa, _ = axes_on_largest_slice(tm, sp)
-            tdiam = (la + sa) / 2
-            tc = np.array(ndi.center_of_mass(tm))
-            best = None
-            for n in res.nodules:
-                dist = hit_distance(np.array(n["center_voxel_zyx"]), tm, tc, tdiam, sp)
-                if dist is not None and (best is None or dist < best[0]):
-                    best = (dist, n)
-            row = {"seed": seed, "id": tid, "kind": kinds.get(tid, ""), "diameter_mm": round(tdiam, 2), "volume_mm3": round(tvol, 1),
-                   "found": best is not None}
-            if best is not None:
-                n = best[1]
-                matched_pred.add(n["id"])
-                row["dice"] = round(_dice(res.nodule_labels == n["id"], tm), 4)
-                row["diameter_error_mm"] = round(n["mean_diameter_mm"] - tdiam, 2)
+        matches, fp = match_findings(res.nodules, res.nodule_labels, truth_lab, vol.spacing)
+        ids = [m["id"] for m in matches]
+        for m in matches:
+            n = m["finding"]
+            row = {"seed": seed, "id": m["id"], "kind": kinds.get(m["id"], ""), "diameter_mm": round(m["diameter_mm"], 2),
+                   "volume_mm3": round(m["volume_mm3"], 1), "found": n is not None}
+            if n is not None:
+                row["dice"] = round(m["dice"], 4)
+                row["diameter_error_mm"] = round(n["mean_diameter_mm"] - m["diameter_mm"], 2)
                 row["probability"] = n["probability"]
             rows.append(row)
-        fp = [n for n in res.nodules if n["id"] not in matched_pred]
         fps.append(len(fp))
         log(json.dumps({"seed": seed, "truth": len(ids), "found": sum(r["found"] for r in rows if r["seed"] == seed),
                         "fp": len(fp), "fp_diameters": [n["mean_diameter_mm"] for n in fp], "seconds": round(dt, 1)}))

@@ -591,12 +591,13 @@ def _complete_by_hull(seg: np.ndarray, w: np.ndarray, reg: np.ndarray) -> tuple[
     """
     from scipy.spatial import ConvexHull, Delaunay, QhullError
 
-    cand = ~reg & (w > HULL_HU[0]) & (w < HULL_HU[1]) & ~seg
+    # the hull lies within the mask's bounding box: everything below is computed there
     box = tuple(slice(int(a.min()), int(a.max()) + 1) for a in np.nonzero(seg))
-    cidx = np.argwhere(cand[box])
+    s, wb = seg[box], w[box]
+    cidx = np.argwhere(~reg[box] & (wb > HULL_HU[0]) & (wb < HULL_HU[1]) & ~s)
     if len(cidx) == 0:
         return seg, 0.0
-    pts = np.argwhere(seg[box])
+    pts = np.argwhere(s)
     try:
         tri = Delaunay(pts[ConvexHull(pts).vertices])
     except (QhullError, ValueError):  # flat or tiny: nothing to complete
@@ -604,12 +605,12 @@ def _complete_by_hull(seg: np.ndarray, w: np.ndarray, reg: np.ndarray) -> tuple[
     inside = tri.find_simplex(cidx) >= 0
     if not inside.any():
         return seg, 0.0
-    add = np.zeros(seg.shape, bool)
-    off = np.array([s.start for s in box])
-    add[tuple((cidx[inside] + off).T)] = True
-    lab, _ = ndi.label(seg | add)
-    keep = np.unique(lab[seg])
-    out = np.isin(lab, keep[keep > 0])
+    grown = s.copy()
+    grown[tuple(cidx[inside].T)] = True
+    lab, _ = ndi.label(grown)
+    keep = np.unique(lab[s])
+    out = seg.copy()
+    out[box] = np.isin(lab, keep[keep > 0])
     return out, round(float(1.0 - seg.sum() / max(1, out.sum())), 4)
 
 
