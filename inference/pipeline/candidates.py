@@ -559,9 +559,7 @@ def _segment_seed(
         r = r2
     if r is not None and envelope is not None and HULL_COMPLETION:
         seg, sl, f = r
-        done, added = _complete_by_hull(seg, work[sl], region[sl])
-        f["hull_added"] = added
-        r = (done, sl, f)
+        r = (_complete_by_hull(seg, work[sl], region[sl])[0], sl, f)
     return r
 
 
