@@ -1,26 +1,27 @@
-"""What a user waits for after pressing Analyze: the viewer's worker, a fresh process, end to end.
+"""What a user waits for after pressing Analyze: the viewer's worker, end to end.
 
     .venv/bin/python -m benchmarks.bench_worker [--baseline REV] [--rounds 3] [--study DIR]
 
-The viewer starts ``python -m inference.worker`` anew for every analysis
-(:mod:`viewer.services.analysis`), so each analysis pays for importing torch
-and MONAI, reading the weights and touching its memory for the first time --
-none of which the warm in-process benchmarks (``bench_inference``) see.
+The viewer hands each analysis to a worker process (:mod:`viewer.services.analysis`). A worker
+started together with its request pays for importing torch and MONAI, reading the weights and
+touching its memory for the first time -- none of which the warm in-process benchmarks
+(``bench_inference``) see. Since the spare worker, the viewer starts the next worker ahead of the
+request, and the worker does that part before it reads the request (``{"type": "ready"}``).
 
 Side by side in one run, alternating, each a new process on the same study:
 
 * ``baseline``: the worker of commit ``--baseline`` (a ``git worktree`` under
-  ``benchmarks/_work``, run with this checkout's ``.venv``);
-* ``current``: this checkout's worker;
-* ``current, NUMPY_MADVISE_HUGEPAGE=1``: the same with numpy's huge-page
-  advice turned back on by the user (the worker leaves an explicit setting
-  alone; see :mod:`inference.process`).
+  ``benchmarks/_work``, run with this checkout's ``.venv``), started with its request;
+* ``current, fresh``: this checkout's worker started with its request (the viewer without a
+  spare: ``CLINVIEW_SPARE_WORKER=0``, or a spare that died);
+* ``current, spare``: this checkout's worker started ahead; the request is written once it
+  said ``ready``, and the time counts from then -- what the user waits for when the spare was
+  ready, as it is after the first seconds of a viewer session.
 
-Printed per run: wall time from spawn to the result line and the findings'
-own stage seconds; per variant: the median wall time and whether every run's
-findings equal the first run's (same centres, volumes and probabilities).
-The worktree stays under ``benchmarks/_work`` for the next run
-(``git worktree remove`` it when done).
+Printed per run: wall time to the result line, the warm-up the spare did beforehand, and the
+findings' own stage seconds; per variant: the median wall time and whether every run's
+findings equal the first run's (same centres, volumes and probabilities). The worktree stays
+under ``benchmarks/_work`` for the next run (``git worktree remove`` it when done).
 """
 
 from __future__ import annotations
@@ -48,18 +49,31 @@ def _worktree(rev: str) -> Path:
     return d
 
 
-def run_worker(code_dir: Path, study: Path, out: Path, env: dict[str, str]) -> tuple[float, dict[str, Any]]:
-    """Wall seconds from spawn to the result line, and the findings written."""
+def run_worker(code_dir: Path, study: Path, out: Path, *, spare: bool) -> tuple[float, float, dict[str, Any]]:
+    """(wall seconds to the result line, seconds of warm-up before the request, findings written).
+
+    ``spare``: the request is written after the worker's ``ready`` line and the wall time counts
+    from then; otherwise it is written at spawn and the time counts from the spawn.
+    """
     req = json.dumps({"command": "analyze", "study": str(study), "out": str(out), "device": "cpu"})
-    t = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", "import runpy, sys; sys.path.insert(0, sys.argv[1]); "
-                        "runpy.run_module('inference.worker', run_name='__main__')", str(code_dir)],
-                       input=req, capture_output=True, text=True, env={**os.environ, **env}, cwd=code_dir)
+    t0 = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-c", "import runpy, sys; sys.path.insert(0, sys.argv[1]); "
+                          "runpy.run_module('inference.worker', run_name='__main__')", str(code_dir)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=code_dir)
+    assert p.stdin is not None and p.stdout is not None
+    warm = 0.0
+    if spare:
+        ready = json.loads(p.stdout.readline())
+        if ready.get("type") != "ready":
+            raise RuntimeError(f"worker in {code_dir} said {ready} before its request")
+        warm = time.perf_counter() - t0
+    t = time.perf_counter() if spare else t0
+    out_text, err = p.communicate(req, timeout=900)
     wall = time.perf_counter() - t
-    last = json.loads(p.stdout.strip().splitlines()[-1])
+    last = json.loads(out_text.strip().splitlines()[-1])
     if last.get("type") != "result":
-        raise RuntimeError(f"worker in {code_dir} failed: {last} {p.stderr[-2000:]}")
-    return wall, json.loads(Path(last["findings"]).read_text())
+        raise RuntimeError(f"worker in {code_dir} failed: {last} {err[-2000:]}")
+    return wall, warm, json.loads(Path(last["findings"]).read_text())
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -75,20 +89,19 @@ def main() -> int:
     a = ap.parse_args()
     rev = subprocess.run(["git", "rev-parse", "--short", a.baseline], cwd=REPO, check=True, capture_output=True,
                          text=True).stdout.strip()
-    variants = [("baseline " + rev, _worktree(rev), {}), ("current", REPO, {}),
-                ("current, NUMPY_MADVISE_HUGEPAGE=1", REPO, {"NUMPY_MADVISE_HUGEPAGE": "1"})]
+    variants = [("baseline " + rev, _worktree(rev), False), ("current, fresh", REPO, False), ("current, spare", REPO, True)]
     work = REPO / "benchmarks" / "_work" / "worker-out"
     walls: dict[str, list[float]] = {name: [] for name, _, _ in variants}
     same: dict[str, bool] = {name: True for name, _, _ in variants}
     ref = None
     for r in range(a.rounds):
-        for k, (name, code, env) in enumerate(variants if r % 2 == 0 else variants[::-1]):
-            wall, f = run_worker(code, a.study, work / f"{r}-{k}", env)
+        for k, (name, code, spare) in enumerate(variants if r % 2 == 0 else variants[::-1]):
+            wall, warm, f = run_worker(code, a.study, work / f"{r}-{k}", spare=spare)
             ref = ref or f
             walls[name].append(round(wall, 2))
             same[name] = same[name] and _same(f, ref)
-            print(json.dumps({"round": r, "variant": name, "wall_s": round(wall, 2), "seconds": f["model"]["seconds"],
-                              "nodules": len(f["nodules"])}), flush=True)
+            print(json.dumps({"round": r, "variant": name, "wall_s": round(wall, 2), "warm_up_before_s": round(warm, 2),
+                              "seconds": f["model"]["seconds"], "nodules": len(f["nodules"])}), flush=True)
     summary = {name: {"median_wall_s": statistics.median(w), "wall_s": w, "same_findings_as_first": same[name]}
                for name, w in walls.items()}
     print(json.dumps({"study": str(a.study), "cpus": os.cpu_count(), "summary": summary}, indent=1))

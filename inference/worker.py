@@ -2,6 +2,9 @@
 
 Protocol (the viewer's ``viewer.services`` client speaks it):
 
+* stdout, first: ``{"type": "ready", "seconds", "device"}`` once the worker
+  has imported the analysis and loaded the nodule network (:func:`warm_up`),
+  whether or not a request is waiting; clients that do not know it ignore it;
 * stdin: ONE JSON object ``{"command": "analyze", "study", "out",
   "series_uid", "prior", "genomics": [], "labs": [], "clinical", "device",
   "confirm_identity"}``;
@@ -14,6 +17,13 @@ memory must never take the GUI down, and cancelling is simply killing this
 process (outputs are written atomically by :mod:`inference.pipeline.analyze`,
 so a kill leaves no half findings.json). stdout carries only protocol lines;
 logs and tracebacks go to stderr.
+
+Why warm up before reading the request: importing torch and MONAI and
+loading the weights is ~5 s of a ~12 s analysis on two cores (cProfile,
+benchmarks/RESULTS.md). The viewer starts its next worker ahead of time
+(:class:`viewer.services.analysis.AnalysisService`, the *spare*), so that
+part is done while the user is still opening a study; a worker started
+together with its request does the same work in the same order as before.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["main", "handle"]
+__all__ = ["main", "handle", "warm_up"]
 
 
 def _emit(out: TextIO, obj: dict[str, Any]) -> None:
@@ -78,6 +88,31 @@ def handle(request: dict[str, Any], out: TextIO) -> int:
     return 0
 
 
+def warm_up(out: TextIO, device: str = "auto") -> None:
+    """Import what an analysis imports and load the nodule network, then say ``ready`` on ``out``.
+
+    Never fatal: a failure here (missing weights, a broken install) is left
+    for the request to meet and report as its one-line error; the details go
+    to stderr.
+    """
+    import time
+
+    t = time.perf_counter()
+    dev = ""
+    try:
+        import inference.api  # noqa: F401 -- DICOM reading (pydicom, SimpleITK)
+        import inference.clinical.integrate  # noqa: F401 -- risk, genomics, labs
+        import inference.pipeline.analyze  # noqa: F401
+        import inference.pipeline.candidates  # noqa: F401
+        import inference.pipeline.detect  # noqa: F401
+        from inference.pipeline.imaging import preload_model
+
+        dev = preload_model("nodules", device)
+    except Exception:  # noqa: BLE001 -- the request will meet the same problem and report it
+        traceback.print_exc(file=sys.stderr)
+    _emit(out, {"type": "ready", "seconds": round(time.perf_counter() - t, 3), "device": dev})
+
+
 def main() -> int:
     """Read the request from stdin and run it."""
     from inference.process import prepare_analysis_process
@@ -86,6 +121,7 @@ def main() -> int:
     # A cancel is a SIGTERM from the viewer: exit quietly (no traceback).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     out = sys.stdout
+    warm_up(out)
     raw = sys.stdin.read()
     try:
         request = json.loads(raw)

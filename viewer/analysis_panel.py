@@ -70,7 +70,9 @@ class AnalysisPanel(QObject):
         super().__init__(window)
         self.window = window
         self.state = AnalysisState()
-        self.service = AnalysisService(self, command=command)
+        # the real worker is kept one step ahead (a spare: see viewer.services.analysis); a test's
+        # protocol script is started with its request
+        self.service = AnalysisService(self, command=command, spare=command is None)
         self.extra: dict[str, Any] = {"genomics": [], "labs": [], "clinical": None}
         self.confirm_identity = False
         self._dialog: QMessageBox | None = None
@@ -120,7 +122,8 @@ class AnalysisPanel(QObject):
         window.volume_loaded.connect(self._on_volume)
         app = QCoreApplication.instance()
         if app is not None:  # never leave a worker (and its children) running after the viewer quits
-            app.aboutToQuit.connect(self.service.cancel)
+            app.aboutToQuit.connect(self.service.shutdown)
+        self.service.prestart()
 
     # ------------------------------------------------------------------ requests
     def build_request(self) -> dict[str, Any] | None:

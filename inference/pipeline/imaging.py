@@ -21,7 +21,7 @@ from inference.pipeline.lungs import LUNGS_VERSION, emphysema_laa950, lung_volum
 from inference.pipeline.measure import measure_nodule
 from inference.types import Progress, Volume
 
-__all__ = ["ImagingResult", "run_imaging", "nodule_findings", "clear_model_cache"]
+__all__ = ["ImagingResult", "run_imaging", "nodule_findings", "clear_model_cache", "preload_model"]
 
 ProgressFn = Callable[[Progress], None]
 CancelFn = Callable[[], bool]
@@ -54,6 +54,23 @@ def _cached_model(name: str, device: str, root: str | None) -> tuple[Any, Any]:
 def clear_model_cache() -> None:
     """Forget loaded networks (tests that alter weights call this)."""
     _cached_model.cache_clear()
+
+
+def preload_model(model_name: str = "nodules", device: str = "auto") -> str:
+    """Load the network :func:`run_imaging` will use into its cache now; returns the device's name.
+
+    Why: a fresh worker process spends seconds importing torch and MONAI and
+    reading weights before it looks at the CT. A worker started ahead of the
+    request (the viewer's spare, :mod:`inference.worker`) calls this while it
+    waits, so that time is not the user's. Same cache key as
+    :func:`run_imaging` (model, resolved device, default root): the request
+    uses exactly this network.
+    """
+    from inference.models.device import choose_device
+
+    dev, _ = choose_device(device)
+    _cached_model(model_name, str(dev), None)
+    return str(dev)
 
 
 def _z_up_sign(volume: Volume) -> float:

@@ -33,10 +33,12 @@ def test_worker_progress_then_result(tmp_path: Path) -> None:
                          "confirm_identity": False}, tmp_path)
     assert rc == 0
     kinds = [line["type"] for line in lines]
-    assert kinds[-1] == "result" and set(kinds[:-1]) == {"progress"}
-    fr = [line["fraction"] for line in lines[:-1]]
+    # first "ready" (imports done, nodule network loaded: what the viewer's spare worker waits for)
+    assert kinds[0] == "ready" and lines[0]["device"] == "cpu" and lines[0]["seconds"] > 0
+    assert kinds[-1] == "result" and set(kinds[1:-1]) == {"progress"}
+    fr = [line["fraction"] for line in lines[1:-1]]
     assert fr == sorted(fr) and 0 <= fr[0] and fr[-1] == 1.0
-    assert all(isinstance(line["message"], str) for line in lines[:-1])
+    assert all(isinstance(line["message"], str) for line in lines[1:-1])
     assert Path(lines[-1]["findings"]) == out / "findings.json"
     assert json.loads((out / "findings.json").read_text())["nodules"] == []
 
@@ -52,9 +54,32 @@ def test_worker_bad_study_gives_one_error_line_and_exit_2(tmp_path: Path) -> Non
 
 def test_worker_rejects_garbage_request(tmp_path: Path) -> None:
     rc, lines, _ = _run("{not json", tmp_path)
-    assert rc == 2 and len(lines) == 1 and lines[0]["type"] == "error"
+    assert rc == 2 and [line["type"] for line in lines] == ["ready", "error"]
     rc, lines, _ = _run({"command": "explode"}, tmp_path)
-    assert rc == 2 and "unknown command" in lines[0]["message"]
+    assert rc == 2 and "unknown command" in lines[-1]["message"]
+
+
+def test_a_worker_started_ahead_answers_when_the_request_comes(tmp_path: Path) -> None:
+    """The viewer's spare: started, warmed up (``ready``), and only later given its request."""
+    import time
+
+    from inference.api import worker_command
+
+    hu = np.full((10, 48, 48), -1000, np.int16)
+    hu[:, 6:42, 6:42] = 30
+    write_ct_series(tmp_path / "ct", hu, spacing=(3.0, 2.0, 2.0))
+    p = subprocess.Popen(worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=REPO)
+    assert p.stdin is not None and p.stdout is not None
+    ready = json.loads(p.stdout.readline())
+    assert ready["type"] == "ready" and ready["device"] in ("cpu", "cuda")
+    time.sleep(0.5)  # idle, waiting: still alive
+    assert p.poll() is None
+    out, err = p.communicate(json.dumps({"command": "analyze", "study": str(tmp_path / "ct"), "out": str(tmp_path / "o"),
+                                         "device": "cpu"}), timeout=300)
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert p.returncode == 0 and lines[-1]["type"] == "result", err[-2000:]
+    assert (tmp_path / "o" / "findings.json").exists()
 
 
 def test_killed_worker_leaves_no_findings(tmp_path: Path) -> None:
@@ -72,6 +97,7 @@ def test_killed_worker_leaves_no_findings(tmp_path: Path) -> None:
     assert p.stdin is not None and p.stdout is not None
     p.stdin.write(json.dumps({"command": "analyze", "study": str(tmp_path / "ct"), "out": str(out), "device": "cpu"}))
     p.stdin.close()
+    assert json.loads(p.stdout.readline())["type"] == "ready"
     first = p.stdout.readline()  # it has started working
     assert json.loads(first)["type"] == "progress"
     p.kill()

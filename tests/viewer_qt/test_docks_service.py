@@ -21,6 +21,7 @@ from viewer.services.analysis import AnalysisService, normalise_request
 PROTOCOL_WORKER = textwrap.dedent(
     r'''
     import json, os, subprocess, sys, time
+    print(json.dumps({"type": "ready", "seconds": 0.0, "device": "cpu"}), flush=True)
     req = json.loads(sys.stdin.readline())
     out = req["out"]
     mode = os.path.basename(req["study"])
@@ -142,8 +143,65 @@ def test_newer_request_cancels_the_older(qtbot, tmp_path: Path, worker_script: l
     assert not _alive(old_pid)
 
 
-def test_missing_worker_program_fails_with_one_line(qtbot, tmp_path: Path) -> None:
-    svc = AnalysisService(command=[str(tmp_path / "no-such-worker")])
+def test_the_spare_worker_takes_the_next_request_and_is_replaced(qtbot, tmp_path: Path, worker_script: list[str]) -> None:
+    """The request goes to the worker started ahead of it; once that analysis is over, a new spare waits."""
+    svc = AnalysisService(command=worker_script, spare=True)
+    svc.prestart()
+    qtbot.waitUntil(svc.spare_ready, timeout=20000)
+    spare = svc.spare_pid()
+    assert spare is not None and svc.pid() is None  # waiting, not analysing
+    used: list[int | None] = []
+    svc.progress.connect(lambda *_: used.append(svc.pid()))
+    with qtbot.waitSignal(svc.finished, timeout=20000):
+        svc.start({"study": str(tmp_path / "ok"), "out": str(tmp_path / "o")})
+    assert set(used) == {spare}
+    qtbot.waitUntil(lambda: svc.spare_pid() not in (None, spare), timeout=20000)
+    nxt = svc.spare_pid()
+    svc.shutdown()
+    assert nxt is not None and not _alive(nxt) and svc.spare_pid() is None
+
+
+def test_a_dead_spare_is_not_used(qtbot, tmp_path: Path, worker_script: list[str]) -> None:
+    """A spare killed while idle (out of memory, a user's kill) costs the user nothing but the warm-up."""
+    import signal
+
+    svc = AnalysisService(command=worker_script, spare=True)
+    svc.prestart()
+    qtbot.waitUntil(svc.spare_ready, timeout=20000)
+    dead = svc.spare_pid()
+    assert dead is not None
+    os.kill(dead, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while _alive(dead) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    failed: list[str] = []
+    svc.failed.connect(failed.append)
+    with qtbot.waitSignal(svc.finished, timeout=20000) as blocker:
+        svc.start({"study": str(tmp_path / "ok"), "out": str(tmp_path / "o")})  # no event processed since the kill
+    assert blocker.args == [str(tmp_path / "o")] and failed == []
+    svc.shutdown()
+
+
+def test_cancel_spares_the_spare(qtbot, tmp_path: Path, worker_script: list[str]) -> None:
+    svc = AnalysisService(command=worker_script, spare=True)
+    out = tmp_path / "o"
+    svc.prestart()
+    with qtbot.waitSignal(svc.progress, timeout=20000, check_params_cb=lambda f, m: m == "started child"):
+        svc.start({"study": str(tmp_path / "hang"), "out": str(out)})
+    worker = svc.pid()
+    with qtbot.waitSignal(svc.cancelled, timeout=10000):
+        svc.cancel()
+    assert worker is not None and not _alive(worker)
+    spare = svc.spare_pid()
+    assert spare is not None and spare != worker and _alive(spare)
+    svc.shutdown()
+    assert not _alive(spare)
+
+
+@pytest.mark.parametrize("spare", [False, True])
+def test_missing_worker_program_fails_with_one_line(qtbot, tmp_path: Path, spare: bool) -> None:
+    svc = AnalysisService(command=[str(tmp_path / "no-such-worker")], spare=spare)
+    svc.prestart()  # a spare that cannot start is dropped quietly; the request meets the same error and says it
     with qtbot.waitSignal(svc.failed, timeout=10000) as blocker:
         svc.start({"study": str(tmp_path), "out": str(tmp_path / "o")})
     assert "could not start the analysis worker" in blocker.args[0]

@@ -43,6 +43,7 @@ def test_real_worker_error_reaches_the_window_as_one_line(qtbot, tmp_path: Path)
     assert "not-a-study" in msg and "Traceback" not in msg and "\n" not in msg
     assert any(line.startswith("Analysis failed") for line in w.issues())
     assert not panel.state.has_result
+    panel.service.shutdown()
 
 
 @pytest.mark.slow
@@ -57,12 +58,16 @@ def test_real_worker_analysis_shown_in_the_window(qtbot, tmp_path: Path) -> None
     w = MainWindow(settings=Settings())
     qtbot.addWidget(w)
     panel = install_analysis(w)
+    spare = panel.service.spare_pid()  # the real worker, started ahead of the request
+    assert spare is not None
     seen: list[float] = []
-    panel.service.progress.connect(lambda f, _m: seen.append(f))
+    pids: set[int | None] = set()
+    panel.service.progress.connect(lambda f, _m: (seen.append(f), pids.add(panel.service.pid())))
     w.set_study_paths({"study": study})
     with qtbot.waitSignal(panel.service.finished, timeout=300000) as blocker:
         w.load_volume(vol)
     out = Path(blocker.args[0])
+    assert pids == {spare}
     assert (out / "findings.json").exists() and out.is_relative_to(paths.cache_dir())
     assert seen and seen == sorted(seen)
     qtbot.waitUntil(lambda: panel.state.has_result, timeout=5000)
@@ -74,3 +79,4 @@ def test_real_worker_analysis_shown_in_the_window(qtbot, tmp_path: Path) -> None
         assert f"{lungs['right_ml']:,.0f}" in panel.findings.summary.text()
     if panel.state.nodule_labels is not None:  # label maps readable in this build
         assert "nodules" in w.model.overlays
+    panel.service.shutdown()

@@ -17,6 +17,17 @@ grandchildren (data loaders, converters) die with it.
 Only one analysis runs at a time: a newer :meth:`AnalysisService.start`
 cancels the older one, which reports :attr:`cancelled` before the new one
 starts, so a late answer of the old worker can never overwrite a newer result.
+
+**The spare worker.** A worker first imports torch and MONAI and loads the
+nodule network (``{"type": "ready"}``), ~5-8 s on two cores, and only then
+reads its request. With ``spare=True`` the service keeps one such worker
+started *ahead* of the request -- at :meth:`prestart` (the viewer calls it
+when it opens) and again after each analysis ends -- and hands the next
+request to it, so that time is spent while the user is still choosing a
+study or reading the last result. It is one idle process (~0.5 GB resident
+on the CPU build); a spare that died meanwhile is replaced by a fresh worker
+at :meth:`start`, and :meth:`shutdown` kills it. Cancelling an analysis kills
+only that analysis' worker. ``CLINVIEW_SPARE_WORKER=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -79,13 +90,14 @@ class _Job:
     """One worker process and what it has said so far."""
 
     process: QProcess
-    request: dict[str, Any]
+    request: dict[str, Any] | None  # None: a spare, waiting for its request
     stdout_buf: bytes = b""
     stderr_tail: list[str] = field(default_factory=list)
     result: dict[str, Any] | None = None
     error: str | None = None
     cancelled: bool = False
     done: bool = False
+    ready: bool = False
 
 
 class AnalysisService(QObject):
@@ -116,10 +128,13 @@ class AnalysisService(QObject):
     failed = Signal(str)
     cancelled = Signal()
 
-    def __init__(self, parent: QObject | None = None, *, command: Sequence[str] | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, *, command: Sequence[str] | None = None,
+                 spare: bool = False) -> None:
         super().__init__(parent)
         self._command = list(command) if command else api.worker_command()
         self._job: _Job | None = None
+        self._spare: _Job | None = None
+        self._use_spare = bool(spare) and os.environ.get("CLINVIEW_SPARE_WORKER", "1") != "0"
         self.last_result: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ public
@@ -136,10 +151,38 @@ class AnalysisService(QObject):
     @property
     def request(self) -> dict[str, Any] | None:
         """The request of the running (or last) analysis."""
-        return None if self._job is None else dict(self._job.request)
+        return None if self._job is None or self._job.request is None else dict(self._job.request)
+
+    def spare_pid(self) -> int | None:
+        """Process id of the spare worker waiting for the next request (None when there is none)."""
+        sp = self._spare
+        if sp is None or sp.done or sp.process.state() == QProcess.ProcessState.NotRunning:
+            return None
+        return int(sp.process.processId()) or None
+
+    def spare_ready(self) -> bool:
+        """The spare has imported the analysis and loaded its network (it said ``ready``)."""
+        return self.spare_pid() is not None and self._spare is not None and self._spare.ready
+
+    def prestart(self) -> None:
+        """Start the spare worker now, if the service keeps one and none is alive."""
+        if self._use_spare and self.spare_pid() is None:
+            self._spare = self._spawn(None)
+
+    def shutdown(self) -> None:
+        """Cancel the running analysis and kill the spare (the viewer is quitting)."""
+        self.cancel()
+        sp, self._spare = self._spare, None
+        if sp is not None and not sp.done:
+            self._kill_tree(sp.process)
+            sp.process.waitForFinished(5000)
+            self._finish(sp)
 
     def start(self, request: dict[str, Any]) -> None:
         """Start an analysis; a running one is cancelled first.
+
+        The request goes to the spare worker when one is alive (see the
+        module docstring), else to a worker started for it.
 
         Raises
         ------
@@ -149,6 +192,22 @@ class AnalysisService(QObject):
         req = normalise_request(request)
         if self.is_running():
             self.cancel()
+        job, self._spare = self._spare, None
+        if job is not None and not job.done:
+            job.process.waitForFinished(0)  # lets Qt notice a spare that died since (finished -> done)
+        if job is None or job.done or job.process.state() != QProcess.ProcessState.Running:
+            if job is not None and not job.done:  # still starting, or gone: not worth waiting for
+                self._kill_tree(job.process)
+                self._finish(job)
+            job = self._spawn(req)
+        job.request = req
+        self._job = job
+        if job.process.state() != QProcess.ProcessState.NotRunning:
+            job.process.write((json.dumps(req) + "\n").encode())
+            job.process.closeWriteChannel()
+
+    def _spawn(self, req: dict[str, Any] | None) -> _Job:
+        """Start a worker process (its request, if any, is written by :meth:`start`)."""
         proc = QProcess(self)
         env = QProcessEnvironment.systemEnvironment()
         # the worker must import the same `inference` as this process even
@@ -163,15 +222,14 @@ class AnalysisService(QObject):
             params.flags = QProcess.UnixProcessFlag.CreateNewSession
             proc.setUnixProcessParameters(params)
         job = _Job(proc, req)
-        self._job = job
         proc.readyReadStandardOutput.connect(lambda j=job: self._on_stdout(j))
         proc.readyReadStandardError.connect(lambda j=job: self._on_stderr(j))
         proc.finished.connect(lambda code, status, j=job: self._on_finished(j, code, status))
         proc.errorOccurred.connect(lambda err, j=job: self._on_error(j, err))
         proc.start(self._command[0], self._command[1:])
-        if proc.state() != QProcess.ProcessState.NotRunning:
-            proc.write((json.dumps(req) + "\n").encode())
-            proc.closeWriteChannel()
+        if req is None:
+            proc.waitForStarted(5000)
+        return job
 
     def cancel(self) -> None:
         """Kill the worker and everything it started; emits :attr:`cancelled`
@@ -184,6 +242,7 @@ class AnalysisService(QObject):
         job.process.waitForFinished(5000)
         self._finish(job)
         self.cancelled.emit()
+        self.prestart()
 
     # ------------------------------------------------------------------ internals
     @staticmethod
@@ -211,7 +270,10 @@ class AnalysisService(QObject):
                 sig.disconnect()
             except (RuntimeError, TypeError):
                 pass
-        job.process.deleteLater()
+        try:
+            job.process.deleteLater()
+        except RuntimeError:  # Qt already deleted it (its parent went first)
+            pass
 
     def _on_stdout(self, job: _Job) -> None:
         job.stdout_buf += bytes(job.process.readAllStandardOutput().data())
@@ -227,8 +289,6 @@ class AnalysisService(QObject):
         del job.stderr_tail[:-20]
 
     def _handle_line(self, job: _Job, raw: bytes) -> None:
-        if job.cancelled or job is not self._job:
-            return
         text = raw.decode("utf-8", "replace").strip()
         if not text:
             return
@@ -239,6 +299,11 @@ class AnalysisService(QObject):
         if not isinstance(msg, dict):
             return
         kind = msg.get("type")
+        if kind == "ready":
+            job.ready = True
+            return
+        if job.cancelled or job is not self._job:
+            return
         if kind == "progress":
             try:
                 frac = min(1.0, max(0.0, float(msg.get("fraction", 0.0))))
@@ -251,6 +316,9 @@ class AnalysisService(QObject):
             job.error = str(msg.get("message") or "analysis failed").replace("\n", " ")
 
     def _on_error(self, job: _Job, err: QProcess.ProcessError) -> None:
+        if job.request is None:  # a spare that failed to start: start() will try a fresh worker
+            self._finish(job)
+            return
         if err == QProcess.ProcessError.FailedToStart and not job.done and not job.cancelled:
             self._finish(job)
             self.failed.emit(f"could not start the analysis worker ({' '.join(self._command)}): "
@@ -258,6 +326,9 @@ class AnalysisService(QObject):
 
     def _on_finished(self, job: _Job, code: int, status: QProcess.ExitStatus) -> None:
         if job.done:
+            return
+        if job.request is None:  # a spare exited before it was used: forget it (start() spawns anew)
+            self._finish(job)
             return
         self._on_stdout(job)
         if job.stdout_buf.strip():
@@ -267,6 +338,8 @@ class AnalysisService(QObject):
         self._finish(job)
         if job.cancelled:
             return
+        if job is self._job:  # the analysis is over: get the next worker ready while the user reads
+            self.prestart()
         if job.result is not None and job.error is None:
             self.last_result = job.result
             out_dir = job.result.get("out_dir") or job.request.get("out") or ""
