@@ -557,15 +557,12 @@ def _segment_seed(
         if r2 is None or r2[0].sum() <= 1.05 * seg.sum():
             break
         r = r2
-    if r is not None and envelope is not None and HULL_COMPLETION:
+    if r is not None and envelope is not None:
         seg, sl, f = r
         r = (_complete_by_hull(seg, work[sl], region[sl])[0], sl, f)
     return r
 
 
-#: complete mass segmentations by their convex hull (:func:`_complete_by_hull`); the switch lets
-#: benchmarks/eval_masses.py measure both in one run
-HULL_COMPLETION = True
 #: tissue a mass's convex hull may add outside the lung mask (HU): soft tissue, not air, not bone
 HULL_HU = (-300.0, 300.0)
 
