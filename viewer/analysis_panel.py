@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QObject, QSettings, Qt
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
@@ -123,7 +123,15 @@ class AnalysisPanel(QObject):
         app = QCoreApplication.instance()
         if app is not None:  # never leave a worker (and its children) running after the viewer quits
             app.aboutToQuit.connect(self.service.shutdown)
+        if isinstance(window, QObject):  # closing the window ends the viewer even without an event loop
+            window.installEventFilter(self)  # (a screenshot run): no spare worker outlives it
         self.service.prestart()
+
+    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:  # noqa: N802 -- Qt's name
+        """The main window is closing: cancel the analysis and stop the spare worker."""
+        if obj is self.window and ev.type() == QEvent.Type.Close:
+            self.service.shutdown()
+        return False
 
     # ------------------------------------------------------------------ requests
     def build_request(self) -> dict[str, Any] | None:

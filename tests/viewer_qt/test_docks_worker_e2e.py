@@ -18,6 +18,18 @@ from viewer.model.settings import Settings
 NODULE_MODEL = paths.resources_dir() / "models" / "nodules" / "metadata.json"
 
 
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting to be reaped counts as gone)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
 @pytest.fixture(autouse=True)
 def _own_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLINVIEW_DATA_DIR", str(tmp_path / "userdata"))
@@ -79,4 +91,8 @@ def test_real_worker_analysis_shown_in_the_window(qtbot, tmp_path: Path) -> None
         assert f"{lungs['right_ml']:,.0f}" in panel.findings.summary.text()
     if panel.state.nodule_labels is not None:  # label maps readable in this build
         assert "nodules" in w.model.overlays
-    panel.service.shutdown()
+    qtbot.waitUntil(lambda: panel.service.spare_pid() not in (None, spare), timeout=10000)  # the next one waits
+    nxt = panel.service.spare_pid()
+    w.close()  # closing the viewer's window stops it
+    assert panel.service.spare_pid() is None
+    assert nxt is not None and not _alive(nxt)
