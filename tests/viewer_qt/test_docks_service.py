@@ -194,8 +194,14 @@ def test_cancel_spares_the_spare(qtbot, tmp_path: Path, worker_script: list[str]
     assert worker is not None and not _alive(worker)
     spare = svc.spare_pid()
     assert spare is not None and spare != worker and _alive(spare)
+    # quitting during an analysis: that worker and the spare die, and no new spare is started
+    with qtbot.waitSignal(svc.progress, timeout=20000, check_params_cb=lambda f, m: m == "started child"):
+        svc.start({"study": str(tmp_path / "hang"), "out": str(tmp_path / "o2")})
+    assert svc.pid() == spare
     svc.shutdown()
-    assert not _alive(spare)
+    assert not _alive(spare) and svc.spare_pid() is None and not svc.is_running()
+    svc.prestart()
+    assert svc.spare_pid() is None
 
 
 @pytest.mark.parametrize("spare", [False, True])

@@ -19,14 +19,15 @@ cancels the older one, which reports :attr:`cancelled` before the new one
 starts, so a late answer of the old worker can never overwrite a newer result.
 
 **The spare worker.** A worker first imports torch and MONAI and loads the
-nodule network (``{"type": "ready"}``), ~5-8 s on two cores, and only then
-reads its request. With ``spare=True`` the service keeps one such worker
+nodule network (``{"type": "ready"}``) -- 3.0-3.8 s on two idle cores,
+7-8 s when they are busy (benchmarks/RESULTS.md) -- and only then reads its
+request. With ``spare=True`` the service keeps one such worker
 started *ahead* of the request -- at :meth:`prestart` (the viewer calls it
 when it opens) and again after each analysis ends -- and hands the next
 request to it, so that time is spent while the user is still choosing a
 study or reading the last result. It is one idle process (~0.5 GB resident
 on the CPU build); a spare that died meanwhile is replaced by a fresh worker
-at :meth:`start`, and :meth:`shutdown` kills it. Cancelling an analysis kills
+at :meth:`start`, and :meth:`shutdown` kills it and starts no other. Cancelling an analysis kills
 only that analysis' worker. ``CLINVIEW_SPARE_WORKER=0`` turns it off.
 """
 
@@ -135,6 +136,7 @@ class AnalysisService(QObject):
         self._job: _Job | None = None
         self._spare: _Job | None = None
         self._use_spare = bool(spare) and os.environ.get("CLINVIEW_SPARE_WORKER", "1") != "0"
+        self._closed = False  # after shutdown(): analyses still run, no spare is started
         self.last_result: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ public
@@ -166,11 +168,12 @@ class AnalysisService(QObject):
 
     def prestart(self) -> None:
         """Start the spare worker now, if the service keeps one and none is alive."""
-        if self._use_spare and self.spare_pid() is None:
+        if self._use_spare and not self._closed and self.spare_pid() is None:
             self._spare = self._spawn(None)
 
     def shutdown(self) -> None:
         """Cancel the running analysis and kill the spare (the viewer is quitting)."""
+        self._closed = True
         self.cancel()
         sp, self._spare = self._spare, None
         if sp is not None and not sp.done:
