@@ -106,3 +106,39 @@ def test_killed_worker_leaves_no_findings(tmp_path: Path) -> None:
     assert not (out / "findings.json").exists()
     p.stdout.close()
     p.stderr.close()  # type: ignore[union-attr]
+
+
+def test_altered_weights_the_warm_up_meets_are_reported_by_the_request(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The warm-up never fails the worker; the request meets the same refusal and says it in one line."""
+    import io
+    import shutil
+
+    import inference.models.catalogue as catalogue
+    from inference.pipeline.imaging import clear_model_cache
+    from inference.worker import handle, warm_up
+
+    res = tmp_path / "resources"
+    shutil.copytree(REPO / "resources" / "models" / "nodules", res / "models" / "nodules")
+    w = res / "models" / "nodules" / "model.safetensors"
+    data = bytearray(w.read_bytes())
+    data[-1] ^= 0x01
+    w.write_bytes(bytes(data))
+    monkeypatch.setattr(catalogue, "resources_dir", lambda: res)  # the installed weights, one byte altered
+    clear_model_cache()
+    try:
+        out = io.StringIO()
+        warm_up(out, "cpu")
+        ready = json.loads(out.getvalue())
+        assert ready["type"] == "ready" and ready["device"] == ""  # nothing was loaded
+        assert "model.safetensors" in capsys.readouterr().err
+        hu = np.full((10, 48, 48), -1000, np.int16)
+        hu[:, 6:42, 6:42] = 30
+        write_ct_series(tmp_path / "ct", hu, spacing=(3.0, 2.0, 2.0))
+        out = io.StringIO()
+        rc = handle({"command": "analyze", "study": str(tmp_path / "ct"), "out": str(tmp_path / "o"), "device": "cpu"}, out)
+        last = json.loads(out.getvalue().strip().splitlines()[-1])
+        assert rc == 2 and last["type"] == "error"
+        assert "model.safetensors" in last["message"] and "\n" not in last["message"], last
+        assert not (tmp_path / "o" / "findings.json").exists()
+    finally:
+        clear_model_cache()
