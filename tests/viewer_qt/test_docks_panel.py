@@ -230,3 +230,22 @@ def test_cancel_button_next_to_the_progress_stops_the_worker(qtbot, window, tmp_
     import os
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_keep_a_worker_ready_is_a_remembered_choice(qtbot, window, tmp_path: Path) -> None:
+    """File > "Keep an analysis worker ready": off kills the idle worker and is remembered for the next session."""
+    from viewer.analysis_panel import _SPARE_KEY, _settings
+
+    w, panel = window
+    panel.act_spare.setChecked(False)
+    assert _settings().value(_SPARE_KEY, True, type=bool) is False and panel.service.spare_pid() is None
+    panel.act_spare.setChecked(True)
+    pid = panel.service.spare_pid()
+    assert pid is not None and _settings().value(_SPARE_KEY, False, type=bool) is True
+    w.close()
+    assert panel.service.spare_pid() is None
+    w2 = MainWindow(settings=Settings())
+    qtbot.addWidget(w2)
+    panel.act_spare.setChecked(False)
+    p2 = install_analysis(w2)  # the real worker command, but the user said no spare
+    assert not p2.act_spare.isChecked() and p2.service.spare_pid() is None

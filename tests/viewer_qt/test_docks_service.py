@@ -204,6 +204,22 @@ def test_cancel_spares_the_spare(qtbot, tmp_path: Path, worker_script: list[str]
     assert svc.spare_pid() is None
 
 
+def test_the_spare_can_be_turned_off_and_on(qtbot, tmp_path: Path, worker_script: list[str]) -> None:
+    svc = AnalysisService(command=worker_script, spare=True)
+    svc.prestart()
+    first = svc.spare_pid()
+    assert first is not None
+    svc.set_spare(False)  # the idle one is killed and none is started after an analysis
+    assert not _alive(first) and svc.spare_pid() is None
+    with qtbot.waitSignal(svc.finished, timeout=20000):
+        svc.start({"study": str(tmp_path / "ok"), "out": str(tmp_path / "o")})
+    qtbot.wait(200)
+    assert svc.spare_pid() is None
+    svc.set_spare(True)
+    assert svc.spare_pid() is not None
+    svc.shutdown()
+
+
 @pytest.mark.parametrize("spare", [False, True])
 def test_missing_worker_program_fails_with_one_line(qtbot, tmp_path: Path, spare: bool) -> None:
     svc = AnalysisService(command=[str(tmp_path / "no-such-worker")], spare=spare)

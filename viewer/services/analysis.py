@@ -28,7 +28,8 @@ request to it, so that time is spent while the user is still choosing a
 study or reading the last result. It is one idle process (~0.5 GB resident
 on the CPU build); a spare that died meanwhile is replaced by a fresh worker
 at :meth:`start`, and :meth:`shutdown` kills it and starts no other. Cancelling an analysis kills
-only that analysis' worker. ``CLINVIEW_SPARE_WORKER=0`` turns it off.
+only that analysis' worker. ``CLINVIEW_SPARE_WORKER=0`` turns it off for every session, the viewer's
+File menu ("Keep an analysis worker ready", :meth:`set_spare`) for this user.
 """
 
 from __future__ import annotations
@@ -171,15 +172,23 @@ class AnalysisService(QObject):
         if self._use_spare and not self._closed and self.spare_pid() is None:
             self._spare = self._spawn(None)
 
-    def shutdown(self) -> None:
-        """Cancel the running analysis and kill the spare (the viewer is quitting)."""
-        self._closed = True
-        self.cancel()
+    def set_spare(self, on: bool) -> None:
+        """Keep a spare worker (and start it now), or stop keeping one (and kill the idle one)."""
+        self._use_spare = bool(on)
+        if on:
+            self.prestart()
+            return
         sp, self._spare = self._spare, None
         if sp is not None and not sp.done:
             self._kill_tree(sp.process)
             sp.process.waitForFinished(5000)
             self._finish(sp)
+
+    def shutdown(self) -> None:
+        """Cancel the running analysis and kill the spare (the viewer is quitting)."""
+        self._closed = True
+        self.cancel()
+        self.set_spare(False)
 
     def start(self, request: dict[str, Any]) -> None:
         """Start an analysis; a running one is cancelled first.
