@@ -42,8 +42,8 @@ def _run(vol: Any, hull: bool) -> tuple[Any, float]:
     import inference.pipeline.candidates as cand
     from inference.pipeline.imaging import run_imaging
 
-    def add_nothing(seg: np.ndarray, w: np.ndarray, reg: np.ndarray) -> tuple[np.ndarray, float]:
-        return seg, 0.0
+    def add_nothing(seg: np.ndarray, w: np.ndarray, reg: np.ndarray) -> np.ndarray:
+        return seg
 
     before = cand._complete_by_hull
     if not hull:

@@ -559,7 +559,7 @@ def _segment_seed(
         r = r2
     if r is not None and envelope is not None:
         seg, sl, f = r
-        r = (_complete_by_hull(seg, work[sl], region[sl])[0], sl, f)
+        r = (_complete_by_hull(seg, work[sl], region[sl]), sl, f)
     return r
 
 
@@ -567,7 +567,7 @@ def _segment_seed(
 HULL_HU = (-300.0, 300.0)
 
 
-def _complete_by_hull(seg: np.ndarray, w: np.ndarray, reg: np.ndarray) -> tuple[np.ndarray, float]:
+def _complete_by_hull(seg: np.ndarray, w: np.ndarray, reg: np.ndarray) -> np.ndarray:
     """A mass segmentation completed by the soft tissue outside the lung mask within its own convex hull.
 
     Why: where a tumour lies against the chest wall with lung on one side
@@ -582,7 +582,7 @@ def _complete_by_hull(seg: np.ndarray, w: np.ndarray, reg: np.ndarray) -> tuple[
     is already the outline; concavities there are lung or vessels), and only
     those connected to the mass. The shape features stay those of the
     segmentation before completion: the classifier and the mass rule were
-    set on them. Returns the mask and the fraction of its volume added.
+    set on them. Returns the completed mask (``seg`` itself when nothing is added).
     """
     from scipy.spatial import ConvexHull, Delaunay, QhullError
 
@@ -591,22 +591,22 @@ def _complete_by_hull(seg: np.ndarray, w: np.ndarray, reg: np.ndarray) -> tuple[
     s, wb = seg[box], w[box]
     cidx = np.argwhere(~reg[box] & (wb > HULL_HU[0]) & (wb < HULL_HU[1]) & ~s)
     if len(cidx) == 0:
-        return seg, 0.0
+        return seg
     pts = np.argwhere(s)
     try:
         tri = Delaunay(pts[ConvexHull(pts).vertices])
     except (QhullError, ValueError):  # flat or tiny: nothing to complete
-        return seg, 0.0
+        return seg
     inside = tri.find_simplex(cidx) >= 0
     if not inside.any():
-        return seg, 0.0
+        return seg
     grown = s.copy()
     grown[tuple(cidx[inside].T)] = True
     lab, _ = ndi.label(grown)
     keep = np.unique(lab[s])
     out = seg.copy()
     out[box] = np.isin(lab, keep[keep > 0])
-    return out, round(float(1.0 - seg.sum() / max(1, out.sum())), 4)
+    return out
 
 
 def _segment_once(
