@@ -19,8 +19,9 @@ so a kill leaves no half findings.json). stdout carries only protocol lines;
 logs and tracebacks go to stderr.
 
 Why warm up before reading the request: importing torch and MONAI and
-loading the weights took 3.0-3.8 s of a 12-13 s analysis on two idle cores
-(benchmarks/bench_worker.py; results in benchmarks/RESULTS.md). The viewer starts its next worker ahead of time
+loading the weights took 3.0-3.8 s, and a worker started with its request
+10.5-13.4 s in all, on two idle cores (benchmarks/bench_worker.py, two runs;
+benchmarks/RESULTS.md). The viewer starts its next worker ahead of time
 (:class:`viewer.services.analysis.AnalysisService`, the *spare*), so that
 part is done while the user is still opening a study; a worker started
 together with its request does the same work in the same order as before.

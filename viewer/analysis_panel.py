@@ -73,8 +73,8 @@ class AnalysisPanel(QObject):
         self.state = AnalysisState()
         # the real worker is kept one step ahead (a spare: see viewer.services.analysis); a test's
         # protocol script is started with its request
-        self.service = AnalysisService(self, command=command,
-                                       spare=command is None and _settings().value(_SPARE_KEY, True, type=bool))
+        keep_spare = _settings().value(_SPARE_KEY, True, type=bool)
+        self.service = AnalysisService(self, command=command, spare=command is None and keep_spare)
         self.extra: dict[str, Any] = {"genomics": [], "labs": [], "clinical": None}
         self.confirm_identity = False
         self._dialog: QMessageBox | None = None
@@ -102,7 +102,7 @@ class AnalysisPanel(QObject):
         self.act_spare.setToolTip("Start the next analysis worker ahead of time (about 3 s less to wait, "
                                   "one idle process of about 0.5 GB)")
         self.act_spare.setCheckable(True)
-        self.act_spare.setChecked(_settings().value(_SPARE_KEY, True, type=bool))
+        self.act_spare.setChecked(keep_spare)
         self.act_spare.toggled.connect(self._set_spare)
         self.act_genomics = QAction("Open genomics file…", self)
         self.act_genomics.triggered.connect(lambda: self._pick("genomics", "Genomic files (*.vcf *.vcf.gz *.maf *.tsv *.csv *.json);;All files (*)"))
