@@ -25,7 +25,8 @@ request. With ``spare=True`` the service keeps one such worker
 started *ahead* of the request -- at :meth:`prestart` (the viewer calls it
 when it opens) and again after each analysis ends -- and hands the next
 request to it, so that time is spent while the user is still choosing a
-study or reading the last result. It is one idle process (~0.5 GB resident
+study or reading the last result (it is started after the last result was
+handed on, not before: its warm-up would take the cores from drawing it). It is one idle process (~0.5 GB resident
 on the CPU build); a spare that died meanwhile is replaced by a fresh worker
 at :meth:`start`, and :meth:`shutdown` kills it and starts no other. Cancelling an analysis kills
 only that analysis' worker. ``CLINVIEW_SPARE_WORKER=0`` turns it off for every session, the viewer's
@@ -137,7 +138,6 @@ class AnalysisService(QObject):
         self._job: _Job | None = None
         self._spare: _Job | None = None
         self._use_spare = bool(spare) and os.environ.get("CLINVIEW_SPARE_WORKER", "1") != "0"
-        self._closed = False  # after shutdown(): analyses still run, no spare is started
         self.last_result: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ public
@@ -169,7 +169,7 @@ class AnalysisService(QObject):
 
     def prestart(self) -> None:
         """Start the spare worker now, if the service keeps one and none is alive."""
-        if self._use_spare and not self._closed and self.spare_pid() is None:
+        if self._use_spare and self.spare_pid() is None:
             self._spare = self._spawn(None)
 
     def set_spare(self, on: bool) -> None:
@@ -186,7 +186,7 @@ class AnalysisService(QObject):
 
     def shutdown(self) -> None:
         """Cancel the running analysis and kill the spare (the viewer is quitting)."""
-        self._closed = True
+        self._use_spare = False  # first: cancel() would start another
         self.cancel()
         self.set_spare(False)
 
@@ -350,9 +350,17 @@ class AnalysisService(QObject):
         self._finish(job)
         if job.cancelled:
             return
-        if job is self._job:  # the analysis is over: get the next worker ready while the user reads
+        self._report(job, code, status)
+        # the next worker is started once the result has been handed on (the viewer reads and draws
+        # it in its finished slot): started before, its warm-up took the two cores from that drawing
+        # and `clinview demo --screenshot` took ~5 s longer (benchmarks/RESULTS.md)
+        if not self.is_running():
             self.prestart()
+
+    def _report(self, job: _Job, code: int, status: QProcess.ExitStatus) -> None:
+        """Emit what the finished worker said: :attr:`finished`, or :attr:`failed` with one line."""
         if job.result is not None and job.error is None:
+            assert job.request is not None
             self.last_result = job.result
             out_dir = job.result.get("out_dir") or job.request.get("out") or ""
             self.finished.emit(str(out_dir))
