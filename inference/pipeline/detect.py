@@ -239,7 +239,7 @@ def detect_nodules(
     stage runs with no score cut so the classifier sees every candidate.
     """
     from inference.models.device import run_with_oom_fallback
-    from inference.pipeline.candidates import detect_nodules_classical
+    from inference.pipeline.candidates import detect_nodules_classical, grow_halos
 
     t0 = time.perf_counter()
     post = dict(info.metadata.get("postprocess", {}))
@@ -270,15 +270,20 @@ def detect_nodules(
 
     p, dev = run_with_oom_fallback(run, device, 64, warnings, "candidate")
     t2 = time.perf_counter()
-    # ids 1..n by volume, largest first (the contract): sizes after the
-    # candidate stage resolved overlaps
-    sizes = np.bincount(cand.labels.ravel(), minlength=n + 1)[1:]
     by_rule = mass_rule(cand.features) & (p < thr)
-    keep = sorted((i for i in range(n) if p[i] >= thr or by_rule[i]), key=lambda i: -sizes[i])
+    kept = [i for i in range(n) if p[i] >= thr or by_rule[i]]
+    # only the kept candidates, their halos grown (grow_halos: what is reported stays, its size may not)
+    lut = np.zeros(n + 1, np.uint16)
+    lut[np.asarray(kept, int) + 1] = np.asarray(kept, int) + 1
+    grown_map, _ = grow_halos(np.asarray(volume.array), np.asarray(lung_labels) > 0, volume.spacing, lut[cand.labels])
+    # ids 1..n by volume, largest first (the contract)
+    sizes = np.bincount(grown_map.ravel(), minlength=n + 1)[1:]
+    keep = sorted(kept, key=lambda i: -sizes[i])
     lut = np.zeros(n + 1, np.uint16)
     for new, i in enumerate(keep, start=1):
         lut[i + 1] = new
-    labels = lut[cand.labels]
+    labels = lut[grown_map]
+    t3 = time.perf_counter()
     rep(1.0, f"{len(keep)} nodule(s) kept of {n} candidates")
     return Detection(
         labels=labels,
@@ -287,5 +292,5 @@ def detect_nodules(
         candidates=n,
         device=str(getattr(dev, "type", dev)),
         warnings=warnings,
-        seconds={"candidates": round(t1 - t0, 3), "classifier": round(t2 - t1, 3)},
+        seconds={"candidates": round(t1 - t0, 3), "classifier": round(t2 - t1, 3), "halos": round(t3 - t2, 3)},
     )

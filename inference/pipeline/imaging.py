@@ -210,13 +210,14 @@ def run_imaging(
 
     t = time.perf_counter()
     if info.metadata.get("pipeline") == "candidates+classifier":
-        from inference.pipeline.candidates import CANDIDATES_VERSION
+        from inference.pipeline.candidates import CANDIDATES_VERSION, HALO_GROWTH
         from inference.pipeline.detect import MASS_RULE, detect_nodules
 
         seg = detect_nodules(volume, lung_labels, net, info, device=dev, progress=sub, cancel=cancel)
         stage_seconds = dict(seg.seconds)
         # the classifier rescored these candidates; a finding may come from the mass rule instead
-        stage_source = {"candidates": {"version": CANDIDATES_VERSION, "mass_rule": dict(MASS_RULE)}}
+        stage_source = {"candidates": {"version": CANDIDATES_VERSION, "mass_rule": dict(MASS_RULE),
+                                       "halo_growth": dict(HALO_GROWTH)}}
     else:  # a dense segmentation network (configs/nodules_unet.yaml)
         from inference.pipeline.nodules import segment_nodules
 

@@ -361,3 +361,54 @@ def test_the_ring_around_a_segmentation_equals_the_two_ball_dilations(seed: int)
     for crop in (m, np.ascontiguousarray(m[:24, :24, :24])):  # the SimpleITK and the scipy distance paths
         ref = ndi.binary_dilation(crop, _ball(3)) & ~ndi.binary_dilation(crop, _ball(1))
         assert crop.any() and np.array_equal(_shell(crop), ref)
+
+
+def _kept_at(c0: tuple[float, float, float], objects: list[tuple[str, tuple[float, float, float], float, float]],
+             seed: int) -> tuple[Volume, np.ndarray, np.ndarray]:
+    """The phantom, its lung mask, and a label map holding only the candidate nearest ``c0`` (as id 1)."""
+    vol, lung = _lung_volume(seed, objects)
+    res = detect_nodules_classical(vol, lung, min_probability=0.0)
+    cents = _centres_mm(res)
+    j = int(np.argmin([np.linalg.norm(c - c0) for c in cents])) + 1
+    assert np.linalg.norm(cents[j - 1] - c0) < 3.0, cents
+    return vol, lung, (res.labels == j).astype(np.uint16)
+
+
+def _d_eq(mask: np.ndarray) -> float:
+    return float((6 * mask.sum() * np.prod(SPACING) / np.pi) ** (1 / 3))
+
+
+def test_a_part_solid_nodule_with_a_vessel_through_its_core_is_grown_into_its_halo() -> None:
+    """A 12 mm part-solid nodule (-580 HU halo, 4 mm solid core) that a 2.5 mm vessel runs through.
+
+    The candidate stage segments the core and the vessel stub (5.8 mm): the ring around them is
+    mostly lung, so the halo is not grown. The kept finding is grown into it, and the vessel beyond
+    the halo is cut."""
+    from inference.pipeline.candidates import grow_halos
+
+    c0 = (36.0, 40.0, 44.0)
+    vol, lung, kept = _kept_at(c0, [("sphere", c0, 12.0, -580.0), ("sphere", c0, 4.0, 30.0),
+                                    ("tube_x", (36.0, 40.0, 0.0), 2.5, 30.0)], 3)
+    assert _d_eq(kept > 0) < 8.0  # the core: what the candidate stage reports
+    out, grown = grow_halos(np.asarray(vol.array), lung > 0, vol.spacing, kept)
+    assert grown == [1]
+    assert 10.5 < _d_eq(out == 1) < 13.5
+    assert np.all(out[kept > 0] == 1)
+    # the vessel outside the halo (x beyond 44 +- 9 mm) is not part of it
+    x_mm = np.nonzero((out == 1).any(axis=(0, 1)))[0] * SPACING[2]
+    assert x_mm.min() > 44.0 - 9.0 and x_mm.max() < 44.0 + 9.0, (x_mm.min(), x_mm.max())
+
+
+@pytest.mark.parametrize("kind", ["solid", "ground-glass"])
+def test_halo_growth_leaves_solid_and_ground_glass_nodules_as_they_are(kind: str) -> None:
+    from inference.pipeline.candidates import grow_halos
+
+    if kind == "solid":  # with a vessel beside it
+        c0 = (36.0, 40.0, 40.0)
+        objs = [("sphere", c0, 8.0, 30.0), ("tube_x", (36.0, 52.0, 0.0), 4.0, 30.0)]
+    else:
+        c0 = (36.0, 40.0, 44.0)
+        objs = [("sphere", c0, 12.0, -600.0)]
+    vol, lung, kept = _kept_at(c0, objs, 1 if kind == "solid" else 2)
+    out, grown = grow_halos(np.asarray(vol.array), lung > 0, vol.spacing, kept)
+    assert grown == [] and np.array_equal(out, kept)
