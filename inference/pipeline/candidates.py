@@ -46,6 +46,9 @@ Method (all vectorised numpy/scipy/SimpleITK):
 6. **Final mask on the CT's own grid**: the work-grid mask, dilated by one
    work voxel, is mapped back and intersected with the same HU iso-threshold
    on the (lightly smoothed) native image, so edges are at native resolution.
+7. **After the classifier** (:mod:`inference.pipeline.detect`), a *reported*
+   finding whose segmentation stopped at a part-solid nodule's solid core is
+   grown into its ground-glass halo (:func:`grow_halos`).
 """
 
 from __future__ import annotations

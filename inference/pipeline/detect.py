@@ -232,7 +232,11 @@ def detect_nodules(
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
 ) -> Detection:
-    """Candidates → patches → classifier → kept nodules on the CT grid.
+    """Candidates → patches → classifier → kept nodules on the CT grid, their halos grown.
+
+    The halo growth (:func:`inference.pipeline.candidates.grow_halos`) runs on
+    the kept nodules only: it may change a finding's mask, never which
+    findings are reported.
 
     ``info.metadata["postprocess"]["min_probability"]`` is the operating point
     chosen on validation patients (see the model's metadata); the candidate
