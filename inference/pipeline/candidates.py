@@ -638,9 +638,7 @@ def _segment_once(
         # a cavity (air) at the seed: the nodule is the wall around it
         inner = d2 <= max(1.5, r_est / WORK_MM) ** 2
         core = float(np.percentile(w[inner], 90))
-    bgv = w[ball & reg & (d2 > (1.5 * r_est / WORK_MM) ** 2)]
-    bg = float(np.median(bgv)) if bgv.size > 20 else -850.0
-    bg = min(bg, -600.0)
+    bg = _lung_level(w[ball & reg & (d2 > (1.5 * r_est / WORK_MM) ** 2)])
     contrast = core - bg
     if contrast < 150.0 or core < GGN_FLOOR_HU:
         return None
@@ -656,19 +654,16 @@ def _segment_once(
     ring = _shell(seg) & reg & ball
     if ring.sum() > 10:
         ring_hu = float(np.median(w[ring]))
-        if ring_hu - bg > 80.0 and ring_hu < thr:
+        if ring_hu - bg > HALO_MIN_CONTRAST_HU and ring_hu < thr:
             thr = bg + 0.5 * (ring_hu - bg)
             seg2 = _grow(w, allowed, thr, s0, inner)
             if seg2 is not None:
                 seg = ndi.binary_fill_holes(seg2)
     v_raw = int(seg.sum())
-    # cut attached tubes: opening with a ball of 0.6 of the object's own
-    # largest inscribed radius, keeping the part at the seed
-    t = max(0.8, min(0.6 * float(_edt(seg).max()), MASS_OPEN_MM / WORK_MM))
-    op = _opened(seg, t)
-    if not op.any():
+    # cut attached tubes, keeping the part at the seed
+    lab2, n2 = _cut_tubes(seg)
+    if n2 == 0:
         return None
-    lab2, n2 = ndi.label(op)
     if lab2[s0]:
         keep2 = int(lab2[s0])
     else:
@@ -698,6 +693,25 @@ def _segment_once(
         "air_ring": air_ring,
     }
     return seg, sl, feats
+
+
+def _lung_level(values: np.ndarray) -> float:
+    """The surrounding lung's level (HU) from ``values`` sampled around an object: their median, at most -600.
+
+    The cap keeps a sample that is mostly vessels or ground glass from being taken for the lung;
+    with too few values (<= 20), -850, aerated lung.
+    """
+    return min(float(np.median(values)) if values.size > 20 else -850.0, -600.0)
+
+
+def _cut_tubes(seg: np.ndarray) -> tuple[np.ndarray, int]:
+    """``seg`` opened with a ball of 0.6 of its own largest inscribed radius (0.8 voxel to MASS_OPEN_MM), labelled.
+
+    Vessels attached to a nodule are thinner than it and vanish; the caller keeps the component it
+    is after. Returns ``scipy.ndimage.label``'s (labels, count); count 0 when nothing survives.
+    """
+    t = max(0.8, min(0.6 * float(_edt(seg).max()), MASS_OPEN_MM / WORK_MM))
+    return ndi.label(_opened(seg, t))
 
 
 def _grow(w: np.ndarray, allowed: np.ndarray, thr: float, s0: tuple[int, ...], inner: np.ndarray) -> np.ndarray | None:
@@ -1038,7 +1052,7 @@ HALO_RING_VOX = (1.5, 3.5)
 #: ... within its own equivalent radius + this (mm) of its centre ...
 HALO_NEAR_MM = 4.0
 #: ... and is there when this percentile of that ring is ground glass (HALO_MIN_CONTRAST_HU above the lung,
-#: below GGN_BAND_MAX_HU) ...
+#: below GGN_BAND_MAX_HU; the candidate stage's own halo test in :func:`_segment_once` uses the same floor) ...
 HALO_PERCENTILE = 75.0
 HALO_MIN_CONTRAST_HU = 80.0
 #: ... and at least this share of that ring lies above the level grown to (a halo surrounds the finding;
@@ -1074,7 +1088,7 @@ def grow_halos(hu: np.ndarray, lung: np.ndarray, spacing: tuple[float, float, fl
     :data:`HALO_MIN_SHARE` of the ring lies above the halfway level between
     the lung and that value, the lung (not other findings) above that level,
     connected to the finding within a ball of twice its radius + 4 mm, opened
-    to cut the vessels that pass through (as :func:`_segment_once`), is
+    to cut the vessels that pass through (:func:`_cut_tubes`), is
     added, at the native resolution (:func:`_native_mask`). Ids are unchanged.
 
     The share test is what keeps solid nodules as they are: a halo surrounds
@@ -1114,8 +1128,7 @@ def grow_halos(hu: np.ndarray, lung: np.ndarray, spacing: tuple[float, float, fl
         zz, yy, xx = np.ogrid[: w.shape[0], : w.shape[1], : w.shape[2]]
         d2 = (zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2
         d_out = _edt(~seg)
-        lung_around = reg & ~others & (d_out > r_vox + 6.0 / WORK_MM)
-        bg = min(float(np.median(w[lung_around])) if lung_around.sum() > 20 else -850.0, -600.0)
+        bg = _lung_level(w[reg & ~others & (d_out > r_vox + 6.0 / WORK_MM)])
         ring = (d_out > HALO_RING_VOX[0]) & (d_out <= HALO_RING_VOX[1]) & reg & (d2 <= (r_vox + HALO_NEAR_MM / WORK_MM) ** 2)
         if ring.sum() <= 10:
             continue
@@ -1130,8 +1143,7 @@ def grow_halos(hu: np.ndarray, lung: np.ndarray, spacing: tuple[float, float, fl
         if g is None:
             continue
         g = ndi.binary_fill_holes(g | seg)
-        t = max(0.8, min(0.6 * float(_edt(g).max()), MASS_OPEN_MM / WORK_MM))
-        op, n_op = ndi.label(_opened(g, t))
+        op, n_op = _cut_tubes(g)
         if n_op == 0:
             continue
         hold = np.bincount(op[seg], minlength=n_op + 1)
