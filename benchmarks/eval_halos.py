@@ -45,10 +45,11 @@ def _patient(args: tuple[int, list[str] | None]) -> dict[str, Any]:
     maps: dict[str, Any] = {}
     grow = C.grow_halos
 
-    def spy(hu: np.ndarray, lung: np.ndarray, sp: Any, labels: np.ndarray) -> Any:
-        out, grown = grow(hu, lung, sp, labels)
-        maps.update(before=labels.copy(), after=out, grown=list(grown))
-        return out, grown
+    def spy(hu: np.ndarray, lung: np.ndarray, sp: Any, labels: np.ndarray, *args: Any) -> Any:
+        before = labels.copy()
+        grown, boxes = grow(hu, lung, sp, labels, *args)  # grows `labels` in place
+        maps.update(before=before, after=labels.copy(), grown=list(grown))
+        return grown, boxes
 
     C.grow_halos = spy  # detect_nodules imports it at call time; this worker process only
     try:

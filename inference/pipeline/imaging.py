@@ -95,8 +95,11 @@ def nodule_findings(
     out: list[dict[str, Any]] = []
     from scipy import ndimage as ndi
 
+    from inference.pipeline.measure import lung_z_extents, side_and_lobe
+
     objs = ndi.find_objects(labels)
     zsign = _z_up_sign(volume)
+    z_extents = lung_z_extents(lung_labels)  # once: per finding it was a pass over the whole grid
     for i, sl in enumerate(objs, start=1):
         if sl is None:
             continue
@@ -107,13 +110,9 @@ def nodule_findings(
         crop = tuple(slice(a, b) for a, b in zip(lo, hi))
         m = labels[crop] == i
         meas = measure_nodule(m, volume.array[crop], volume.spacing, lung_labels=lung_labels[crop], z_up_sign=zsign)
-        # side/lobe need the whole lung's extent, not the crop
-        from inference.pipeline.measure import side_and_lobe
-
+        # side/lobe need the whole lung's extent, not the crop's
         c_full = np.array(meas["center_voxel_zyx"]) + lo
-        full_mask = np.zeros(labels.shape, bool)
-        full_mask[crop] = m
-        loc = side_and_lobe(c_full, full_mask, lung_labels, zsign)
+        loc = side_and_lobe(c_full, m, lung_labels, zsign, box=crop, z_extents=z_extents)
         (b0, b1) = meas["bbox_voxel_zyx"]
         nod = {
             "id": i,
@@ -234,8 +233,10 @@ def run_imaging(
     for n in nodules:
         side = {"right": 1, "left": 2}.get(n["location"]["side"] or "")
         if side:
-            sel = (seg.labels == n["id"]) & (lung_labels == 0)
-            lung_labels[sel] = side
+            (z0, y0, x0), (z1, y1, x1) = n["bbox_voxel_zyx"]
+            box = (slice(z0, z1 + 1), slice(y0, y1 + 1), slice(x0, x1 + 1))
+            view = lung_labels[box]
+            view[(seg.labels[box] == n["id"]) & (view == 0)] = side
     right, left = lung_volumes_ml(lung_labels, volume.spacing)
     lungs = {
         "right_ml": round(right, 1),

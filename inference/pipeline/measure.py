@@ -46,6 +46,7 @@ __all__ = [
     "is_spiculated",
     "is_juxtapleural",
     "side_and_lobe",
+    "lung_z_extents",
     "measure_nodule",
 ]
 
@@ -178,20 +179,38 @@ def is_juxtapleural(mask: np.ndarray, lung_labels: np.ndarray | None, spacing: t
     return bool(outside >= max(3, 0.02 * shell.sum()))
 
 
+def lung_z_extents(lung_labels: np.ndarray) -> dict[int, tuple[int, int]]:
+    """First and last slice (array z) of each lung label present (1 right, 2 left)."""
+    out = {}
+    for side in (1, 2):
+        zs = np.nonzero((lung_labels == side).any(axis=(1, 2)))[0]
+        if zs.size:
+            out[side] = (int(zs.min()), int(zs.max()))
+    return out
+
+
 def side_and_lobe(
     center_zyx: np.ndarray,
     mask: np.ndarray,
     lung_labels: np.ndarray | None,
     z_up_sign: float = 1.0,
+    *,
+    box: tuple[slice, ...] | None = None,
+    z_extents: dict[int, tuple[int, int]] | None = None,
 ) -> dict[str, Any]:
     """Side (right/left), estimated lobe and the upper-lobe flag.
 
     ``z_up_sign`` is +1 when increasing array z goes towards the head (LPS +z
-    is superior), -1 otherwise.
+    is superior), -1 otherwise. ``mask`` covers ``lung_labels[box]`` when a
+    ``box`` is given (else the whole grid); ``z_extents`` is
+    :func:`lung_z_extents` of ``lung_labels``. With both, a finding costs
+    only its box: per finding, whole-grid passes took seconds on a 300-slice CT.
     """
-    if lung_labels is None or not lung_labels.any():
+    if z_extents is None:
+        z_extents = lung_z_extents(lung_labels) if lung_labels is not None else {}
+    if lung_labels is None or not z_extents:
         return {"side": None, "lobe": None, "upper_lobe": None, "lobe_estimated": True}
-    vals = lung_labels[mask]
+    vals = (lung_labels if box is None else lung_labels[box])[mask]
     vals = vals[vals > 0]
     if vals.size:
         side = int(np.bincount(vals).argmax())
@@ -200,8 +219,7 @@ def side_and_lobe(
         c = np.round(center_zyx).astype(int)
         c = np.clip(c, 0, np.array(lung_labels.shape) - 1)
         side = int(lung_labels[iz[tuple(c)], iy[tuple(c)], ix[tuple(c)]])
-    zs = np.nonzero((lung_labels == side).any(axis=(1, 2)))[0]
-    z0, z1 = float(zs.min()), float(zs.max())
+    z0, z1 = (float(z) for z in z_extents[side])
     # fraction of the lung height measured from the apex
     rel = (z1 - center_zyx[0]) / max(z1 - z0, 1.0) if z_up_sign > 0 else (center_zyx[0] - z0) / max(z1 - z0, 1.0)
     upper = bool(rel <= UPPER_FRACTION)

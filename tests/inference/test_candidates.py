@@ -390,13 +390,25 @@ def test_a_part_solid_nodule_with_a_vessel_through_its_core_is_grown_into_its_ha
     vol, lung, kept = _kept_at(c0, [("sphere", c0, 12.0, -580.0), ("sphere", c0, 4.0, 30.0),
                                     ("tube_x", (36.0, 40.0, 0.0), 2.5, 30.0)], 3)
     assert _d_eq(kept > 0) < 8.0  # the core: what the candidate stage reports
-    out, grown = grow_halos(np.asarray(vol.array), lung > 0, vol.spacing, kept)
+    out = kept.copy()
+    grown, boxes = grow_halos(np.asarray(vol.array), lung, vol.spacing, out)
     assert grown == [1]
+    assert (out[boxes[0]] == 1).sum() == (out == 1).sum()  # the box it returns holds the grown finding
     assert 10.5 < _d_eq(out == 1) < 13.5
     assert np.all(out[kept > 0] == 1)
     # the vessel outside the halo (x beyond 44 +- 9 mm) is not part of it
     x_mm = np.nonzero((out == 1).any(axis=(0, 1)))[0] * SPACING[2]
     assert x_mm.min() > 44.0 - 9.0 and x_mm.max() < 44.0 + 9.0, (x_mm.min(), x_mm.max())
+    # a cancel (the user pressed Cancel, or opened another study) stops before the next finding
+    asked: list[int] = []
+
+    def cancel() -> bool:
+        asked.append(1)
+        return True
+
+    out_c = kept.copy()
+    grown_c, _ = grow_halos(np.asarray(vol.array), lung, vol.spacing, out_c, cancel=cancel)
+    assert asked and grown_c == [] and np.array_equal(out_c, kept)
 
 
 @pytest.mark.parametrize("kind", ["solid", "ground-glass"])
@@ -410,5 +422,6 @@ def test_halo_growth_leaves_solid_and_ground_glass_nodules_as_they_are(kind: str
         c0 = (36.0, 40.0, 44.0)
         objs = [("sphere", c0, 12.0, -600.0)]
     vol, lung, kept = _kept_at(c0, objs, 1 if kind == "solid" else 2)
-    out, grown = grow_halos(np.asarray(vol.array), lung > 0, vol.spacing, kept)
+    out = kept.copy()
+    grown, _ = grow_halos(np.asarray(vol.array), lung, vol.spacing, out)
     assert grown == [] and np.array_equal(out, kept)
