@@ -182,6 +182,29 @@ def test_a_dead_spare_is_not_used(qtbot, tmp_path: Path, worker_script: list[str
     svc.shutdown()
 
 
+def test_a_spare_that_dies_during_warm_up_says_why(qtbot, tmp_path: Path, capfd) -> None:
+    """A worker that dies before its request (a broken install, out of memory) leaves its reason on the
+    viewer's stderr instead of vanishing with the process; nothing the user asked for failed."""
+    p = tmp_path / "dies.py"
+    p.write_text("import sys\nsys.stderr.write('ImportError: libtorch_cpu.so: cannot open shared object file\\n')\n"
+                 "sys.exit(3)\n")
+    svc = AnalysisService(command=[sys.executable, str(p)], spare=True)
+    failed: list[str] = []
+    svc.failed.connect(failed.append)
+    svc.prestart()
+    qtbot.waitUntil(lambda: svc.last_spare_error is not None, timeout=20000)
+    assert "exited with code 3" in svc.last_spare_error and "libtorch_cpu.so" in svc.last_spare_error
+    assert "libtorch_cpu.so" in capfd.readouterr().err
+    assert failed == [] and svc.spare_pid() is None
+    # a spare the service itself stops (File menu, quitting) is not reported as dead
+    svc2 = AnalysisService(command=[sys.executable, "-c", "import time; time.sleep(60)"], spare=True)
+    svc2.prestart()
+    assert svc2.spare_pid() is not None
+    svc2.shutdown()
+    qtbot.wait(200)
+    assert svc2.last_spare_error is None
+
+
 def test_cancel_spares_the_spare(qtbot, tmp_path: Path, worker_script: list[str]) -> None:
     svc = AnalysisService(command=worker_script, spare=True)
     out = tmp_path / "o"

@@ -101,6 +101,7 @@ class _Job:
     cancelled: bool = False
     done: bool = False
     ready: bool = False
+    pid: int = 0  # kept: QProcess forgets it once the process has exited
 
 
 class AnalysisService(QObject):
@@ -139,6 +140,8 @@ class AnalysisService(QObject):
         self._spare: _Job | None = None
         self._use_spare = bool(spare) and os.environ.get("CLINVIEW_SPARE_WORKER", "1") != "0"
         self.last_result: dict[str, Any] | None = None
+        #: why the last spare worker died before it was used (None: none did)
+        self.last_spare_error: str | None = None
 
     # ------------------------------------------------------------------ public
     def is_running(self) -> bool:
@@ -180,6 +183,7 @@ class AnalysisService(QObject):
             return
         sp, self._spare = self._spare, None
         if sp is not None and not sp.done:
+            sp.cancelled = True  # our kill, not a death to report
             self._kill_tree(sp.process)
             sp.process.waitForFinished(5000)
             self._finish(sp)
@@ -209,6 +213,7 @@ class AnalysisService(QObject):
             job.process.waitForFinished(0)  # lets Qt notice a spare that died since (finished -> done)
         if job is None or job.done or job.process.state() != QProcess.ProcessState.Running:
             if job is not None and not job.done:  # still starting, or gone: not worth waiting for
+                job.cancelled = True
                 self._kill_tree(job.process)
                 self._finish(job)
             job = self._spawn(req)
@@ -238,6 +243,7 @@ class AnalysisService(QObject):
         proc.readyReadStandardError.connect(lambda j=job: self._on_stderr(j))
         proc.finished.connect(lambda code, status, j=job: self._on_finished(j, code, status))
         proc.errorOccurred.connect(lambda err, j=job: self._on_error(j, err))
+        proc.started.connect(lambda j=job: setattr(j, "pid", int(j.process.processId())))
         proc.start(self._command[0], self._command[1:])
         if req is None:
             proc.waitForStarted(5000)
@@ -340,7 +346,10 @@ class AnalysisService(QObject):
         if job.done:
             return
         if job.request is None:  # a spare exited before it was used: forget it (start() spawns anew)
+            self._on_stderr(job)
             self._finish(job)
+            if not job.cancelled:
+                self._note_dead_spare(job, code, status)
             return
         self._on_stdout(job)
         if job.stdout_buf.strip():
@@ -356,6 +365,21 @@ class AnalysisService(QObject):
         # and `clinview demo --screenshot` took ~5 s longer (benchmarks/RESULTS.md)
         if not self.is_running():
             self.prestart()
+
+    def _note_dead_spare(self, job: _Job, code: int, status: QProcess.ExitStatus) -> None:
+        """A spare that died unasked (out of memory, a broken install): one line on stderr, kept in
+        :attr:`last_spare_error`.
+
+        Why not a dialog: nothing the user asked for failed -- the next request
+        gets a fresh worker, and if that one fails the same way, *it* reports
+        the error. But the reason must not vanish with the process (the spare's
+        stderr is read by nobody else), or a workstation whose worker dies at
+        every start-up leaves IT nothing to go on.
+        """
+        why = "crashed" if status == QProcess.ExitStatus.CrashExit else f"exited with code {code}"
+        last = job.stderr_tail[-1] if job.stderr_tail else "no message"
+        self.last_spare_error = f"the spare analysis worker (pid {job.pid}) {why} before it was used: {last}"
+        sys.stderr.write(f"clinview: {self.last_spare_error}\n")
 
     def _report(self, job: _Job, code: int, status: QProcess.ExitStatus) -> None:
         """Emit what the finished worker said: :attr:`finished`, or :attr:`failed` with one line."""
