@@ -425,3 +425,19 @@ def test_halo_growth_leaves_solid_and_ground_glass_nodules_as_they_are(kind: str
     out = kept.copy()
     grown, _ = grow_halos(np.asarray(vol.array), lung, vol.spacing, out)
     assert grown == [] and np.array_equal(out, kept)
+
+
+def test_renumber_orders_findings_box_by_box_and_keeps_numbers_of_empty_ids() -> None:
+    """Findings are numbered by the order given (the contract: largest first); an id without voxels
+    keeps its number unused, so the probabilities listed beside the map stay aligned with it."""
+    from inference.pipeline.candidates import renumber
+
+    lab = np.zeros((10, 10, 10), np.uint16)
+    lab[1:3, 1:3, 1:3] = 4  # 8 voxels
+    lab[5:9, 5:9, 5:9] = 7  # 64 voxels
+    lab[0, 9, 9] = 9  # a voxel of an id not listed: dropped
+    boxes = ndi.find_objects(lab)
+    out = renumber(lab, [(boxes[6], 7), (None, 2), (boxes[3], 4)])
+    assert out.dtype == np.uint16 and sorted(np.unique(out).tolist()) == [0, 1, 3]
+    assert (out == 1).sum() == 64 and (out == 3).sum() == 8 and out[0, 9, 9] == 0
+    assert np.array_equal(out > 0, (lab == 4) | (lab == 7))

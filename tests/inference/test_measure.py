@@ -100,3 +100,14 @@ def test_juxtapleural_and_side_and_upper_lobe() -> None:
     assert loc["side"] == "left" and loc["upper_lobe"] is False and loc["lobe"] == "lower"
     # with z pointing to the feet the same voxel is in the lower part
     assert side_and_lobe(np.array([45.0, 50, 25]), inner, lungs, z_up_sign=-1.0)["upper_lobe"] is False
+    # the pipeline passes the finding's box and the lungs' z extents, computed once: same answer
+    from scipy import ndimage as ndi
+
+    from inference.pipeline.measure import lung_z_extents
+
+    ext = lung_z_extents(lungs)
+    assert ext == {1: (5, 54), 2: (5, 54)}
+    for mask, c in ((inner, [45.0, 50, 25]), (touching, [15.0, 50, 91])):
+        box = ndi.find_objects(mask.astype(np.uint8))[0]
+        assert side_and_lobe(np.array(c), mask[box], lungs, 1.0, box=box, z_extents=ext) == \
+            side_and_lobe(np.array(c), mask, lungs, 1.0)
