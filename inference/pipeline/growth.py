@@ -82,18 +82,36 @@ def volume_to_sitk(vol: Volume, array: np.ndarray | None = None) -> Any:
     return img
 
 
+def _block_mean(arr: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
+    """Mean over ``f``-sized blocks of a float32 array whose shape ``f`` divides.
+
+    The same values as ``arr.reshape(...).mean(axis=(1, 3, 5))``, 3× faster:
+    the blocks' strided views are added one by one (a numpy reduction over
+    interleaved axes is slow), then divided as ``mean`` divides. Bit for bit
+    the same for clipped integer HU, whose sums are exact in float32.
+    """
+    acc = np.zeros(tuple(n // k for n, k in zip(arr.shape, f)), np.float32)
+    for i in range(f[0]):
+        for j in range(f[1]):
+            for k in range(f[2]):
+                acc += arr[i :: f[0], j :: f[1], k :: f[2]]
+    np.true_divide(acc, np.intp(f[0] * f[1] * f[2]), out=acc, casting="unsafe")
+    return acc
+
+
 def _prepare(vol: Volume, min_spacing_mm: float) -> Any:
     import SimpleITK as sitk
 
-    arr = np.clip(np.asarray(vol.array, np.float32), -1000.0, 200.0)
+    src = np.asarray(vol.array)
+    # clipped where the CT is stored (int16: half the memory traffic), then float: the same values
+    arr = (np.clip(src, -1000, 200) if np.issubdtype(src.dtype, np.integer) else np.clip(src, -1000.0, 200.0)).astype(np.float32)
     # Block-average by integer factors first: cheap anti-aliasing, and the
     # Gaussian/resample below then work on a few million voxels instead of ~50 M.
     sp_zyx = np.asarray(vol.spacing, float)
     f = np.maximum(1, np.floor(min_spacing_mm / sp_zyx).astype(int))
     if (f > 1).any():
         n = (np.asarray(arr.shape) // f) * f
-        arr = arr[: n[0], : n[1], : n[2]]
-        arr = arr.reshape(n[0] // f[0], f[0], n[1] // f[1], f[1], n[2] // f[2], f[2]).mean(axis=(1, 3, 5))
+        arr = _block_mean(arr[: n[0], : n[1], : n[2]], tuple(int(v) for v in f))
         shift_zyx = (f - 1) / 2.0  # new voxel 0 sits at the centre of the first block
         origin = vol.voxel_to_lps(shift_zyx)
         vol = Volume(
@@ -122,8 +140,15 @@ def _best_start(fixed: Any, moving: Any, reg: Any) -> tuple[Any, str]:
     the coordinate origin moved; aligning the body's centres of mass (moments,
     air shifted to 0) when the field of view differs too. Trying all three is
     cheap and avoids a local optimum far from the truth.
+
+    The guesses are compared on the images shrunk by 2 (block means): ``MetricEvaluate``
+    uses every voxel, whatever the sampling set for the optimiser, and took
+    0.9 s per guess at 2 mm on the demo's CTs; the optimiser's own first level
+    sees the images shrunk by 2 as well.
     """
     import SimpleITK as sitk
+
+    fixed_s, moving_s = sitk.BinShrink(fixed, [2, 2, 2]), sitk.BinShrink(moving, [2, 2, 2])
 
     centre = fixed.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2.0 for n in fixed.GetSize()])
     ident = sitk.Euler3DTransform()
@@ -141,7 +166,7 @@ def _best_start(fixed: Any, moving: Any, reg: Any) -> tuple[Any, str]:
     for tx, name in cands:
         reg.SetInitialTransform(tx, inPlace=False)
         try:
-            v = float(reg.MetricEvaluate(fixed, moving))
+            v = float(reg.MetricEvaluate(fixed_s, moving_s))
         except RuntimeError:  # too little overlap for this guess
             continue
         if v < best_v:
