@@ -32,6 +32,8 @@ __all__ = [
     "demo_patient",
     "load_analysis",
     "worker_command",
+    "analysis_key",
+    "find_reusable_analysis",
 ]
 
 ProgressFn = Callable[[Progress], None]
@@ -147,3 +149,17 @@ def worker_command() -> list[str]:
     import sys
 
     return [sys.executable, "-m", "inference.worker"]
+
+
+def analysis_key(request: dict[str, Any]) -> str | None:
+    """Fingerprint of what an analysis request depends on (see :mod:`inference.analysis_cache`); None: not reusable."""
+    from inference.analysis_cache import analysis_key as _key
+
+    return _key(request)
+
+
+def find_reusable_analysis(root: str | Path, key: str | None) -> Path | None:
+    """The newest finished analysis folder below ``root`` recorded with ``key``, or None."""
+    from inference.analysis_cache import find_reusable
+
+    return find_reusable(Path(root), key)

@@ -7,7 +7,9 @@ Protocol (the viewer's ``viewer.services`` client speaks it):
   whether or not a request is waiting; clients that do not know it ignore it;
 * stdin: ONE JSON object ``{"command": "analyze", "study", "out",
   "series_uid", "prior", "genomics": [], "labs": [], "clinical", "device",
-  "confirm_identity"}``;
+  "confirm_identity", "cache_key"}`` (``cache_key``: optional; when given it is
+  recorded in the output folder once the result is complete, so that the
+  viewer can reuse the analysis, :mod:`inference.analysis_cache`);
 * stdout: JSON lines ``{"type": "progress", "fraction", "message"}``, then
   exactly one ``{"type": "result", "out_dir", "findings"}`` (exit 0) or
   ``{"type": "error", "message"}`` (exit 2).
@@ -85,6 +87,14 @@ def handle(request: dict[str, Any], out: TextIO) -> int:
         msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")
         _emit(out, {"type": "error", "message": f"analysis failed: {msg}"})
         return 2
+    if request.get("cache_key"):
+        # after findings.json is complete: only a finished analysis is ever reused (inference.analysis_cache)
+        from inference.analysis_cache import write_key
+
+        try:
+            write_key(Path(dest), str(request["cache_key"]), request)
+        except OSError as exc:  # the result stands; it will not be reused
+            print(f"analysis key not written: {exc}", file=sys.stderr)
     _emit(out, {"type": "result", "out_dir": str(Path(dest)), "findings": str(Path(dest) / "findings.json")})
     return 0
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, Qt
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
@@ -160,10 +160,9 @@ class AnalysisPanel(QObject):
                 return []
             return [str(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
 
+        out = self._analyses_root(vol) / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         uid = vol.series.series_instance_uid if vol.series is not None else None
-        safe = "".join(c if c.isalnum() or c in ".-_" else "_" for c in (uid or "unknown"))
-        out = paths.cache_dir() / "analyses" / safe / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-        return {
+        req = {
             "command": "analyze",
             "study": str(study),
             "out": str(out),
@@ -175,12 +174,37 @@ class AnalysisPanel(QObject):
             "device": "auto",
             "confirm_identity": bool(self.confirm_identity),
         }
+        req["cache_key"] = api.analysis_key(req)
+        return req
 
-    def start(self) -> bool:
-        """(Re-)run the analysis of the open study; a running one is cancelled."""
+    @staticmethod
+    def _analyses_root(vol: Volume) -> Path:
+        """Where the analyses of ``vol``'s series are written, one folder per run."""
+        uid = vol.series.series_instance_uid if vol.series is not None else None
+        safe = "".join(c if c.isalnum() or c in ".-_" else "_" for c in (uid or "unknown"))
+        return paths.cache_dir() / "analyses" / safe
+
+    def start(self, *, reuse: bool = False) -> bool:
+        """(Re-)run the analysis of the open study; a running one is cancelled.
+
+        ``reuse`` (the automatic run after a study is opened): show the newest
+        finished analysis of the same inputs, code and models instead of running
+        again, when there is one (:mod:`inference.analysis_cache`). The Analyze
+        button always runs.
+        """
         req = self.build_request()
         if req is None:
             return False
+        vol = self.window.volume()
+        done = api.find_reusable_analysis(self._analyses_root(vol), req["cache_key"]) if reuse and vol is not None else None
+        if done is not None:
+            self._on_finished(str(done))
+            stamp = done.name[:15]
+            when = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]} {stamp[9:11]}:{stamp[11:13]}" if len(stamp) == 15 else done.name
+            # after the window's own "loaded" line, which follows this call when a study was just opened
+            QTimer.singleShot(0, lambda: self.window.status_message(
+                f"Analysis of {when} shown: same CT, inputs and models. Analyze runs it again."))
+            return True
         self.service.start(req)
         self._set_running(True)
         self.window.status_message("Analysis started…")
@@ -293,7 +317,7 @@ class AnalysisPanel(QObject):
             self.window.status_message(f"No automatic analysis: the open series is {modality}, the models read chest CT.")
             return
         if self.act_auto.isChecked():
-            self.start()
+            self.start(reuse=True)
 
     def _on_state(self, event: str) -> None:
         if event in ("review", "mask"):

@@ -96,3 +96,55 @@ def test_real_worker_analysis_shown_in_the_window(qtbot, tmp_path: Path) -> None
     w.close()  # closing the viewer's window stops it
     assert panel.service.spare_pid() is None
     assert nxt is not None and not _alive(nxt)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not NODULE_MODEL.exists(), reason="nodule model weights not in resources/models yet")
+def test_reopening_an_analysed_study_shows_its_analysis_without_running_it_again(qtbot, tmp_path: Path) -> None:
+    """The automatic analysis after opening a CT reuses the last finished analysis of the same inputs and
+    models (no worker runs); a changed input, or the Analyze button, runs it again."""
+    import os
+
+    study = tmp_path / "study"
+    spacing, origin = (2.5, 2.0, 2.0), (-12.0, -12.0, -40.0)
+    arr = phantom((24, 96, 96))
+    write_ct_series(study, arr, spacing=spacing, origin=origin)
+    vol = Volume(arr, spacing, origin, np.eye(3))
+    w = MainWindow(settings=Settings())
+    qtbot.addWidget(w)
+    panel = install_analysis(w)
+    panel.service.set_spare(False)
+    w.set_study_paths({"study": study})
+    with qtbot.waitSignal(panel.service.finished, timeout=300000) as blocker:
+        w.load_volume(vol)
+    first = Path(blocker.args[0])
+    assert (first / "analysis_key.json").is_file()
+    qtbot.waitUntil(lambda: panel.state.has_result, timeout=5000)
+    rows = panel.findings.table.rowCount()
+
+    started: list[dict] = []
+    panel.service.progress.connect(lambda *_: started.append({}))
+    w.load_volume(vol)  # the same CT opened again
+    assert not panel.service.is_running() and started == []
+    assert panel.state.has_result and Path(panel.state.out_dir) == first
+    assert panel.findings.table.rowCount() == rows
+    qtbot.waitUntil(lambda: "Analyze runs it again" in w.statusBar().currentMessage(), timeout=2000)
+    # the findings dock says when the analysis it shows was made
+    from datetime import datetime
+
+    made = datetime.fromtimestamp((first / "findings.json").stat().st_mtime)
+    assert f"{made:%Y-%m-%d %H:%M}" in panel.findings.source.text()
+
+    # one slice file rewritten (new modification time): the inputs are not the same any more
+    f = sorted(study.iterdir())[0]
+    st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    with qtbot.waitSignal(panel.service.finished, timeout=300000) as blocker:
+        w.load_volume(vol)
+    second = Path(blocker.args[0])
+    assert second != first
+    # the Analyze button runs even with nothing changed
+    with qtbot.waitSignal(panel.service.finished, timeout=300000) as blocker:
+        panel.act_analyze.trigger()
+    assert Path(blocker.args[0]) not in (first, second)
+    panel.service.shutdown()

@@ -234,6 +234,21 @@ class AnalysisState:
         return bool(self.findings)
 
     @property
+    def analysed_at(self) -> datetime | None:
+        """When the shown analysis was written (its findings.json's time; None without one).
+
+        Why: the viewer may show an earlier analysis of the same inputs
+        instead of running it again (:mod:`inference.analysis_cache`); the
+        reader sees when it was made.
+        """
+        if not self.out_dir:
+            return None
+        try:
+            return datetime.fromtimestamp((Path(self.out_dir) / "findings.json").stat().st_mtime)
+        except OSError:
+            return None
+
+    @property
     def issues(self) -> list[Issue]:
         """Problems met while restoring a saved review (shown, never raised)."""
         return list(self._issues)

@@ -63,6 +63,7 @@ REQUEST_DEFAULTS: dict[str, Any] = {
     "clinical": None,
     "device": "auto",
     "confirm_identity": False,
+    "cache_key": None,
 }
 
 

@@ -365,7 +365,9 @@ class FindingsDock(QWidget):
         src = []
         if m.get("name"):
             secs = (m.get("seconds") or {}).get("total") if isinstance(m.get("seconds"), dict) else None
-            run = ", ".join(x for x in (str(m.get("device") or ""), f"{float(secs):.1f} s" if secs else "") if x)
+            when = st.analysed_at
+            run = ", ".join(x for x in (str(m.get("device") or ""), f"{float(secs):.1f} s" if secs else "",
+                                        f"{when:%Y-%m-%d %H:%M}" if when else "") if x)
             src.append(f"AI: {m['name']} {m.get('version', '(no version)')}" + (f" ({run})" if run else ""))
         else:
             src.append("AI: model not named in the analysis")

@@ -1,0 +1,108 @@
+"""Reusing a finished analysis when nothing it depends on has changed.
+
+Why: the viewer analyses a CT automatically when it is opened. Reopening a
+study that was analysed before ran the whole pipeline again -- 10-35 s on two
+cores for the same findings -- where a reader expects the AI results that are
+already there, as a PACS shows them. An analysis is reused only when its
+**key** matches: a fingerprint of every input file (the CT folder, the prior,
+genomics, labs and clinical files: relative name, size and modification time
+of each file), the request's other fields (series, device, identity
+confirmation) and the analysis code and bundled resources themselves (the same
+fingerprint over ``inference/`` and ``resources/``: a new release, a changed
+model or knowledge base, or an edited source file gives a new key). An input
+that cannot be read gives no key, and the analysis runs.
+
+The worker writes the key it was given into the output folder
+(:data:`KEY_FILE`) only after ``findings.json`` is complete, so a cancelled or
+crashed run is never reused. The Analyze button always runs anew.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+__all__ = ["KEY_FILE", "MAX_FILES", "analysis_key", "write_key", "find_reusable"]
+
+#: written beside findings.json by the worker: ``{"key": ..., "request": {...}}``
+KEY_FILE = "analysis_key.json"
+
+#: request fields an analysis depends on; ``out`` (where it is written) is not one of them
+_FIELDS = ("command", "study", "series_uid", "prior", "genomics", "labs", "clinical", "device", "confirm_identity")
+_PACKAGE = Path(__file__).resolve().parent
+_RESOURCES = _PACKAGE.parent / "resources"
+
+
+#: a folder with more files than this is not fingerprinted (no key: the analysis runs). Why: the key is
+#: formed in the viewer's thread when a study opens, and a study path can be a whole PACS export on a
+#: network share; 250-600 slices per CT, a prior beside it and the code stay far below this.
+MAX_FILES = 5000
+
+
+class _TooLarge(OSError):
+    pass
+
+
+def _files(path: Path) -> Iterable[tuple[str, int, int]]:
+    """(name relative to ``path``, size, mtime in ns) of a file, or of every file below a folder."""
+    st = path.stat()  # raises OSError when missing
+    if not path.is_dir():
+        yield ("", st.st_size, st.st_mtime_ns)
+        return
+    seen = 0
+    for root, dirs, names in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")  # bytecode is rewritten by imports, not edits
+        seen += len(names)
+        if seen > MAX_FILES:
+            raise _TooLarge(f"{path}: more than {MAX_FILES} files")
+        for n in sorted(names):
+            p = Path(root) / n
+            s = p.stat()
+            yield (str(p.relative_to(path)), s.st_size, s.st_mtime_ns)
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    for name, size, mtime in _files(path):
+        h.update(f"{name}\0{size}\0{mtime}\n".encode())
+    return h.hexdigest()
+
+
+def analysis_key(request: Mapping[str, Any]) -> str | None:
+    """The key of an analysis request, or None when an input cannot be fingerprinted (missing, unreadable,
+    more than :data:`MAX_FILES` files)."""
+    try:
+        parts: dict[str, Any] = {k: request.get(k) for k in _FIELDS}
+        for k in ("study", "prior", "clinical"):
+            if request.get(k):
+                parts[k] = [str(request[k]), _digest(Path(request[k]))]
+        for k in ("genomics", "labs"):
+            parts[k] = [[str(p), _digest(Path(p))] for p in request.get(k) or []]
+        parts["code"] = [_digest(_PACKAGE), _digest(_RESOURCES) if _RESOURCES.is_dir() else None]
+    except OSError:
+        return None
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def write_key(out_dir: Path, key: str, request: Mapping[str, Any]) -> None:
+    """Record ``key`` in a finished analysis folder (atomically: a half-written key is never read)."""
+    tmp = Path(out_dir) / f".{KEY_FILE}.{os.getpid()}"
+    tmp.write_text(json.dumps({"key": key, "request": dict(request)}, indent=1, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, Path(out_dir) / KEY_FILE)
+
+
+def find_reusable(root: Path, key: str | None) -> Path | None:
+    """The newest analysis folder directly below ``root`` whose recorded key is ``key`` (None: none)."""
+    if not key or not Path(root).is_dir():
+        return None
+    for d in sorted((p for p in Path(root).iterdir() if p.is_dir()), reverse=True):
+        try:
+            rec = json.loads((d / KEY_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and rec.get("key") == key and (d / "findings.json").is_file():
+            return d
+    return None

@@ -1,0 +1,72 @@
+"""The key that decides whether a finished analysis may be shown again instead of re-run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from inference.analysis_cache import KEY_FILE, analysis_key, find_reusable, write_key
+
+
+def _inputs(tmp_path: Path) -> dict:
+    study = tmp_path / "ct"
+    study.mkdir()
+    for i in range(3):
+        (study / f"IM{i:04d}.dcm").write_bytes(bytes([i]) * 100)
+    labs = tmp_path / "labs.csv"
+    labs.write_text("loinc,value,unit\n2160-0,1.0,mg/dL\n")
+    return {"command": "analyze", "study": str(study), "out": str(tmp_path / "out1"), "series_uid": "1.2.3",
+            "prior": None, "genomics": [], "labs": [str(labs)], "clinical": None, "device": "auto",
+            "confirm_identity": False}
+
+
+def test_same_inputs_same_key_and_any_change_a_new_one(tmp_path: Path) -> None:
+    req = _inputs(tmp_path)
+    key = analysis_key(req)
+    assert key is not None and key == analysis_key({**req, "out": str(tmp_path / "elsewhere")})  # where it goes: no
+    # a slice replaced, a slice added, a lab file edited, another series, the reader's identity confirmation
+    im = Path(req["study"]) / "IM0001.dcm"
+    st = im.stat()
+    im.write_bytes(b"\x07" * 100)
+    os.utime(im, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    k2 = analysis_key(req)
+    (Path(req["study"]) / "IM0003.dcm").write_bytes(b"x")
+    k3 = analysis_key(req)
+    Path(req["labs"][0]).write_text("loinc,value,unit\n2160-0,2.5,mg/dL\n")
+    k4 = analysis_key(req)
+    assert len({key, k2, k3, k4, analysis_key({**req, "series_uid": "1.2.4"}),
+                analysis_key({**req, "confirm_identity": True})}) == 6
+
+
+def test_a_missing_input_gives_no_key(tmp_path: Path) -> None:
+    req = _inputs(tmp_path)
+    assert analysis_key({**req, "labs": [str(tmp_path / "gone.csv")]}) is None
+    assert analysis_key({**req, "study": str(tmp_path / "no-such-folder")}) is None
+
+
+
+def test_a_folder_too_large_to_fingerprint_quickly_gives_no_key(tmp_path: Path, monkeypatch) -> None:
+    import inference.analysis_cache as ac
+
+    req = _inputs(tmp_path)
+    monkeypatch.setattr(ac, "MAX_FILES", 2)  # the study folder holds 3 files
+    assert ac.analysis_key(req) is None
+
+
+def test_only_a_finished_analysis_with_the_same_key_is_found(tmp_path: Path) -> None:
+    req = _inputs(tmp_path)
+    key = analysis_key(req)
+    root = tmp_path / "analyses"
+    old, new, crashed, other = (root / n for n in ("20260101-090000-000001", "20260102-090000-000001",
+                                                   "20260103-090000-000001", "20260104-090000-000001"))
+    for d in (old, new, crashed, other):
+        d.mkdir(parents=True)
+    for d in (old, new, other):
+        (d / "findings.json").write_text("{}")
+        write_key(d, key if d is not other else "another-key", req)
+    (crashed / KEY_FILE).write_text(json.dumps({"key": key}))  # a key without findings.json is not a result
+    assert find_reusable(root, key) == new
+    assert json.loads((new / KEY_FILE).read_text())["request"]["study"] == req["study"]
+    assert find_reusable(root, "nothing-like-it") is None and find_reusable(root, None) is None
+    assert find_reusable(tmp_path / "absent", key) is None
