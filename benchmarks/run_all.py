@@ -13,6 +13,7 @@ BENCHES = [
     ("synthetic patients", ["-m", "benchmarks.bench_synth"]),
     ("viewer repaint / start-up / memory", ["-m", "benchmarks.bench_viewer"]),
     ("nodule inference vs plain MONAI sliding window", ["-m", "benchmarks.bench_inference"]),
+    ("a 512x512x300 CT from DICOM to findings, per stage", ["-m", "benchmarks.bench_large_ct"]),
     ("risk scores", ["-m", "benchmarks.bench_risk"]),
 ]
 
