@@ -199,11 +199,11 @@ class AnalysisPanel(QObject):
         done = api.find_reusable_analysis(self._analyses_root(vol), req["cache_key"]) if reuse and vol is not None else None
         if done is not None:
             self._on_finished(str(done))
-            stamp = done.name[:15]
-            when = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]} {stamp[9:11]}:{stamp[11:13]}" if len(stamp) == 15 else done.name
+            when = self.state.analysed_at
+            text = (f"Analysis of {when:%Y-%m-%d %H:%M} shown" if when else "An earlier analysis shown") + \
+                ": same CT, inputs and models. Analyze runs it again."
             # after the window's own "loaded" line, which follows this call when a study was just opened
-            QTimer.singleShot(0, lambda: self.window.status_message(
-                f"Analysis of {when} shown: same CT, inputs and models. Analyze runs it again."))
+            QTimer.singleShot(0, lambda: self.window.status_message(text))
             return True
         self.service.start(req)
         self._set_running(True)
