@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -58,18 +59,22 @@ def test_real_worker_error_reaches_the_window_as_one_line(qtbot, tmp_path: Path)
     panel.service.shutdown()
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not NODULE_MODEL.exists(), reason="nodule model weights not in resources/models yet")
-def test_real_worker_analysis_shown_in_the_window(qtbot, tmp_path: Path) -> None:
-    """Synthetic CT written as DICOM → real worker → findings in the docks."""
+def _study_and_viewer(qtbot, tmp_path: Path) -> tuple[Path, Volume, MainWindow, Any]:
+    """A small synthetic CT written as DICOM, its volume, and a viewer with the real analysis installed."""
     study = tmp_path / "study"
     spacing, origin = (2.5, 2.0, 2.0), (-12.0, -12.0, -40.0)
     arr = phantom((24, 96, 96))
     write_ct_series(study, arr, spacing=spacing, origin=origin)
-    vol = Volume(arr, spacing, origin, np.eye(3))
     w = MainWindow(settings=Settings())
     qtbot.addWidget(w)
-    panel = install_analysis(w)
+    return study, Volume(arr, spacing, origin, np.eye(3)), w, install_analysis(w)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not NODULE_MODEL.exists(), reason="nodule model weights not in resources/models yet")
+def test_real_worker_analysis_shown_in_the_window(qtbot, tmp_path: Path) -> None:
+    """Synthetic CT written as DICOM → real worker → findings in the docks."""
+    study, vol, w, panel = _study_and_viewer(qtbot, tmp_path)
     spare = panel.service.spare_pid()  # the real worker, started ahead of the request
     assert spare is not None
     seen: list[float] = []
@@ -105,14 +110,7 @@ def test_reopening_an_analysed_study_shows_its_analysis_without_running_it_again
     models (no worker runs); a changed input, or the Analyze button, runs it again."""
     import os
 
-    study = tmp_path / "study"
-    spacing, origin = (2.5, 2.0, 2.0), (-12.0, -12.0, -40.0)
-    arr = phantom((24, 96, 96))
-    write_ct_series(study, arr, spacing=spacing, origin=origin)
-    vol = Volume(arr, spacing, origin, np.eye(3))
-    w = MainWindow(settings=Settings())
-    qtbot.addWidget(w)
-    panel = install_analysis(w)
+    study, vol, w, panel = _study_and_viewer(qtbot, tmp_path)
     panel.service.set_spare(False)
     w.set_study_paths({"study": study})
     with qtbot.waitSignal(panel.service.finished, timeout=300000) as blocker:
