@@ -65,6 +65,8 @@ def _files(path: Path) -> Iterable[tuple[str, int, int]]:
 
 
 def _digest(path: Path) -> str:
+    if path.name.upper() == "DICOMDIR" and path.is_file():
+        path = path.parent  # the index names image files beside it: they are the input
     h = hashlib.sha256()
     for name, size, mtime in _files(path):
         h.update(f"{name}\0{size}\0{mtime}\n".encode())

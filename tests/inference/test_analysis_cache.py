@@ -70,3 +70,16 @@ def test_only_a_finished_analysis_with_the_same_key_is_found(tmp_path: Path) -> 
     assert json.loads((new / KEY_FILE).read_text())["request"]["study"] == req["study"]
     assert find_reusable(root, "nothing-like-it") is None and find_reusable(root, None) is None
     assert find_reusable(tmp_path / "absent", key) is None
+
+
+def test_a_dicomdir_stands_for_the_images_beside_it(tmp_path: Path) -> None:
+    """Opening a DICOMDIR: an image replaced beside it (the index itself unchanged) is a new input."""
+    req = _inputs(tmp_path)
+    dicomdir = Path(req["study"]) / "DICOMDIR"
+    dicomdir.write_bytes(b"index")
+    req = {**req, "study": str(dicomdir)}
+    key = analysis_key(req)
+    im = Path(req["study"]).parent / "IM0002.dcm"
+    st = im.stat()
+    os.utime(im, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert key is not None and analysis_key(req) != key
