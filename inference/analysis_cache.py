@@ -1,9 +1,10 @@
 """Reusing a finished analysis when nothing it depends on has changed.
 
 Why: the viewer analyses a CT automatically when it is opened. Reopening a
-study that was analysed before ran the whole pipeline again -- 10-35 s on two
-cores for the same findings -- where a reader expects the AI results that are
-already there, as a PACS shows them. An analysis is reused only when its
+study that was analysed before ran the whole pipeline again (6-36 s on two
+cores, from one CT to the demo's two CTs with a prior) for the same findings,
+where a reader expects the AI results that are already there, as a PACS
+shows them. An analysis is reused only when its
 **key** matches: a fingerprint of every input file (the CT folder, the prior,
 genomics, labs and clinical files: relative name, size and modification time
 of each file), the request's other fields (series, device, identity
