@@ -64,6 +64,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
+from inference.pipeline.measure import CALCIFIED_HU
 from inference.types import Volume
 
 __all__ = [
@@ -99,14 +100,6 @@ BAND_TAG = 5e5
 MASS_TAG = 1e6
 #: dense-tissue floor for ground glass (HU) and lung background estimate bounds
 GGN_FLOOR_HU = -780.0
-#: a seed whose core (90th percentile near the seed) is at least this dense is calcified -- the same
-#: level as measure.CALCIFIED_HU -- and is not grown into a halo in :func:`_segment_once`: a calcified
-#: nodule's own blur (5 mm slices) fills the ring outside its contour at 80-150 HU above the lung and
-#: read as a ground-glass halo, so the nodule was grown at ~-750 HU into the vessels around it (validation
-#: 5000-5035: 6 calcified nodules measured 3-5 mm too large; the benchmark phantom 9100's 12 mm calcified
-#: nodule became a 19 mm elongated candidate and was rejected). Cores of the soft-tissue kinds on the same
-#: patients reach at most 118 HU; calcified cores whose ring read as a halo, 354-1008 HU
-HALO_MAX_CORE_HU = 164.0
 
 #: threads for the seed filters (scipy releases the GIL): the cores, at most 4 (memory: one work-grid
 #: Laplacian and its temporaries per thread)
@@ -663,7 +656,12 @@ def _segment_once(
     ring = _shell(seg) & reg & ball
     if ring.sum() > 10:
         ring_hu = float(np.median(w[ring]))
-        if ring_hu - bg > HALO_MIN_CONTRAST_HU and ring_hu < thr and core < HALO_MAX_CORE_HU:
+        # not for a calcified core (measure's level; its 90th percentile here): its own blur (5 mm slices)
+        # fills this ring at 82-136 HU above the lung (one: 398), and growing it at ~-750 HU took the vessels around
+        # it -- 6 calcified nodules of validation 5000-5035 came out 0.5-5.5 mm too large, and the
+        # benchmark phantom 9100's 12 mm one a 19 mm elongated candidate the classifier rejected. Cores
+        # of the soft-tissue kinds reach 118 HU on the same patients; those calcified ones, 354-1008 HU
+        if ring_hu - bg > HALO_MIN_CONTRAST_HU and ring_hu < thr and core < CALCIFIED_HU:
             thr = bg + 0.5 * (ring_hu - bg)
             seg2 = _grow(w, allowed, thr, s0, inner)
             if seg2 is not None:

@@ -430,7 +430,7 @@ def test_halo_growth_leaves_solid_and_ground_glass_nodules_as_they_are(kind: str
 def test_calcified_nodules_are_segmented_at_their_own_size_not_grown_into_their_blur() -> None:
     """Validation patient 5010 (5 mm slices): two 12.3 mm calcified nodules.
 
-    A calcified nodule's own blur fills the ring outside its contour at 80-150 HU above the lung,
+    A calcified nodule's own blur fills the ring outside its contour at 82-136 HU above the lung,
     which the candidate stage took for a part-solid halo and grew at ~-750 HU into the vessels
     around it (the diffuse one: 17.0 mm against its own 11.7, elongated). The
     benchmark phantom 9100's 12 mm calcified nodule became a 19 mm elongated candidate the classifier
@@ -449,8 +449,8 @@ def test_calcified_nodules_are_segmented_at_their_own_size_not_grown_into_their_
         t = truth == r.id
         ids, counts = np.unique(res.labels[t], return_counts=True)
         assert ids[-1] > 0, r
-        j = int(ids[1:][np.argmax(counts[1:])]) if ids[0] == 0 else int(ids[np.argmax(counts)])
-        seg = res.labels == j
+        hit = ids > 0
+        seg = res.labels == ids[hit][np.argmax(counts[hit])]  # the candidate holding most of the nodule
         d_seg, d_true = ((6 * np.array([seg.sum(), t.sum()]) * vox_mm3 / np.pi) ** (1 / 3)).tolist()
         # not grown beyond the nodule; the central kind's soft rim is
         # segmented at its calcium core's half-contrast level and partly left out (10.2 mm, 62 % of it)
