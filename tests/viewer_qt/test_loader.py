@@ -117,7 +117,13 @@ def test_large_dicom_series_loads_while_the_event_loop_keeps_running(make_window
     gap = _max_timer_gap_while(qtbot, w, lambda: w.open_path(tmp_path / "big"), lambda: w.volume() is not None)
     assert w.volume().shape == (n, 512, 512)
     assert int(w.volume().array.max()) == 1234
-    assert gap < 50, f"the GUI froze for {gap!r} during the load"
+    # The GUI thread itself does no loading work: its CPU time inside the worst gap stays under one
+    # frame budget. The wall gap has a looser bound: on a loaded machine (CI's two cores shared with
+    # other jobs) it reached 126 ms with 31 ms of GUI-thread CPU -- waiting for a core, not busy with
+    # the load --, so it only catches a real freeze (a worker holding the GIL, work done on the GUI
+    # thread), which costs seconds on 300 slices.
+    assert gap.cpu_ms < 50, f"the GUI thread was busy for {gap!r} during the load"
+    assert gap < 250, f"the GUI froze for {gap!r} during the load"
     assert w.browser.topLevelItemCount() == 1  # the study browser lists the patient
 
 
