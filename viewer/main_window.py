@@ -78,6 +78,7 @@ SHORTCUTS: list[tuple[str, str]] = [
     ("C", "Cine on / off (active view)"),
     ("R", "Reset zoom and pan"),
     ("H", "Hide / show patient annotations (screen sharing)"),
+    ("A  R  E  S", "In the findings table: accept, reject, edit the mask, call the margin spiculated"),
     ("Ctrl+O", "Open folder"),
     ("Delete", "Delete the selected measurement"),
     ("Esc", "Cancel loading, or the angle being drawn"),

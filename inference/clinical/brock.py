@@ -37,6 +37,7 @@ __all__ = [
     "brock_probability",
     "brock_result",
     "normalise_nodule_type",
+    "rescore_terms",
 ]
 
 BROCK_SOURCE = (
@@ -150,16 +151,51 @@ def brock_result(
         "female": _FEMALE * bool(female),
         "family_history": _FAMILY * bool(family_history),
         "emphysema": _EMPHYSEMA * bool(emphysema),
-        "size": _SIZE * ((float(size_mm) / 10.0) ** -0.5 - _SIZE_CENTRE),
         "part_solid": _PART_SOLID * (t == "part-solid"),
         "non_solid": _NON_SOLID * (t == "ground-glass"),
         "upper_lobe": _UPPER * bool(upper_lobe),
+        **_scan_terms(size_mm, nodule_count, spiculated),
+    }
+    return _result(terms)
+
+
+def _scan_terms(size_mm: float, nodule_count: int, spiculated: bool) -> dict[str, float]:
+    """The three terms a reader's review of the CT can change: size, count, spiculation."""
+    return {
+        "size": _SIZE * ((float(size_mm) / 10.0) ** -0.5 - _SIZE_CENTRE),
         "nodule_count": _COUNT * (int(nodule_count) - _COUNT_CENTRE),
         "spiculation": _SPICULATION * bool(spiculated),
     }
+
+
+def _result(terms: dict[str, float]) -> BrockResult:
     logit = float(sum(terms.values()))
-    p = 1.0 / (1.0 + math.exp(-logit))
-    return BrockResult(probability=p, logit=logit, terms=terms)
+    return BrockResult(probability=1.0 / (1.0 + math.exp(-logit)), logit=logit, terms=terms)
+
+
+def rescore_terms(terms: dict[str, float], *, size_mm: float, nodule_count: int, spiculated: bool) -> BrockResult:
+    """A computed result's logit ``terms`` with size, nodule count and spiculation replaced.
+
+    Why: after the reader rejects a nodule (the count changes), corrects a
+    mask (the size changes) or calls the margin spiculated, the probability
+    must follow at once, in the viewer, without the patient's clinical file:
+    the patient's own terms (age, sex, family history, emphysema) and the
+    nodule's type and lobe are taken as they were computed.
+
+    Raises
+    ------
+    ValueError
+        Non-positive size, count < 1, or ``terms`` missing one of the model's terms.
+    """
+    if not (size_mm > 0 and math.isfinite(size_mm)):
+        raise ValueError(f"Brock: nodule size must be > 0 mm, got {size_mm}")
+    if nodule_count < 1:
+        raise ValueError(f"Brock: nodule count must be >= 1, got {nodule_count}")
+    needed = {"intercept", "age", "female", "family_history", "emphysema", "part_solid", "non_solid", "upper_lobe"}
+    if not needed <= set(terms):
+        raise ValueError(f"Brock: logit terms missing {sorted(needed - set(terms))}")
+    kept = {k: float(terms[k]) for k in needed}
+    return _result({**kept, **_scan_terms(size_mm, nodule_count, spiculated)})
 
 
 def brock_probability(

@@ -39,7 +39,8 @@ from inference.clinical import fleischner as _fl
 from inference.clinical import lungrads as _lr
 from inference.types import ClinicalFacts
 
-__all__ = ["EMPHYSEMA_LAA950_THRESHOLD_PERCENT", "GROWTH_WINDOW_DAYS", "apply_guidelines", "active_nodules"]
+__all__ = ["EMPHYSEMA_LAA950_THRESHOLD_PERCENT", "GROWTH_WINDOW_DAYS", "apply_guidelines", "active_nodules",
+           "rescore_reviewed"]
 
 #: %LAA-950 at or above which CT emphysema counts as present (assumption, see module docstring).
 EMPHYSEMA_LAA950_THRESHOLD_PERCENT = 5.0
@@ -177,6 +178,84 @@ def _brock_for(
     return out, warns
 
 
+def _lung_rads_for(n: dict[str, Any], prior_available: bool, warnings: list[str]) -> str | None:
+    """One nodule's Lung-RADS category (None: type or size unknown); assumptions go to ``warnings``."""
+    kind = _kind(n)
+    d = _mean_diameter(n)
+    if kind == "unknown" or d is None:
+        warnings.append(f"Lung-RADS: nodule {n.get('id')}: type or size unknown, not categorised")
+        return None
+    status, slow = _status(n, prior_available, warnings)
+    solid = n.get("solid_component_mm")
+    if kind == "part-solid" and solid is None:
+        solid = d
+        warnings.append(
+            f"Lung-RADS: nodule {n.get('id')}: solid-component size missing, assumed equal to the whole nodule"
+        )
+    if kind == "calcified":
+        warnings.append(
+            f"Lung-RADS: nodule {n.get('id')}: calcified, treated as benign calcification (pattern not checked)"
+        )
+    return _lr.nodule_category(
+        _lr.LungRadsNodule(
+            mean_diameter_mm=d,
+            kind=kind,  # type: ignore[arg-type]
+            status=status,  # type: ignore[arg-type]
+            solid_component_mm=None if solid is None else float(solid),
+            juxtapleural=bool(n.get("juxtapleural")),
+            spiculated=bool(n.get("spiculated")),
+            slow_growing=slow,
+            prior_mean_diameter_mm=(n.get("growth") or {}).get("prior_mean_diameter_mm") if prior_available else None,
+        )
+    )
+
+
+def rescore_reviewed(nodules: list[dict[str, Any]], changed: set[int], *, prior_available: bool) -> list[str]:
+    """Brock and Lung-RADS of reviewed nodules, written into them; returns what could not be re-scored.
+
+    Why: a reader's review changes what the scores were computed from --
+    rejecting a nodule lowers every other nodule's Brock count, correcting a
+    mask changes the nodule's size, and the margin may be called spiculated
+    (the CT heuristic rarely flags it: benchmarks/RESULTS.md). The numbers on
+    screen must follow at once; a number computed before the review and shown
+    as current would be wrong by the reader's own correction.
+
+    ``nodules``: every nodule with its current ``review``, its size (edited or
+    not) and ``spiculated`` as reviewed; the rejected ones are left as they
+    are. ``changed``: ids whose size or spiculation the reader changed -- their
+    Lung-RADS category is recomputed (with the growth status the worker gave
+    them) -- every nodule's Brock follows the count. Brock is re-scored from
+    the nodule's own ``brock.logit_terms`` (:func:`inference.clinical.brock.rescore_terms`):
+    the patient's terms stay as the worker computed them, so no clinical file
+    is needed here. A nodule whose Brock has no terms (not computed, or an
+    older analysis) keeps its number, named in the returned lines.
+    """
+    active = [n for n in nodules if n.get("review") != "rejected"]
+    count = max(len(active), 1)
+    notes: list[str] = []
+    for n in active:
+        nid = int(n["id"])
+        if nid in changed:
+            n["lung_rads"] = _lung_rads_for(n, prior_available or bool(n.get("growth")), [])
+        b = n.get("brock") if isinstance(n.get("brock"), dict) else None
+        if b is None or b.get("probability") is None:
+            continue
+        terms = b.get("logit_terms")
+        size = n.get("long_axis_mm") if n.get("long_axis_mm") is not None else _mean_diameter(n)
+        try:
+            res = _brock.rescore_terms(dict(terms or {}), size_mm=float(size),  # type: ignore[arg-type]
+                                       nodule_count=count, spiculated=bool(n.get("spiculated")))
+        except (TypeError, ValueError):
+            n["brock_stale"] = True
+            notes.append(f"Brock of nodule #{nid} was computed before your review (no terms to re-score it)")
+            continue
+        n["brock"] = {**b, "probability": round(res.probability, 6), "logit_terms": {k: round(v, 4) for k, v in res.terms.items()},
+                      "size_mm": round(float(size), 1),  # type: ignore[arg-type]
+                      "source": str(b.get("source") or _brock.BROCK_SOURCE) + "; re-scored after review (size, nodule count, spiculation)"}
+        n["brock_probability"] = n["brock"]["probability"]
+    return notes
+
+
 def apply_guidelines(
     findings: dict[str, Any], facts: ClinicalFacts | None, *, prior_available: bool
 ) -> list[str]:
@@ -221,38 +300,12 @@ def apply_guidelines(
                 brock_warned.add(w)
                 warnings.append(w)
 
-        kind = _kind(n)
-        d = _mean_diameter(n)
-        if kind == "unknown" or d is None:
-            n["lung_rads"] = None
-            uncategorised.append(n.get("id"))
-            warnings.append(f"Lung-RADS: nodule {n.get('id')}: type or size unknown, not categorised")
-            continue
-        status, slow = _status(n, prior_available, warnings)
-        solid = n.get("solid_component_mm")
-        if kind == "part-solid" and solid is None:
-            solid = d
-            warnings.append(
-                f"Lung-RADS: nodule {n.get('id')}: solid-component size missing, assumed equal to the whole nodule"
-            )
-        if kind == "calcified":
-            warnings.append(
-                f"Lung-RADS: nodule {n.get('id')}: calcified, treated as benign calcification (pattern not checked)"
-            )
-        cat = _lr.nodule_category(
-            _lr.LungRadsNodule(
-                mean_diameter_mm=d,
-                kind=kind,  # type: ignore[arg-type]
-                status=status,  # type: ignore[arg-type]
-                solid_component_mm=None if solid is None else float(solid),
-                juxtapleural=bool(n.get("juxtapleural")),
-                spiculated=bool(n.get("spiculated")),
-                slow_growing=slow,
-                prior_mean_diameter_mm=(n.get("growth") or {}).get("prior_mean_diameter_mm") if prior_available else None,
-            )
-        )
+        cat = _lung_rads_for(n, prior_available, warnings)
         n["lung_rads"] = cat
-        cats.append(cat)
+        if cat is None:
+            uncategorised.append(n.get("id"))
+        else:
+            cats.append(cat)
 
     exam = findings.get("exam") or {}  # build_findings leaves None until the scores exist
     findings["exam"] = exam

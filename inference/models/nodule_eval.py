@@ -9,7 +9,9 @@ Synthetic: every patient runs through :func:`inference.pipeline.imaging.run_imag
 when its centre lies inside the true mask or within the true radius of its
 centre. Reported per size bin (true mean diameter): sensitivity, false
 positives per scan, Dice of matched nodules (on the CT grid) and the error of
-the measured mean diameter against the truth.
+the measured mean diameter against the truth; and how often the findings'
+``spiculated`` flag is set on the phantoms' spiculated nodules, on the others
+and on false positives.
 
 Real CT (Lung-PET-CT-Dx A0001, both kernels): the annotated tumour is found
 when a finding's centre lies inside an annotated box (Pascal-VOC XML, one per
@@ -116,6 +118,7 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
 
     rows = []  # per true nodule
     fps: list[int] = []
+    fp_flagged: list[int] = []  # false-positive findings flagged spiculated, per scan
     secs: list[float] = []
     for seed in seeds:
         if phantom_available():
@@ -127,6 +130,7 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
             # the classifier's training patients, on seeds never used there)
             ph = draw_patient(seed, n_nodules=4)
             kinds = {r.id: r.subtype for r in ph.records}
+            spiculated = {r.id for r in ph.records if r.features.get("spiculated")}
             vol = ph.to_volume()
             truth_lab = np.asarray(ph.nodules)
             source = "inference.synth.phantom"
@@ -138,6 +142,7 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
             vol = Volume(array=hu, spacing=c.spacing, origin=(0.0, 0.0, 0.0), direction=np.eye(3))
             truth_lab = c.nodules
             kinds = {t.label: t.type for t in c.truth}
+            spiculated = set()
             source = "simple_chest (fallback)"
         t = time.perf_counter()
         res = run_imaging(vol, device=device)
@@ -148,13 +153,16 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
         for m in matches:
             n = m["finding"]
             row = {"seed": seed, "id": m["id"], "kind": kinds.get(m["id"], ""), "diameter_mm": round(m["diameter_mm"], 2),
-                   "volume_mm3": round(m["volume_mm3"], 1), "found": n is not None}
+                   "volume_mm3": round(m["volume_mm3"], 1), "found": n is not None,
+                   "spiculated": m["id"] in spiculated}
             if n is not None:
+                row["flagged_spiculated"] = bool(n.get("spiculated"))
                 row["dice"] = round(m["dice"], 4)
                 row["diameter_error_mm"] = round(n["mean_diameter_mm"] - m["diameter_mm"], 2)
                 row["probability"] = n["probability"]
             rows.append(row)
         fps.append(len(fp))
+        fp_flagged.append(sum(bool(n.get("spiculated")) for n in fp))
         log(json.dumps({"seed": seed, "truth": len(ids), "found": sum(r["found"] for r in rows if r["seed"] == seed),
                         "fp": len(fp), "fp_diameters": [n["mean_diameter_mm"] for n in fp], "seconds": round(dt, 1)}))
     bins = []
@@ -183,6 +191,15 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
         if any(r["found"] for r in ge5) else None,
         "bins": bins,
         "missed_ge5mm": [{k: r[k] for k in ("seed", "kind", "diameter_mm")} for r in ge5 if not r["found"]],
+        # the `spiculated` flag of findings against the phantoms' own spicules (found nodules)
+        "spiculation": {
+            "spiculated_found": sum(r["found"] and r["spiculated"] for r in rows),
+            "of_them_flagged": sum(r["found"] and r["spiculated"] and r["flagged_spiculated"] for r in rows),
+            "other_found": sum(r["found"] and not r["spiculated"] for r in rows),
+            "of_them_flagged_other": sum(r["found"] and not r["spiculated"] and r["flagged_spiculated"] for r in rows),
+            "false_positives": int(sum(fps)),
+            "of_them_flagged_fp": int(sum(fp_flagged)),
+        },
         "seconds_median": round(float(np.median(secs)), 1) if secs else None,
         "rows": rows,
     }

@@ -95,7 +95,7 @@ def nodule_findings(
     out: list[dict[str, Any]] = []
     from scipy import ndimage as ndi
 
-    from inference.pipeline.measure import lung_z_extents, side_and_lobe
+    from inference.pipeline.measure import SPICULATION_SOURCE, lung_z_extents, side_and_lobe
 
     objs = ndi.find_objects(labels)
     zsign = _z_up_sign(volume)
@@ -127,6 +127,7 @@ def nodule_findings(
             "solid_component_mm": meas["solid_component_mm"],
             "mean_hu": meas["mean_hu"],
             "spiculated": meas["spiculated"],
+            "spiculated_source": SPICULATION_SOURCE,
             "juxtapleural": meas["juxtapleural"],
             "location": {"side": loc["side"], "lobe": loc["lobe"], "upper_lobe": loc["upper_lobe"],
                          "lobe_estimated": True},

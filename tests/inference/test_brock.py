@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -106,3 +107,60 @@ def test_scoring_unknown_sex_reports_conservative_value_and_male_alternative() -
     warnings = apply_guidelines(f, ClinicalFacts(family_history_lung_cancer=True), prior_available=False)
     assert f["nodules"][0]["brock_probability"] == pytest.approx(0.3985, abs=5e-4)
     assert any("sex unknown" in w and "as male" in w for w in warnings)
+
+
+def _three_nodules() -> dict:
+    def nod(i: int, kind: str, la: float, sa: float, upper: bool, **kw: object) -> dict:
+        return {"id": i, "type": kind, "long_axis_mm": la, "short_axis_mm": sa, "mean_diameter_mm": (la + sa) / 2,
+                "solid_component_mm": kw.pop("solid", (la + sa) / 2), "location": {"upper_lobe": upper},
+                "juxtapleural": kw.pop("juxtapleural", False), "spiculated": False, "review": "pending"}
+
+    return {"patient": {"age_years": 67, "sex": "M"}, "lungs": {"emphysema_laa950_percent": 3.0},
+            "nodules": [nod(1, "solid", 11.0, 8.0, True), nod(2, "part-solid", 14.0, 10.0, False, solid=5.0),
+                        nod(3, "solid", 7.0, 6.0, False, juxtapleural=True)]}
+
+
+def test_review_rescoring_equals_scoring_the_reviewed_findings_afresh() -> None:
+    """A rejection, a corrected size and a spiculation call, re-scored from the analysis's own
+    terms, give what the guidelines give when the reviewed findings are scored from scratch."""
+    from inference.clinical.scoring import rescore_reviewed
+
+    facts = ClinicalFacts(age_years=67, sex="M", family_history_lung_cancer=False, smoking_status="former",
+                          pack_years=30)
+    analysed = _three_nodules()
+    apply_guidelines(analysed, facts, prior_available=False)
+    before = [n["brock_probability"] for n in analysed["nodules"]]
+
+    def review(f: dict) -> None:
+        n1, n2, n3 = f["nodules"]
+        n1["review"] = "rejected"
+        n2.update(long_axis_mm=9.0, short_axis_mm=7.0, mean_diameter_mm=8.0)  # the reader's corrected mask
+        n3["spiculated"] = True
+
+    reviewed = copy.deepcopy(analysed)
+    review(reviewed)
+    assert rescore_reviewed(reviewed["nodules"], {2, 3}, prior_available=False) == []
+    fresh = _three_nodules()
+    review(fresh)
+    apply_guidelines(fresh, facts, prior_available=False)
+    for r, f in zip(reviewed["nodules"][1:], fresh["nodules"][1:]):
+        assert r["brock_probability"] == pytest.approx(f["brock_probability"], abs=2e-4)
+        assert r["lung_rads"] == f["lung_rads"]
+        assert "re-scored after review" in r["brock"]["source"]
+    # the review moved the numbers: fewer nodules, a smaller part-solid one, a spiculated juxtapleural one
+    assert reviewed["nodules"][1]["brock_probability"] < before[1]
+    assert reviewed["nodules"][2]["brock_probability"] > 1.5 * before[2]
+    assert (analysed["nodules"][2]["lung_rads"], reviewed["nodules"][2]["lung_rads"]) == ("2", "3")
+    assert reviewed["nodules"][0]["brock_probability"] == before[0]  # rejected: left as it was
+
+
+def test_review_rescoring_without_terms_keeps_the_number_and_says_so() -> None:
+    from inference.clinical.scoring import rescore_reviewed
+
+    f = _three_nodules()
+    f["nodules"][0]["brock"] = {"probability": 0.2, "source": "an older analysis"}
+    f["nodules"][0]["brock_probability"] = 0.2
+    f["nodules"][2]["review"] = "rejected"
+    notes = rescore_reviewed(f["nodules"], set(), prior_available=False)
+    assert notes == ["Brock of nodule #1 was computed before your review (no terms to re-score it)"]
+    assert f["nodules"][0]["brock_probability"] == 0.2 and f["nodules"][0]["brock_stale"]

@@ -78,7 +78,9 @@ def test_exam_category_recomputed_from_remaining_findings(state: AnalysisState) 
     assert exam.category == "3" and exam.recomputed
     assert exam.management is None
     assert "#1" in exam.note and "#2" in exam.note
-    assert any("nodule count of 3" in r for r in state.stale_reasons())
+    # this hand-written analysis has no Brock logit terms (as before terms were recorded): the
+    # numbers cannot follow the new count, and the reason says so per nodule
+    assert "Brock of nodule #2 was computed before your review (no terms to re-score it)" in state.stale_reasons()
     state.set_review(2, "rejected")
     state.set_review(3, "rejected")
     assert state.exam_category().category == "1"
@@ -254,3 +256,83 @@ def test_identity_confirmation_is_not_inherited_by_a_later_analysis(tmp_path: Pa
     later.set_result(copy.deepcopy(f))
     assert later.review_of(1) == "accepted"
     assert later.identity_blocking()
+
+
+def _scored_state() -> tuple[AnalysisState, dict]:
+    """The fixture's nodules scored by the guidelines as the worker scores them (with Brock's terms)."""
+    from inference.clinical.scoring import apply_guidelines
+    from inference.types import ClinicalFacts
+
+    f = _findings()
+    for n in f["nodules"]:
+        n.pop("brock", None), n.pop("brock_probability", None), n.pop("growth", None)
+        n["spiculated"] = False  # as the CT heuristic nearly always reports it
+    apply_guidelines(f, ClinicalFacts(age_years=64, sex="M", family_history_lung_cancer=True), prior_available=False)
+    vol, labels = _volume_and_labels(f)
+    st = AnalysisState()
+    st.set_result(copy.deepcopy(f), labels, None, volume=vol)
+    return st, f
+
+
+def _rescored_afresh(f: dict, change) -> dict:
+    """What the guidelines give for the findings as reviewed, scored from scratch."""
+    from inference.clinical.scoring import apply_guidelines
+    from inference.types import ClinicalFacts
+
+    g = copy.deepcopy(f)
+    change(g)
+    apply_guidelines(g, ClinicalFacts(age_years=64, sex="M", family_history_lung_cancer=True), prior_available=False)
+    return {n["id"]: n for n in g["nodules"]}
+
+
+def test_brock_follows_a_rejection_without_a_rerun() -> None:
+    st, f = _scored_state()
+    p_before = st.nodule(2)["brock_probability"]
+    st.set_review(3, "rejected")  # one nodule fewer on the scan: the count term moves
+    fresh = _rescored_afresh(f, lambda g: g["nodules"][2].update(review="rejected"))
+    assert st.nodule(2)["brock_probability"] == pytest.approx(fresh[2]["brock_probability"], abs=2e-4)
+    assert st.nodule(2)["brock_probability"] != pytest.approx(p_before, abs=1e-4)
+    assert not any("Brock" in r for r in st.stale_reasons())
+    st.set_review(3, "accepted")  # back as it was: the analysis's own numbers again
+    assert st.nodule(2)["brock_probability"] == p_before
+
+
+def test_spiculation_call_rescores_saves_and_restores() -> None:
+    st, f = _scored_state()
+    assert not st.nodule(1)["spiculated"]
+    p_before, cat_before = st.nodule(1)["brock_probability"], st.nodule(1)["lung_rads"]
+    st.set_spiculated(1, True)
+    n1 = st.nodule(1)
+    assert n1["spiculated"] and n1["spiculated_source"] == "reader"
+    fresh = _rescored_afresh(f, lambda g: g["nodules"][0].update(spiculated=True))
+    assert n1["brock_probability"] == pytest.approx(fresh[1]["brock_probability"], abs=2e-4)
+    assert n1["brock_probability"] > 1.5 * p_before  # odds x 2.2
+    assert n1["lung_rads"] == fresh[1]["lung_rads"] == cat_before  # a solid 9 mm nodule: 4A either way
+    vol, labels = _volume_and_labels(f)
+    reopened = AnalysisState()
+    reopened.set_result(copy.deepcopy(f), labels, None, volume=vol)
+    assert reopened.nodule(1)["spiculated"] and reopened.nodule(1)["brock_probability"] == n1["brock_probability"]
+    reopened.set_spiculated(1, False)  # the analysis's own value again: the call is gone
+    assert "spiculated_source" not in reopened.nodule(1)
+    assert reopened.nodule(1)["brock_probability"] == p_before
+
+
+def test_an_edited_mask_recategorises_its_nodule() -> None:
+    st, f = _scored_state()
+    assert st.nodule(1)["lung_rads"] == "4A"  # solid 9.4 mm at baseline
+    mask = st.nodule_mask(1)
+    zc = int(st.nodule(1)["center_voxel_zyx"][0])
+    yy, xx = np.nonzero(mask[zc])
+    cy, cx = yy.mean(), xx.mean()
+    small = np.zeros_like(mask)  # the reader erases it down to its central 5 mm on one slice
+    gy, gx = np.ogrid[: mask.shape[1], : mask.shape[2]]
+    small[zc] = mask[zc] & (np.hypot(gy - cy, gx - cx) <= 3.0)
+    meas = st.set_nodule_mask(1, small)
+    n1 = st.nodule(1)
+    fresh = _rescored_afresh(f, lambda g: g["nodules"][0].update(
+        long_axis_mm=meas["long_axis_mm"], short_axis_mm=meas["short_axis_mm"], mean_diameter_mm=meas["mean_diameter_mm"]))
+    assert meas["mean_diameter_mm"] < 6.0
+    assert n1["lung_rads"] == fresh[1]["lung_rads"] == "2"
+    assert n1["brock_probability"] == pytest.approx(fresh[1]["brock_probability"], abs=2e-4)
+    exam = st.exam_category()
+    assert exam.recomputed and exam.category == "3" and "#1 re-categorised" in exam.note

@@ -153,7 +153,7 @@ def test_reject_key_updates_every_dock(qtbot, state: AnalysisState) -> None:
     assert "Lung-RADS 3 *" in findings.summary.text()  # exam badge, marked recomputed
     assert risk.table.rowCount() == 2
     assert "Lung-RADS 3" in risk.exam_label.text() and "recomputed" in risk.exam_label.text()
-    assert risk.stale_frame.isVisibleTo(risk) and "nodule count of 3" in risk.stale_label.text()
+    assert risk.stale_frame.isVisibleTo(risk) and "Brock of nodule #2 was computed before" in risk.stale_label.text()
     assert "before your review" in treat.status.text() and "1 refers to a nodule you rejected" in treat.status.text()
     workup = treat.cards[0].findChild(type(treat.status), "SuggestionText")
     assert "rejected nodule #1" in workup.text()
@@ -360,3 +360,46 @@ def test_render_docks_to_png(qtbot, state: AnalysisState, tmp_path: Path) -> Non
         colors = {img.pixel(x, y) for x in range(0, img.width(), 7) for y in range(0, img.height(), 7)}
         assert len(colors) > 20
         img.save(str(out / f"{cls.__name__}.png"))
+
+
+def test_spiculated_key_is_the_readers_call_and_brock_follows(qtbot) -> None:
+    """S on a selected nodule marks its margin spiculated: the type cell says so, the risk
+    dock's Brock for it rises (re-scored, not marked stale) and the button shows the state."""
+    from inference.clinical.scoring import apply_guidelines
+    from inference.types import ClinicalFacts
+
+    f = sample()
+    for n in f["nodules"]:
+        n.pop("brock", None), n.pop("brock_probability", None), n.pop("growth", None)
+        n["spiculated"] = False
+    apply_guidelines(f, ClinicalFacts(age_years=64, sex="M"), prior_available=False)
+    vol, labels = volume_and_labels(f)
+    st = AnalysisState()
+    st.set_result(f, labels, None, volume=vol)
+    findings, risk = FindingsDock(st), RiskDock(st)
+    qtbot.addWidget(findings), qtbot.addWidget(risk)
+    findings.show()
+
+    def brock_of(nid: int) -> str:
+        rows = {risk.table.item(r, 0).text(): risk.table.item(r, 1).text() for r in range(risk.table.rowCount())}
+        return rows[str(nid)]
+
+    def type_of(nid: int) -> str:
+        rows = {findings.table.item(r, 0).text(): findings.table.item(r, _col(findings.table, "Type")).text()
+                for r in range(findings.table.rowCount())}
+        return rows[str(nid)]
+
+    before = brock_of(2)
+    findings.select_nodule(2)
+    assert findings.spic_btn.isEnabled() and not findings.spic_btn.isChecked()
+    findings.table.setFocus()
+    qtbot.keyClick(findings.table, Qt.Key.Key_S)
+    assert st.nodule(2)["spiculated"] and type_of(2) == "part-solid, spiculated"
+    assert findings.spic_btn.isChecked()
+    after = brock_of(2)
+    assert "⚠" not in after and float(after.rstrip(" %")) > 1.5 * float(before.rstrip(" %"))
+    assert "re-scored after review" in risk.brock_source.text()
+    findings.select_nodule(3)  # calcified: its margin enters no score
+    assert not findings.spic_btn.isEnabled()
+    qtbot.keyClick(findings.table, Qt.Key.Key_S)
+    assert not st.nodule(3)["spiculated"]

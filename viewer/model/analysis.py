@@ -8,17 +8,19 @@ here so that it is testable without Qt and the same everywhere.
 Downstream numbers after review
 -------------------------------
 The worker computes Lung-RADS per nodule and for the exam, Brock per nodule,
-and the deep model's probability. When the reader rejects or edits a nodule we
-choose the honest, simple approach: rejected nodules leave the overlay, the
-counts and every list; the **exam Lung-RADS category is recomputed here** by the
-guideline's own rule ("each exam is coded by its most suspicious finding",
-Lung-RADS v2022) from the per-nodule categories of the nodules still in play,
-and labelled as recomputed. Numbers that depend on more than one nodule or on
-the edited size (Brock has a nodule-count term, an edited nodule's category
-depends on its size, the deep model saw all candidates) are *not* recomputed
-in the viewer (the worker does not take a review as input): they stay the
-analysis's own and :meth:`AnalysisState.stale_reasons` says, per number, why
-they no longer match the review, so the docks mark them.
+Fleischner and the deep model's probability. The reader's review changes what
+some of them were computed from, and those follow it here, at once: rejected
+nodules leave the overlay, the counts and every list; Brock is re-scored for
+the new nodule count and for an edited size or a spiculation call, and an
+edited or re-called nodule's Lung-RADS category is recomputed
+(:func:`inference.review.rescore_reviewed`: the patient's own Brock terms are
+kept as the worker computed them, so no clinical file is needed); the **exam
+category** is recomputed by the guideline's rule ("each exam is coded by its
+most suspicious finding", Lung-RADS v2022) and labelled as recomputed. What
+cannot follow without the worker -- the deep model (it saw the whole CT),
+Fleischner's recommendation, an edited nodule's growth status -- stays the
+analysis's own, and :meth:`AnalysisState.stale_reasons` says, per number, why
+it no longer matches the review, so the docks mark it.
 
 Persistence
 -----------
@@ -41,6 +43,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from inference import paths
+from inference.review import rescore_reviewed
 from inference.types import Issue, Volume
 
 __all__ = [
@@ -210,6 +213,8 @@ class AnalysisState:
     identity_confirmed: bool = False
     _review: dict[int, str] = field(default_factory=dict)
     _edits: dict[int, _Edit] = field(default_factory=dict)
+    #: the reader's call on a nodule's margin, where it differs from the analysis's
+    _spiculated: dict[int, bool] = field(default_factory=dict)
     _observers: list[Observer] = field(default_factory=list)
     _issues: list[Issue] = field(default_factory=list)
 
@@ -274,6 +279,7 @@ class AnalysisState:
         self.volume = volume
         self.out_dir = out_dir
         self._edits = {}
+        self._spiculated = {}
         self._issues = []
         self._review = {}
         ident = self.findings.get("identity")
@@ -293,6 +299,7 @@ class AnalysisState:
         self.out_dir = None
         self._review = {}
         self._edits = {}
+        self._spiculated = {}
         self.identity_confirmed = False
         self._emit("findings")
 
@@ -309,7 +316,13 @@ class AnalysisState:
 
         Each dict is a copy of the worker's nodule with ``review`` set to the
         current state and, for edited nodules, the re-measured sizes plus
-        ``edited: True`` and ``measurement_source``.
+        ``edited: True`` and ``measurement_source``; where the reader called
+        the margin, ``spiculated`` is theirs and ``spiculated_source`` says so.
+        Once the review changed anything the scores depend on (a rejection, an
+        edit, a spiculation call), Brock and the changed nodules' Lung-RADS
+        are re-scored from the reviewed values
+        (:func:`inference.clinical.scoring.rescore_reviewed`); otherwise every
+        number is the analysis's own.
         """
         out = []
         for n in self._raw_nodules():
@@ -327,7 +340,13 @@ class AnalysisState:
                     d["center_lps_mm"] = e.center_lps_mm
                 d["edited"] = True
                 d["measurement_source"] = "re-measured in viewer from the edited mask (axial long/short axis, voxel-count volume)"
+            if nid in self._spiculated:
+                d["spiculated"] = self._spiculated[nid]
+                d["spiculated_source"] = "reader"
             out.append(d)
+        if self.review_changed_findings():
+            rescore_reviewed(out, set(self._edits) | set(self._spiculated),
+                             prior_available=self.findings.get("prior") is not None)
         return out
 
     def nodules(self) -> list[dict[str, Any]]:
@@ -354,6 +373,28 @@ class AnalysisState:
         if self._review[nid] == state:
             return
         self._review[nid] = state
+        if save:
+            self.save_review()
+        self._emit("review")
+
+    def set_spiculated(self, nodule_id: int, spiculated: bool, *, save: bool = True) -> None:
+        """The reader's call on a nodule's margin; saved with the study at once.
+
+        Why the reader decides: the CT heuristic rarely flags a spiculated
+        margin (benchmarks/RESULTS.md), and spiculation raises the Brock odds
+        2.2-fold. Setting it back to the analysis's value removes the call.
+        """
+        nid = int(nodule_id)
+        if nid not in self._review:
+            raise KeyError(f"no nodule with id {nid}")
+        worker = next((bool(n.get("spiculated")) for n in self._raw_nodules() if int(n["id"]) == nid), False)
+        if bool(spiculated) == worker:
+            if self._spiculated.pop(nid, None) is None:
+                return
+        elif self._spiculated.get(nid) == bool(spiculated):
+            return
+        else:
+            self._spiculated[nid] = bool(spiculated)
         if save:
             self.save_review()
         self._emit("review")
@@ -428,8 +469,8 @@ class AnalysisState:
         )
 
     def review_changed_findings(self) -> bool:
-        """True when the reader rejected or edited a nodule (downstream numbers move)."""
-        return bool(self._edits) or any(v == "rejected" for v in self._review.values())
+        """True when the reader rejected or edited a nodule or called its margin (downstream numbers move)."""
+        return bool(self._edits) or bool(self._spiculated) or any(v == "rejected" for v in self._review.values())
 
     def exam_category(self) -> ExamCategory:
         """The exam Lung-RADS category to display.
@@ -450,10 +491,10 @@ class AnalysisState:
         if rejected:
             notes.append("rejected nodule" + ("s " if len(rejected) > 1 else " ")
                          + ", ".join(f"#{i}" for i in rejected) + " excluded")
-        edited = [n["id"] for n in self.nodules() if n.get("edited")]
+        edited = [n["id"] for n in self.nodules() if n.get("edited") or n.get("spiculated_source") == "reader"]
         if edited:
-            notes.append("edited nodule" + ("s " if len(edited) > 1 else " ") + ", ".join(f"#{i}" for i in edited)
-                         + " keep the category of their AI size until re-run")
+            notes.append("nodule" + ("s " if len(edited) > 1 else " ") + ", ".join(f"#{i}" for i in edited)
+                         + " re-categorised as reviewed (size, margin)")
         if remaining:
             top = max(remaining, key=lambda n: lung_rads_rank(n.get("lung_rads")))
             cat = str(top.get("lung_rads"))
@@ -472,24 +513,25 @@ class AnalysisState:
     def stale_reasons(self) -> list[str]:
         """Why numbers computed by the worker no longer match the reviewed findings."""
         out = []
-        rejected = [n for n in self.all_nodules() if n["review"] == "rejected"]
-        has_brock = any(n.get("brock_probability") is not None
-                        or (isinstance(n.get("brock"), dict) and n["brock"].get("probability") is not None)
-                        for n in self._raw_nodules())
-        if rejected and has_brock:
-            total = len(self._raw_nodules())
-            out.append(f"Brock probabilities used a nodule count of {total}; after review it is "
-                       f"{total - len(rejected)}")
-            risk = self.findings.get("risk") or {}
-            if risk.get("probability") is not None:
-                rid = risk.get("nodule_id")
-                if rid is not None and self._review.get(int(rid)) == "rejected":
-                    out.append(f"the deep model's probability is for nodule #{rid}, which you rejected")
-                else:
-                    out.append("the deep model's probability was computed before review")
-        for n in self.nodules():
-            if n.get("edited"):
-                out.append(f"nodule #{n['id']} was edited: its Brock %, Lung-RADS and growth use the AI size")
+        if not self.review_changed_findings():
+            return out
+        nodules = self.all_nodules()
+        # Brock and Lung-RADS follow the review (all_nodules re-scores them); what cannot follow is said here
+        out.extend(f"Brock of nodule #{n['id']} was computed before your review (no terms to re-score it)"
+                   for n in nodules if n.get("brock_stale") and n["review"] != "rejected")
+        risk = self.findings.get("risk") or {}
+        if risk.get("probability") is not None:
+            rid = risk.get("nodule_id")
+            if rid is not None and self._review.get(int(rid)) == "rejected":
+                out.append(f"the deep model's probability is for nodule #{rid}, which you rejected")
+            else:
+                out.append("the deep model's probability was computed before review")
+        fl = (self.findings.get("exam") or {}).get("fleischner")
+        if isinstance(fl, dict) and fl.get("applies") and fl.get("recommendation"):
+            out.append("the Fleischner recommendation was made before review")
+        for n in nodules:
+            if n.get("edited") and n["review"] != "rejected" and isinstance(n.get("growth"), dict):
+                out.append(f"nodule #{n['id']} was edited: its growth status is from its AI size")
         return out
 
     def rejected_refs(self, suggestion: dict[str, Any]) -> list[int]:
@@ -622,6 +664,7 @@ class AnalysisState:
                 "center_lps_mm": n.get("center_lps_mm"),
                 "edited": e is not None,
                 "measurement": e.measurement if e is not None else None,
+                "spiculated": self._spiculated.get(nid),  # the reader's call; None: the analysis's
             })
         doc = {
             "schema": _REVIEW_SCHEMA,
@@ -696,6 +739,8 @@ class AnalysisState:
                 continue
             if entry.get("review") in REVIEW_STATES:
                 self._review[nid] = entry["review"]
+            if isinstance(entry.get("spiculated"), bool):
+                self._spiculated[nid] = entry["spiculated"]
             if entry.get("edited") and saved_labels is not None and saved_ids is not None \
                     and self.nodule_labels is not None and int(entry.get("id", -1)) in saved_ids:
                 if saved_labels.shape != self.nodule_labels.shape:

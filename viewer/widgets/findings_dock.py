@@ -79,8 +79,13 @@ def _size(n: dict[str, Any]) -> str:
     return s + (" ✎" if n.get("edited") else "")
 
 
+def _type(n: dict[str, Any]) -> str:
+    t = str(n.get("type") or "—")
+    return t + (", spiculated" if n.get("spiculated") else "")
+
+
 class FindingsDock(QWidget):
-    """Nodule table with Accept / Reject / Edit (keys A / R / E).
+    """Nodule table with Accept / Reject / Edit / Spiculated (keys A / R / E / S).
 
     Signals
     -------
@@ -168,7 +173,13 @@ class FindingsDock(QWidget):
         self.accept_btn.clicked.connect(lambda: self._review("accepted"))
         self.reject_btn.clicked.connect(lambda: self._review("rejected"))
         self.edit_btn.clicked.connect(self._edit)
-        for b in (self.accept_btn, self.reject_btn, self.edit_btn):
+        self.spic_btn = QPushButton("Spiculated  (S)")
+        self.spic_btn.setCheckable(True)
+        self.spic_btn.setToolTip("Your call on the margin (key S): spiculation raises the Brock odds 2.2-fold "
+                                 "and changes the Lung-RADS rule for juxtapleural nodules. The CT heuristic "
+                                 "rarely flags it, so check the margin on the image.")
+        self.spic_btn.clicked.connect(self._toggle_spiculated)
+        for b in (self.accept_btn, self.reject_btn, self.edit_btn, self.spic_btn):
             row.addWidget(b)
         row.addStretch(1)
         self.show_rejected = QCheckBox("Show rejected")
@@ -183,7 +194,8 @@ class FindingsDock(QWidget):
         # them in ShortcutOverride keeps the window's shortcut from firing.
         self._keys = {Qt.Key.Key_A: lambda: self._review("accepted"),
                       Qt.Key.Key_R: lambda: self._review("rejected"),
-                      Qt.Key.Key_E: self._edit}
+                      Qt.Key.Key_E: self._edit,
+                      Qt.Key.Key_S: self._toggle_spiculated}
         self.table.installEventFilter(self)
 
         state.subscribe(self._on_state)
@@ -261,12 +273,24 @@ class FindingsDock(QWidget):
         if nid is not None and self.state.nodule_labels is not None:
             self.edit_requested.emit(nid)
 
+    def _toggle_spiculated(self) -> None:
+        nid = self.selected_id()
+        n = self.state.nodule(nid) if nid is not None else None
+        if n is None or n.get("type") == "calcified":
+            return
+        self.state.set_spiculated(nid, not bool(n.get("spiculated")))
+        self.select_nodule(nid)
+
     def _selection_changed(self) -> None:
         nid = self.selected_id()
         has = nid is not None
         self.accept_btn.setEnabled(has)
         self.reject_btn.setEnabled(has)
         self.edit_btn.setEnabled(has and self.state.nodule_labels is not None)
+        n = self.state.nodule(nid) if nid is not None else None
+        # a calcified nodule's margin does not enter Brock or its Lung-RADS category
+        self.spic_btn.setEnabled(n is not None and n.get("type") != "calcified")
+        self.spic_btn.setChecked(bool(n and n.get("spiculated")))
 
     def _on_state(self, _event: str) -> None:
         keep = self.selected_id()
@@ -327,7 +351,7 @@ class FindingsDock(QWidget):
         for r, n in enumerate(rows):
             rejected = n["review"] == "rejected"
             loc_short, loc_words = _location(n)
-            cells = [str(n["id"]), _size(n), str(n.get("type") or "—"), loc_short,
+            cells = [str(n["id"]), _size(n), _type(n), loc_short,
                      fmt_pct(n.get("probability"), 0) + (" · mass" if n.get("detected_by") == "mass rule" else ""),
                      str(n.get("lung_rads") or "—"),
                      _REVIEW_STYLE.get(n["review"], (n["review"], muted))[0]]
@@ -355,6 +379,11 @@ class FindingsDock(QWidget):
                                   f"probability for this finding is {fmt_pct(n.get('probability'), 0)}")
                 if c == 1 and n.get("edited"):
                     it.setToolTip(str(n.get("measurement_source", "")))
+                if c == 2:
+                    src = n.get("spiculated_source")
+                    it.setToolTip(("spiculated" if n.get("spiculated") else "not marked spiculated") + " — "
+                                  + ("your call (S toggles it)" if src == "reader" else
+                                     f"{src or 'from the analysis'}; S marks it"))
                 if rejected and c != 6:
                     it.setForeground(QBrush(QColor("#6b737d")))
                     f = it.font()

@@ -256,16 +256,15 @@ class RiskDock(QWidget):
         # ---- per nodule
         nodules = st.nodules()
         self.table.setRowCount(len(nodules))
-        stale_brock = any("Brock" in s for s in stale)
         sources = set()
         for r, n in enumerate(nodules):
             b = n.get("brock") if isinstance(n.get("brock"), dict) else {}
             p = b.get("probability", n.get("brock_probability"))
-            if b.get("source"):
+            if b.get("source") and p is not None:  # a nodule Brock does not score names no Brock source
                 sources.add(str(b["source"]))
             brock_txt = "—" if blocked else fmt_pct(p)
-            if not blocked and p is not None and (stale_brock or n.get("edited")):
-                brock_txt += " ⚠"
+            if not blocked and p is not None and n.get("brock_stale"):
+                brock_txt += " ⚠"  # the analysis's own: it could not follow the review
             g = n.get("growth") if isinstance(n.get("growth"), dict) else {}
             status = _GROWTH.get(str(g.get("status")), None)
             growth = status or "—"  # None: no growth assessment (no prior, or not computed)
@@ -288,7 +287,10 @@ class RiskDock(QWidget):
                     it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if c == 1 and "⚠" in text:
                     it.setForeground(QBrush(QColor(PALETTE["amber"])))
-                    it.setToolTip("; ".join(stale) or "edited after analysis")
+                    it.setToolTip("computed before your review (the analysis recorded no terms to re-score it)")
+                elif c == 1 and "re-scored after review" in str(b.get("source") or ""):
+                    it.setToolTip("re-scored after your review: nodule count, size"
+                                  + (" and your spiculation call" if n.get("spiculated_source") == "reader" else ""))
                 if c == 2 and n.get("lung_rads") is not None:
                     bg, fg = lung_rads_color(n.get("lung_rads"))
                     it.setBackground(QBrush(QColor(bg)))
