@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--clinical", metavar="FILE")
     a.add_argument("--prior", metavar="STUDY")
     a.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    a.add_argument("--review", metavar="FILE",
+                   help="a reader's saved review of this series (the viewer's review.json): rejected nodules and "
+                        "spiculation calls are applied before the scores")
     a.add_argument(
         "--confirm-identity",
         action="store_true",
@@ -110,6 +113,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         prior=args.prior,
         device=args.device,
         confirm_identity=args.confirm_identity,
+        review=args.review,
         progress=progress,
     )
     n = len(findings.get("nodules", []))

@@ -6,8 +6,8 @@ cores, from one CT to the demo's two CTs with a prior) for the same findings,
 where a reader expects the AI results that are already there, as a PACS
 shows them. An analysis is reused only when its
 **key** matches: a fingerprint of every input file (the CT folder, the prior,
-genomics, labs and clinical files: relative name, size and modification time
-of each file), the request's other fields (series, device, identity
+genomics, labs and clinical files, and the reader's saved review that the
+analysis starts from: relative name, size and modification time of each file), the request's other fields (series, device, identity
 confirmation) and the analysis code and bundled resources themselves (the same
 fingerprint over ``inference/`` and ``resources/``: a new release, a changed
 model or knowledge base, or an edited source file gives a new key). An input
@@ -32,7 +32,8 @@ __all__ = ["KEY_FILE", "MAX_FILES", "analysis_key", "write_key", "find_reusable"
 KEY_FILE = "analysis_key.json"
 
 #: request fields an analysis depends on; ``out`` (where it is written) is not one of them
-_FIELDS = ("command", "study", "series_uid", "prior", "genomics", "labs", "clinical", "device", "confirm_identity")
+_FIELDS = ("command", "study", "series_uid", "prior", "genomics", "labs", "clinical", "device", "confirm_identity",
+           "review")
 _PACKAGE = Path(__file__).resolve().parent
 _RESOURCES = _PACKAGE.parent / "resources"
 
@@ -79,7 +80,7 @@ def analysis_key(request: Mapping[str, Any]) -> str | None:
     more than :data:`MAX_FILES` files)."""
     try:
         parts: dict[str, Any] = {k: request.get(k) for k in _FIELDS}
-        for k in ("study", "prior", "clinical"):
+        for k in ("study", "prior", "clinical", "review"):
             if request.get(k):
                 parts[k] = [str(request[k]), _digest(Path(request[k]))]
         for k in ("genomics", "labs"):

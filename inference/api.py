@@ -82,6 +82,7 @@ def analyze(
     prior: str | Path | None = None,
     device: str = "auto",
     confirm_identity: bool = False,
+    review: str | Path | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
 ) -> dict[str, Any]:
@@ -91,7 +92,10 @@ def analyze(
 
     ``confirm_identity``: the user has checked that inputs whose patient
     identity differs from the CT's belong to the same person; without it such
-    inputs are reported and left out, never combined silently."""
+    inputs are reported and left out, never combined silently.
+
+    ``review``: the reader's saved review of the series (``review.json``): its
+    decisions are applied before any score is computed."""
     from inference.pipeline.analyze import analyze as _analyze
 
     return _analyze(
@@ -104,6 +108,7 @@ def analyze(
         prior=Path(prior) if prior else None,
         device=device,
         confirm_identity=confirm_identity,
+        review=Path(review) if review else None,
         progress=progress,
         cancel=cancel,
     )

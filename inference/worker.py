@@ -78,6 +78,7 @@ def handle(request: dict[str, Any], out: TextIO) -> int:
             device=request.get("device") or "auto",
             progress=progress,
             confirm_identity=bool(request.get("confirm_identity", False)),
+            review=Path(request["review"]) if request.get("review") else None,
         )
     except ClinviewError as exc:
         _emit(out, {"type": "error", "message": exc.one_line()})

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 from inference import api, paths
 from inference.errors import ClinviewError
 from inference.types import Volume
-from viewer.model.analysis import AnalysisState, lung_rads_rank
+from viewer.model.analysis import AnalysisState, lung_rads_rank, review_path_for
 from viewer.services.analysis import AnalysisService
 from viewer.widgets.clinical_dock import ClinicalDock
 from viewer.widgets.findings_dock import FindingsDock
@@ -174,6 +174,11 @@ class AnalysisPanel(QObject):
             "device": "auto",
             "confirm_identity": bool(self.confirm_identity),
         }
+        # the reader's saved review of this series: the analysis starts from it, so the deep model,
+        # Fleischner and the suggestions leave out what was rejected (a changed review: a new key)
+        review = review_path_for(uid) if uid else None
+        if review is not None and review.is_file():
+            req["review"] = str(review)
         req["cache_key"] = api.analysis_key(req)
         return req
 

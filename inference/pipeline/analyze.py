@@ -192,8 +192,15 @@ def analyze(
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
     confirm_identity: bool = False,
+    review: Path | None = None,
 ) -> dict[str, Any]:
     """Run the whole pipeline on ``study`` and write the outputs to ``out_dir``.
+
+    ``review``: the reader's saved review of this series (the viewer's
+    ``review.json``): its decisions are applied to the new findings before any
+    score is computed (:func:`inference.review.apply_review`), so rejected
+    nodules leave the deep model, Fleischner and the suggestions too. A file
+    that cannot be read is a warning line; the analysis runs without it.
 
     Progress: 0–0.2 loading, 0.2–0.9 imaging (0.2–0.55 with a prior, whose own
     load and imaging take 0.55–0.93), then clinical rules and writing.
@@ -241,6 +248,11 @@ def analyze(
     check()
     report(img_end, "clinical inputs, prior and risk")
     findings = build_findings(vol, imaging, selection_note=why, warnings=warns)
+    if review is not None:
+        from inference.review import apply_review, read_review
+
+        doc, bad = read_review(review)
+        findings["warnings"].extend([bad] if bad else apply_review(findings, doc or {}, str(review)))
     # the clinical half (identity, prior + growth, guidelines, risk, suggestions) lives in
     # one place so that the CLI, the worker and the viewer get the same order of steps
     add_clinical(findings, vol, imaging, genomics=genomics, labs=labs, clinical=clinical, prior=prior,

@@ -164,3 +164,28 @@ def test_review_rescoring_without_terms_keeps_the_number_and_says_so() -> None:
     notes = rescore_reviewed(f["nodules"], set(), prior_available=False)
     assert notes == ["Brock of nodule #1 was computed before your review (no terms to re-score it)"]
     assert f["nodules"][0]["brock_probability"] == 0.2 and f["nodules"][0]["brock_stale"]
+
+
+def test_a_saved_review_applied_before_scoring_moves_the_scores() -> None:
+    """inference.review.apply_review, as `analyze --review` runs it before the guidelines: matched by
+    centre (a re-run may renumber), the rejected nodule gets no score, the reader's margin call enters
+    Brock and Lung-RADS."""
+    from inference.review import apply_review
+
+    f = _three_nodules()
+    for i, n in enumerate(f["nodules"]):
+        n["center_lps_mm"] = [10.0 * i, 0.0, 0.0]
+    saved = {"schema": "clinview.review/1", "nodules": [
+        {"id": 7, "review": "rejected", "center_lps_mm": [1.0, 1.0, 0.0]},  # nodule 1, renumbered since
+        {"id": 8, "review": "accepted", "center_lps_mm": [20.0, 2.0, 0.0], "spiculated": True},  # nodule 3
+        {"id": 9, "review": "rejected", "center_lps_mm": [90.0, 0.0, 0.0]}]}  # no finding there
+    lines = apply_review(f, saved, "review.json")
+    facts = ClinicalFacts(age_years=67, sex="M", family_history_lung_cancer=False)
+    apply_guidelines(f, facts, prior_available=False)
+    n1, n2, n3 = f["nodules"]
+    assert n1["review"] == "rejected" and "brock" not in n1
+    assert n3["spiculated"] and n3["spiculated_source"] == "reader" and n3["lung_rads"] == "3"
+    assert n3["brock"]["logit_terms"]["spiculation"] == pytest.approx(0.7729)
+    assert n2["brock"]["logit_terms"]["nodule_count"] == pytest.approx(-0.0824 * (2 - 4), abs=1e-4)
+    assert f["reader_review"]["rejected"] == [1] and f["reader_review"]["spiculated"] == {"3": True}
+    assert lines == ["review.json: 1 reviewed nodule(s) match no finding of this analysis; their review was not applied"]

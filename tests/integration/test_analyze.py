@@ -131,3 +131,36 @@ def test_series_choice_prefers_thin_axial_ct() -> None:
     chosen, why = choose_series(series)
     assert chosen.series_instance_uid == "thin" and "thinnest" in why
     assert choose_series(series, "thick")[0].series_instance_uid == "thick"
+
+
+@pytest.mark.slow
+def test_analyze_with_a_saved_review_starts_from_the_readers_decisions(analysed, phantom_series, tmp_path: Path) -> None:
+    """`clinview analyze --review review.json` (what the viewer's Analyze passes): the nodule the reader
+    rejected is rejected in the new findings and left out of every score, down to the exam category and
+    the deep model; an entry matching nothing is said, and a bad file is a warning, not a failure."""
+    from clinview.cli import main
+
+    _, _, f, _ = analysed
+    study, _ = phantom_series
+    assert f["nodules"] and f["exam"]["lung_rads"]["category"] != "1" and f["risk"]["nodule_id"] is not None
+    entries = [{"id": n["id"], "review": "rejected", "center_lps_mm": n["center_lps_mm"]} for n in f["nodules"]]
+    entries.append({"id": 99, "review": "rejected", "center_lps_mm": [500.0, 500.0, 500.0]})  # nowhere in this CT
+    review = tmp_path / "review.json"
+    review.write_text(json.dumps({"schema": "clinview.review/1", "saved": "2026-12-03T22:40:00+00:00",
+                                  "nodules": entries}))
+    assert main(["analyze", str(study), "--out", str(tmp_path / "out"), "--device", "cpu",
+                 "--review", str(review)]) == 0
+    g = json.loads((tmp_path / "out" / "findings.json").read_text())
+    # the same CT and code give the same findings, now as the reader left them
+    assert [n["center_lps_mm"] for n in g["nodules"]] == [n["center_lps_mm"] for n in f["nodules"]]
+    for n in g["nodules"]:
+        assert n["review"] == "rejected" and n["lung_rads"] is None and n["brock_probability"] is None
+    assert g["exam"]["lung_rads"]["category"] == "1"  # no nodule remains
+    assert g["risk"]["nodule_id"] is None
+    assert g["reader_review"]["rejected"] == [n["id"] for n in g["nodules"]] and g["reader_review"]["unmatched"] == 1
+    assert any("1 reviewed nodule(s) match no finding" in w for w in g["warnings"])
+
+    assert main(["analyze", str(study), "--out", str(tmp_path / "out2"), "--device", "cpu",
+                 "--review", str(tmp_path / "missing.json")]) == 0
+    h = json.loads((tmp_path / "out2" / "findings.json").read_text())
+    assert any("missing.json: review not read" in w for w in h["warnings"]) and h["nodules"][0]["review"] == "pending"

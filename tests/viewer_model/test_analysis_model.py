@@ -336,3 +336,34 @@ def test_an_edited_mask_recategorises_its_nodule() -> None:
     assert n1["brock_probability"] == pytest.approx(fresh[1]["brock_probability"], abs=2e-4)
     exam = st.exam_category()
     assert exam.recomputed and exam.category == "3" and "#1 re-categorised" in exam.note
+
+
+def test_an_analysis_run_with_the_review_is_current_until_the_review_changes() -> None:
+    """The worker applied the saved review (findings["reader_review"]): nothing is stale and the exam is
+    the worker's own; a decision made after it makes the numbers move again. The reader's margin call
+    that the analysis applied is saved again with the next review save, not dropped."""
+    from inference.review import apply_review
+
+    st, f = _scored_state()
+    g = copy.deepcopy(f)
+    g["nodules"] = [{k: v for k, v in n.items() if k not in ("brock", "brock_probability", "lung_rads")} for n in g["nodules"]]
+    apply_review(g, {"nodules": [{"review": "rejected", "center_lps_mm": f["nodules"][2]["center_lps_mm"]},
+                                 {"review": "accepted", "spiculated": True, "center_lps_mm": f["nodules"][1]["center_lps_mm"]}]},
+                 "review.json")
+    from inference.clinical.scoring import apply_guidelines
+    from inference.types import ClinicalFacts
+
+    apply_guidelines(g, ClinicalFacts(age_years=64, sex="M", family_history_lung_cancer=True), prior_available=False)
+    g["risk"] = {"probability": 0.3, "nodule_id": 1}
+    vol, labels = _volume_and_labels(g)
+    st = AnalysisState()
+    st.set_result(copy.deepcopy(g), labels, None, volume=vol)
+    assert st.review_of(3) == "rejected" and st.nodule(2)["spiculated_source"] == "reader"
+    assert not st.review_changed_findings() and st.stale_reasons() == []
+    assert not st.exam_category().recomputed
+    assert st.nodule(2)["brock_probability"] == g["nodules"][1]["brock_probability"]  # the worker's, not re-scored
+    st.set_review(1, "accepted")  # saves the review: the analysis's margin call goes with it
+    saved = {e["id"]: e for e in json.loads(st.review_path().read_text())["nodules"]}
+    assert saved[2]["spiculated"] is True and saved[3]["review"] == "rejected"
+    st.set_review(3, "pending")  # un-rejected after the analysis: the numbers follow the review again
+    assert st.review_changed_findings() and "the deep model's probability was computed before review" in st.stale_reasons()

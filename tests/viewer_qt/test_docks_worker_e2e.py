@@ -146,3 +146,28 @@ def test_reopening_an_analysed_study_shows_its_analysis_without_running_it_again
         panel.act_analyze.trigger()
     assert Path(blocker.args[0]) not in (first, second)
     panel.service.shutdown()
+
+
+def test_the_analysis_request_carries_the_saved_review(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Analyze gives the worker the reader's saved review of the series, so the deep model, Fleischner
+    and the suggestions are computed without the rejected nodules; a changed review is a new input, so
+    an analysis made before it is not shown again as current."""
+    from tests.viewer_model.phantoms import sphere_volume
+    from viewer.model.analysis import AnalysisState, review_path_for
+
+    w = MainWindow(settings=Settings())
+    qtbot.addWidget(w)
+    panel = install_analysis(w)
+    panel.service.set_spare(False)
+    vol = sphere_volume(uid="2.25.4242")
+    monkeypatch.setattr(w, "volume", lambda: vol)
+    w.set_study_paths({"study": tmp_path})
+    before = panel.build_request()
+    assert before is not None and "review" not in before
+    st = AnalysisState()
+    st.set_result({"series": {"series_instance_uid": "2.25.4242"}, "nodules": [{"id": 1, "center_lps_mm": [0, 0, 0]}]})
+    st.set_review(1, "rejected")  # saved at once
+    after = panel.build_request()
+    assert after["review"] == str(review_path_for("2.25.4242")) and Path(after["review"]).is_file()
+    assert after["cache_key"] != before["cache_key"]
+    w.close()

@@ -20,7 +20,10 @@ most suspicious finding", Lung-RADS v2022) and labelled as recomputed. What
 cannot follow without the worker -- the deep model (it saw the whole CT),
 Fleischner's recommendation, an edited nodule's growth status -- stays the
 analysis's own, and :meth:`AnalysisState.stale_reasons` says, per number, why
-it no longer matches the review, so the docks mark it.
+it no longer matches the review, so the docks mark it. The next analysis
+(Analyze) is given the saved review (:func:`inference.review.apply_review`)
+and starts from it; its ``reader_review`` says what it was given, and only
+what the reader changed since counts as a change here.
 
 Persistence
 -----------
@@ -43,7 +46,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from inference import paths
-from inference.review import rescore_reviewed
+from inference.review import REVIEW_SCHEMA, match_entry, rescore_reviewed
 from inference.types import Issue, Volume
 
 __all__ = [
@@ -66,11 +69,6 @@ REVIEW_STATES: tuple[str, ...] = ("pending", "accepted", "rejected")
 #: imaging rather than signalling malignancy.
 LUNG_RADS_ORDER: tuple[str, ...] = ("1", "2", "0", "3", "4A", "4B", "4X")
 
-#: Matching tolerance when restoring a saved review onto a re-run whose nodule
-#: ids may differ: centres within this distance are the same nodule.
-_MATCH_MM = 5.0
-
-_REVIEW_SCHEMA = "clinview.review/1"
 
 Observer = Callable[[str], None]
 
@@ -469,8 +467,19 @@ class AnalysisState:
         )
 
     def review_changed_findings(self) -> bool:
-        """True when the reader rejected or edited a nodule or called its margin (downstream numbers move)."""
-        return bool(self._edits) or bool(self._spiculated) or any(v == "rejected" for v in self._review.values())
+        """True when the review differs from what the analysis was computed with (downstream numbers move).
+
+        An analysis run with the saved review (the viewer's Analyze passes it,
+        ``findings["reader_review"]`` records it) already left the rejected
+        nodules out and used the spiculation calls; only what changed since,
+        and edited masks (never applied by an analysis), count here.
+        """
+        given = self.findings.get("reader_review") if isinstance(self.findings.get("reader_review"), dict) else {}
+        rejected_then = {int(i) for i in given.get("rejected") or [] if isinstance(i, int)}
+        if {nid for nid, v in self._review.items() if v == "rejected"} != rejected_then:
+            return True
+        raw = {int(n["id"]): bool(n.get("spiculated")) for n in self._raw_nodules()}
+        return bool(self._edits) or any(raw.get(nid) != v for nid, v in self._spiculated.items())
 
     def exam_category(self) -> ExamCategory:
         """The exam Lung-RADS category to display.
@@ -647,6 +656,12 @@ class AnalysisState:
         uid = self.series_uid()
         return review_path_for(uid) if uid else None
 
+    def _reader_spiculation(self, nid: int, raw: dict[str, Any]) -> bool | None:
+        """The reader's call on a margin: made in this session, or one the analysis was given."""
+        if nid in self._spiculated:
+            return self._spiculated[nid]
+        return bool(raw.get("spiculated")) if raw.get("spiculated_source") == "reader" else None
+
     def save_review(self) -> Path | None:
         """Write review.json (+ edited_masks.npz) for this series; returns the path."""
         p = self.review_path()
@@ -664,10 +679,10 @@ class AnalysisState:
                 "center_lps_mm": n.get("center_lps_mm"),
                 "edited": e is not None,
                 "measurement": e.measurement if e is not None else None,
-                "spiculated": self._spiculated.get(nid),  # the reader's call; None: the analysis's
+                "spiculated": self._reader_spiculation(nid, n),  # None: the analysis's own flag
             })
         doc = {
-            "schema": _REVIEW_SCHEMA,
+            "schema": REVIEW_SCHEMA,
             "series_instance_uid": self.series_uid(),
             "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "identity_confirmed": self.identity_confirmed,
@@ -686,21 +701,6 @@ class AnalysisState:
         tmp.replace(p)  # atomic: a crash mid-write never leaves a half file
         return p
 
-    def _match(self, entry: dict[str, Any], nodules: list[dict[str, Any]]) -> int | None:
-        c = entry.get("center_lps_mm")
-        if isinstance(c, (list, tuple)) and len(c) == 3:
-            best, best_d = None, _MATCH_MM
-            for n in nodules:
-                nc = n.get("center_lps_mm")
-                if isinstance(nc, (list, tuple)) and len(nc) == 3:
-                    d = float(np.linalg.norm(np.asarray(nc, float) - np.asarray(c, float)))
-                    if d <= best_d:
-                        best, best_d = int(n["id"]), d
-            return best
-        nid = entry.get("id")
-        ids = {int(n["id"]) for n in nodules}
-        return int(nid) if isinstance(nid, int) and nid in ids else None
-
     def load_review(self) -> bool:
         """Restore a saved review of this series; problems become :attr:`issues`.
 
@@ -714,7 +714,7 @@ class AnalysisState:
         except (OSError, ValueError) as exc:
             self._issues.append(Issue(f"saved review unreadable, starting fresh ({exc})", path=str(p)))
             return False
-        if not isinstance(doc, dict) or doc.get("schema") != _REVIEW_SCHEMA:
+        if not isinstance(doc, dict) or doc.get("schema") != REVIEW_SCHEMA:
             self._issues.append(Issue("not a clinview review file, ignored", path=str(p)))
             return False
         raw = self._raw_nodules()
@@ -733,7 +733,7 @@ class AnalysisState:
         for entry in doc.get("nodules") or []:
             if not isinstance(entry, dict):
                 continue
-            nid = self._match(entry, raw)
+            nid = match_entry(entry, raw)
             if nid is None:
                 self._issues.append(Issue(f"reviewed nodule #{entry.get('id')} not found in this analysis", path=str(p)))
                 continue

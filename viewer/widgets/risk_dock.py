@@ -214,9 +214,10 @@ class RiskDock(QWidget):
         self.stale_frame.setVisible(bool(stale))
         if stale:
             self.stale_label.setText(
-                "<b>Your review changed the findings.</b> Rejected nodules are left out of every list and the "
-                "exam category is recomputed by the guideline's rule. Values marked ⚠ are the analysis's own, "
-                "from before your review: " + html.escape("; ".join(stale)) + ".")
+                "<b>Your review changed the findings.</b> Rejected nodules are left out of every list, Brock "
+                "and Lung-RADS follow your review and the exam category is recomputed by the guideline's rule. "
+                "These are still the analysis's own, from before your review: " + html.escape("; ".join(stale))
+                + ". <b>Analyze</b> re-runs them with your review.")
 
         # ---- exam Lung-RADS (recomputed after review by the model's rule)
         exam = st.exam_category()
