@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-__all__ = ["KEY_FILE", "MAX_FILES", "analysis_key", "write_key", "find_reusable"]
+__all__ = ["KEY_FILE", "MAX_FILES", "analysis_key", "inputs_key", "write_key", "find_reusable"]
 
 #: written beside findings.json by the worker: ``{"key": ..., "request": {...}}``
 KEY_FILE = "analysis_key.json"
@@ -91,22 +91,42 @@ def analysis_key(request: Mapping[str, Any]) -> str | None:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def inputs_key(request: Mapping[str, Any]) -> str | None:
+    """The key of ``request`` without the reader's review: the same CT, files, code and models.
+
+    Why: the review is an input (an analysis given it leaves rejected nodules
+    out of every score), but reviewing must not make a reopened study run the
+    whole pipeline again; the viewer shows the analysis of the same inputs,
+    restores the review on it and marks what the review made stale.
+    """
+    return analysis_key({k: v for k, v in request.items() if k != "review"})
+
+
 def write_key(out_dir: Path, key: str, request: Mapping[str, Any]) -> None:
-    """Record ``key`` in a finished analysis folder (atomically: a half-written key is never read)."""
+    """Record ``key`` (and :func:`inputs_key`) in a finished analysis folder (atomically: a half-written
+    key is never read)."""
     tmp = Path(out_dir) / f".{KEY_FILE}.{os.getpid()}"
-    tmp.write_text(json.dumps({"key": key, "request": dict(request)}, indent=1, default=str) + "\n", encoding="utf-8")
+    rec = {"key": key, "inputs_key": inputs_key(request), "request": dict(request)}
+    tmp.write_text(json.dumps(rec, indent=1, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, Path(out_dir) / KEY_FILE)
 
 
-def find_reusable(root: Path, key: str | None) -> Path | None:
-    """The newest analysis folder directly below ``root`` whose recorded key is ``key`` (None: none)."""
-    if not key or not Path(root).is_dir():
+def find_reusable(root: Path, key: str | None, inputs: str | None = None) -> Path | None:
+    """The newest analysis folder directly below ``root`` whose recorded key is ``key``; failing that,
+    with ``inputs`` (an :func:`inputs_key`), the newest one of the same inputs made with another review
+    or none (None: no such folder)."""
+    if not Path(root).is_dir():
         return None
+    recs: list[tuple[Path, dict[str, Any]]] = []
     for d in sorted((p for p in Path(root).iterdir() if p.is_dir()), reverse=True):
         try:
             rec = json.loads((d / KEY_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(rec, dict) and rec.get("key") == key and (d / "findings.json").is_file():
-            return d
+        if isinstance(rec, dict) and (d / "findings.json").is_file():
+            recs.append((d, rec))
+    for want, fields in ((key, ("key",)), (inputs, ("key", "inputs_key"))):
+        for d, rec in recs:
+            if want and any(rec.get(f) == want for f in fields):
+                return d
     return None

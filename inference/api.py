@@ -163,8 +163,12 @@ def analysis_key(request: dict[str, Any]) -> str | None:
     return _key(request)
 
 
-def find_reusable_analysis(root: str | Path, key: str | None) -> Path | None:
-    """The newest finished analysis folder below ``root`` recorded with ``key``, or None."""
-    from inference.analysis_cache import find_reusable
+def find_reusable_analysis(root: str | Path, request: dict[str, Any]) -> tuple[Path | None, bool]:
+    """The newest finished analysis below ``root`` of ``request`` (its ``cache_key``), or else of the same
+    inputs made with another saved review or none: ``(folder or None, made with this review)``."""
+    from inference.analysis_cache import find_reusable, inputs_key
 
-    return find_reusable(Path(root), key)
+    exact = find_reusable(Path(root), request.get("cache_key"))
+    if exact is not None or not request.get("review"):
+        return exact, exact is not None
+    return find_reusable(Path(root), None, inputs_key(request)), False

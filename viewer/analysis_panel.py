@@ -201,12 +201,17 @@ class AnalysisPanel(QObject):
         if req is None:
             return False
         vol = self.window.volume()
-        done = api.find_reusable_analysis(self._analyses_root(vol), req["cache_key"]) if reuse and vol is not None else None
+        # reviewed since the last analysis: reopening still shows that analysis at once (the review is
+        # restored on it, Brock and Lung-RADS follow it, what cannot is marked) rather than running the
+        # whole pipeline again; Analyze runs it with the review
+        done, same_review = (api.find_reusable_analysis(self._analyses_root(vol), req) if reuse and vol is not None
+                             else (None, False))
+        since = "" if same_review else ", made before your last review"
         if done is not None:
             self._on_finished(str(done))
             when = self.state.analysed_at
             text = (f"Analysis of {when:%Y-%m-%d %H:%M} shown" if when else "An earlier analysis shown") + \
-                ": same CT, inputs and models. Analyze runs it again."
+                f": same CT, inputs and models{since}. Analyze runs it again."
             # after the window's own "loaded" line, which follows this call when a study was just opened
             QTimer.singleShot(0, lambda: self.window.status_message(text))
             return True
