@@ -216,7 +216,7 @@ def rescore_reviewed(nodules: list[dict[str, Any]], changed: set[int], *, prior_
     Why: a reader's review changes what the scores were computed from --
     rejecting a nodule lowers every other nodule's Brock count, correcting a
     mask changes the nodule's size, and the margin may be called spiculated
-    (the CT heuristic rarely flags it: benchmarks/RESULTS.md). The numbers on
+    (the analysis does not assess the margin: benchmarks/RESULTS.md). The numbers on
     screen must follow at once; a number computed before the review and shown
     as current would be wrong by the reader's own correction.
 

@@ -16,10 +16,8 @@ Why these definitions:
   (its size is reported as ``solid_component_mm``); otherwise ground-glass.
   The core (mask eroded by one voxel in-plane) is used where it exists
   because partial volume makes every nodule's rim look like ground glass.
-* **Spiculation**: the fraction of the largest-area slice removed by an
-  opening whose radius scales with the nodule, plus at least 3 separate
-  protrusions -- spikes vanish under opening, a smooth lobulated edge mostly
-  does not. A heuristic, flagged as such in the docs.
+* **Spiculation** is not assessed (:data:`SPICULATION_SOURCE` says why);
+  the reader calls it.
 * **Juxtapleural**: a 2 mm shell around the nodule reaches outside the lung
   mask (pleura, chest wall or mediastinum).
 * **Side and lobe**: side from the lung label under the nodule; lobe is an
@@ -44,7 +42,6 @@ __all__ = [
     "axes_on_largest_slice",
     "axes_2d",
     "nodule_type",
-    "is_spiculated",
     "is_juxtapleural",
     "side_and_lobe",
     "lung_z_extents",
@@ -141,30 +138,14 @@ def nodule_type(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, f
 
 
 #: what ``spiculated`` of an analysed finding rests on, said with the finding (findings.json
-#: ``spiculated_source``): on synthetic patients the heuristic flagged none of 34 spiculated nodules that
-#: were found (their thin spicules are neither in the segmentation nor in the truth masks' largest slice),
-#: 4 of 187 other nodules and 9 of 57 false-positive findings (benchmarks/RESULTS.md). So it is not a
-#: measurement of the margin: the reader's call (the viewer's Spiculated button) replaces it.
-SPICULATION_SOURCE = ("shape heuristic on the AI mask (flagged 0 of 34 spiculated synthetic nodules: "
-                      "check the margin on the image)")
-
-
-def is_spiculated(mask: np.ndarray, spacing: tuple[float, float, float]) -> bool:
-    """Heuristic spiculation flag on the slice of largest area (see module docstring)."""
-    la, sa, k = axes_on_largest_slice(mask, spacing)
-    m = mask[k]
-    px = min(spacing[1], spacing[2])
-    r = max(1, int(round(0.18 * (la + sa) / 2 / px)))
-    if m.sum() < 20:
-        return False
-    y, x = np.ogrid[-r : r + 1, -r : r + 1]
-    disk = x * x + y * y <= r * r
-    opened = ndi.binary_opening(np.pad(m, r + 1), structure=disk)[r + 1 : -r - 1, r + 1 : -r - 1]
-    spikes = m & ~opened
-    lab, n = ndi.label(spikes)
-    sizes = np.bincount(lab.ravel())[1:]
-    n_spikes = int((sizes >= 3).sum())
-    return bool(spikes.sum() / m.sum() > 0.12 and n_spikes >= 3)
+#: ``spiculated_source``). The analysis does not assess the margin: a shape heuristic on the AI mask (spikes
+#: an opening removes) flagged none of 34 spiculated synthetic nodules that were found -- their spicules
+#: are thin, and the candidate stage's tube cut takes them out of the segmentation -- but 4 of 187 other
+#: nodules and 9 of 57 false-positive findings (benchmarks/RESULTS.md): every flag it raised was wrong, and
+#: each raised a Brock odds 2.2-fold. So ``spiculated`` is false until the reader calls it (the viewer's
+#: Spiculated button).
+SPICULATION_SOURCE = ("not assessed by the analysis (its shape heuristic flagged none of 34 spiculated synthetic "
+                      "nodules, only false positives): check the margin on the image")
 
 
 def is_juxtapleural(mask: np.ndarray, lung_labels: np.ndarray | None, spacing: tuple[float, float, float]) -> bool:
@@ -282,7 +263,7 @@ def measure_nodule(
         "type": typ,
         "solid_component_mm": sol if typ == "part-solid" else (round((la + sa) / 2, 1) if typ in ("solid", "calcified") else 0.0),
         "mean_hu": round(float(hu[mask].mean()), 1) if n else 0.0,
-        "spiculated": is_spiculated(mask, spacing) if n else False,
+        "spiculated": False,  # not assessed: SPICULATION_SOURCE
         "juxtapleural": is_juxtapleural(mask, lung_labels, spacing),
         "location": side_and_lobe(c, mask, lung_labels, z_up_sign),
     }

@@ -70,19 +70,16 @@ def test_types_from_hu_composition() -> None:
     assert _typed(40, 40)["type"] == "solid"
 
 
-def test_spiculated_shape_is_flagged_and_smooth_is_not() -> None:
+def test_the_margin_is_left_to_the_reader_even_when_the_mask_is_spiky() -> None:
+    """A mask with strands radiating from it (which the old shape heuristic flagged) is not called
+    spiculated by the measurement: on synthetic patients every such flag was a false one (RESULTS.md)."""
     sp = (1.0, 0.5, 0.5)
-    shape = (20, 120, 120)
-    m = _ellipsoid(shape, sp, (10, 30, 30), (6, 8, 8))
-    smooth = m.copy()
-    ang = np.linspace(0, 2 * np.pi, 8, endpoint=False)
-    for a in ang:  # thin strands radiating into the lung
+    m = _ellipsoid((20, 120, 120), sp, (10, 30, 30), (6, 8, 8))
+    for a in np.linspace(0, 2 * np.pi, 8, endpoint=False):  # thin strands radiating into the lung
         for r in np.arange(7.5, 16, 0.25):
             y, x = 30 + r * np.sin(a), 30 + r * np.cos(a)
             m[8:13, int(y / 0.5) - 1 : int(y / 0.5) + 1, int(x / 0.5) - 1 : int(x / 0.5) + 1] = True
-    hu = np.where(m, 30, -850)
-    assert measure_nodule(m, hu, sp)["spiculated"] is True
-    assert measure_nodule(smooth, np.where(smooth, 30, -850), sp)["spiculated"] is False
+    assert measure_nodule(m, np.where(m, 30, -850), sp)["spiculated"] is False
 
 
 def test_juxtapleural_and_side_and_upper_lobe() -> None:

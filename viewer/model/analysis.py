@@ -378,9 +378,10 @@ class AnalysisState:
     def set_spiculated(self, nodule_id: int, spiculated: bool, *, save: bool = True) -> None:
         """The reader's call on a nodule's margin; saved with the study at once.
 
-        Why the reader decides: the CT heuristic rarely flags a spiculated
-        margin (benchmarks/RESULTS.md), and spiculation raises the Brock odds
-        2.2-fold. Setting it back to the analysis's value removes the call.
+        Why the reader decides: the analysis does not assess the margin (its
+        shape heuristic flagged only false positives, benchmarks/RESULTS.md),
+        and spiculation raises the Brock odds 2.2-fold. Setting it back to the
+        analysis's value removes the call.
         """
         nid = int(nodule_id)
         if nid not in self._review:

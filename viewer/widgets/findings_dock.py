@@ -176,8 +176,8 @@ class FindingsDock(QWidget):
         self.spic_btn = QPushButton("Spiculated  (S)")
         self.spic_btn.setCheckable(True)
         self.spic_btn.setToolTip("Your call on the margin (key S): spiculation raises the Brock odds 2.2-fold "
-                                 "and changes the Lung-RADS rule for juxtapleural nodules. The CT heuristic "
-                                 "rarely flags it, so check the margin on the image.")
+                                 "and changes the Lung-RADS rule for juxtapleural nodules. The analysis does "
+                                 "not assess it: check the margin on the image.")
         self.spic_btn.clicked.connect(self._toggle_spiculated)
         for b in (self.accept_btn, self.reject_btn, self.edit_btn, self.spic_btn):
             row.addWidget(b)
