@@ -7,11 +7,15 @@ where a reader expects the AI results that are already there, as a PACS
 shows them. An analysis is reused only when its
 **key** matches: a fingerprint of every input file (the CT folder, the prior,
 genomics, labs and clinical files, and the reader's saved review that the
-analysis starts from: relative name, size and modification time of each file), the request's other fields (series, device, identity
-confirmation) and the analysis code and bundled resources themselves (the same
-fingerprint over ``inference/`` and ``resources/``: a new release, a changed
-model or knowledge base, or an edited source file gives a new key). An input
-that cannot be read gives no key, and the analysis runs.
+analysis starts from: relative name, size and modification time of each
+file), the request's other fields (series, device, identity confirmation) and
+the analysis code and bundled resources themselves (the same fingerprint over
+``inference/`` and ``resources/``: a new release, a changed model or
+knowledge base, or an edited source file gives a new key). An input that
+cannot be read gives no key, and the analysis runs. After the reader changed
+the review, the analysis of the same inputs made with another review (or
+none) is shown instead (:func:`inputs_key`): the viewer restores the review
+on it and marks what only a new analysis brings up to date.
 
 The worker writes the key it was given into the output folder
 (:data:`KEY_FILE`) only after ``findings.json`` is complete, so a cancelled or

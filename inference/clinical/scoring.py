@@ -249,9 +249,14 @@ def rescore_reviewed(nodules: list[dict[str, Any]], changed: set[int], *, prior_
             n["brock_stale"] = True
             notes.append(f"Brock of nodule #{nid} was computed before your review (no terms to re-score it)")
             continue
-        n["brock"] = {**b, "probability": round(res.probability, 6), "logit_terms": {k: round(v, 4) for k, v in res.terms.items()},
-                      "size_mm": round(float(size), 1),  # type: ignore[arg-type]
-                      "source": str(b.get("source") or _brock.BROCK_SOURCE) + "; re-scored after review (size, nodule count, spiculation)"}
+        n["brock"] = {
+            **b,
+            "probability": round(res.probability, 6),
+            "logit_terms": {k: round(v, 4) for k, v in res.terms.items()},
+            "size_mm": round(float(size), 1),  # type: ignore[arg-type]
+            "source": str(b.get("source") or _brock.BROCK_SOURCE)
+            + "; re-scored after review (size, nodule count, spiculation)",
+        }
         n["brock_probability"] = n["brock"]["probability"]
     return notes
 

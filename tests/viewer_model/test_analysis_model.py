@@ -329,8 +329,8 @@ def test_an_edited_mask_recategorises_its_nodule() -> None:
     small[zc] = mask[zc] & (np.hypot(gy - cy, gx - cx) <= 3.0)
     meas = st.set_nodule_mask(1, small)
     n1 = st.nodule(1)
-    fresh = _rescored_afresh(f, lambda g: g["nodules"][0].update(
-        long_axis_mm=meas["long_axis_mm"], short_axis_mm=meas["short_axis_mm"], mean_diameter_mm=meas["mean_diameter_mm"]))
+    sizes = {k: meas[k] for k in ("long_axis_mm", "short_axis_mm", "mean_diameter_mm")}
+    fresh = _rescored_afresh(f, lambda g: g["nodules"][0].update(sizes))
     assert meas["mean_diameter_mm"] < 6.0
     assert n1["lung_rads"] == fresh[1]["lung_rads"] == "2"
     assert n1["brock_probability"] == pytest.approx(fresh[1]["brock_probability"], abs=2e-4)
@@ -346,10 +346,11 @@ def test_an_analysis_run_with_the_review_is_current_until_the_review_changes() -
 
     st, f = _scored_state()
     g = copy.deepcopy(f)
-    g["nodules"] = [{k: v for k, v in n.items() if k not in ("brock", "brock_probability", "lung_rads")} for n in g["nodules"]]
-    apply_review(g, {"nodules": [{"review": "rejected", "center_lps_mm": f["nodules"][2]["center_lps_mm"]},
-                                 {"review": "accepted", "spiculated": True, "center_lps_mm": f["nodules"][1]["center_lps_mm"]}]},
-                 "review.json")
+    scores = ("brock", "brock_probability", "lung_rads")
+    g["nodules"] = [{k: v for k, v in n.items() if k not in scores} for n in g["nodules"]]
+    centre = [n["center_lps_mm"] for n in f["nodules"]]
+    apply_review(g, {"nodules": [{"review": "rejected", "center_lps_mm": centre[2]},
+                                 {"review": "accepted", "spiculated": True, "center_lps_mm": centre[1]}]}, "review.json")
     from inference.clinical.scoring import apply_guidelines
     from inference.types import ClinicalFacts
 
@@ -366,4 +367,5 @@ def test_an_analysis_run_with_the_review_is_current_until_the_review_changes() -
     saved = {e["id"]: e for e in json.loads(st.review_path().read_text())["nodules"]}
     assert saved[2]["spiculated"] is True and saved[3]["review"] == "rejected"
     st.set_review(3, "pending")  # un-rejected after the analysis: the numbers follow the review again
-    assert st.review_changed_findings() and "the deep model's probability was computed before review" in st.stale_reasons()
+    assert st.review_changed_findings()
+    assert "the deep model's probability was computed before review" in st.stale_reasons()

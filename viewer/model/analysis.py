@@ -501,7 +501,9 @@ class AnalysisState:
         if rejected:
             notes.append("rejected nodule" + ("s " if len(rejected) > 1 else " ")
                          + ", ".join(f"#{i}" for i in rejected) + " excluded")
-        edited = [n["id"] for n in self.nodules() if n.get("edited") or n.get("spiculated_source") == "reader"]
+        raw = {int(n["id"]): bool(n.get("spiculated")) for n in self._raw_nodules()}
+        called = {nid for nid, v in self._spiculated.items() if raw.get(nid) != v}  # since the analysis
+        edited = [n["id"] for n in self.nodules() if n.get("edited") or n["id"] in called]
         if edited:
             notes.append("nodule" + ("s " if len(edited) > 1 else " ") + ", ".join(f"#{i}" for i in edited)
                          + " re-categorised as reviewed (size, margin)")
