@@ -9,9 +9,11 @@ Synthetic: every patient runs through :func:`inference.pipeline.imaging.run_imag
 when its centre lies inside the true mask or within the true radius of its
 centre. Reported per size bin (true mean diameter): sensitivity, false
 positives per scan, Dice of matched nodules (on the CT grid) and the error of
-the measured mean diameter against the truth; and how often the findings'
-``spiculated`` flag is set on the phantoms' spiculated nodules, on the others
-and on false positives.
+the measured mean diameter against the truth; how often a found nodule's
+type, side, upper-lobe flag and juxtapleural flag (Brock's and Lung-RADS'
+inputs) equal the phantom's; and how often the findings' ``spiculated`` flag
+is set on the phantoms' spiculated nodules, on the others and on false
+positives.
 
 Real CT (Lung-PET-CT-Dx A0001, both kernels): the annotated tumour is found
 when a finding's centre lies inside an annotated box (Pascal-VOC XML, one per
@@ -110,6 +112,21 @@ def dense_box_coverage(mask: np.ndarray, hu: np.ndarray, boxes: list[tuple[int, 
     return [float(mask[k, y0:y1 + 1, x0:x1 + 1][hu[k, y0:y1 + 1, x0:x1 + 1] > -300].mean()) for k, y0, x0, y1, x1 in boxes]
 
 
+def _attribute_agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How often each reported attribute of a found nodule equals the phantom's (Brock and Lung-RADS use them)."""
+    out: dict[str, Any] = {}
+    for key in ("type", "side", "upper_lobe", "juxtapleural"):
+        pairs = [r["attributes"][key] for r in rows]
+        out[key] = [sum(a == b for a, b in pairs), len(pairs)]
+    conf: dict[str, int] = {}
+    for r in rows:
+        t, f = r["attributes"]["type"]
+        if t != f:
+            conf[f"{t} -> {f}"] = conf.get(f"{t} -> {f}", 0) + 1
+    out["type_errors"] = conf
+    return out
+
+
 def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = print) -> dict[str, Any]:
     """Per-size-bin metrics on synthetic patients (see module docstring)."""
     from inference.models.nodule_data import phantom_available
@@ -131,6 +148,9 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
             ph = draw_patient(seed, n_nodules=4)
             kinds = {r.id: r.subtype for r in ph.records}
             spiculated = {r.id for r in ph.records if r.features.get("spiculated")}
+            truth_attr = {r.id: {"type": r.type, "side": r.side, "upper_lobe": r.lobe in ("RUL", "LUL"),
+                                 "juxtapleural": bool({"pleura", "mediastinum"} & set(r.attachments))}
+                          for r in ph.records}
             vol = ph.to_volume()
             truth_lab = np.asarray(ph.nodules)
             source = "inference.synth.phantom"
@@ -143,6 +163,7 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
             truth_lab = c.nodules
             kinds = {t.label: t.type for t in c.truth}
             spiculated = set()
+            truth_attr = {}
             source = "simple_chest (fallback)"
         t = time.perf_counter()
         res = run_imaging(vol, device=device)
@@ -157,6 +178,12 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
                    "spiculated": m["id"] in spiculated}
             if n is not None:
                 row["flagged_spiculated"] = bool(n.get("spiculated"))
+                t = truth_attr.get(m["id"])
+                if t is not None:  # what the finding says against what the phantom is
+                    loc = n.get("location") or {}
+                    row["attributes"] = {"type": [t["type"], n.get("type")], "side": [t["side"], loc.get("side")],
+                                         "upper_lobe": [t["upper_lobe"], bool(loc.get("upper_lobe"))],
+                                         "juxtapleural": [t["juxtapleural"], bool(n.get("juxtapleural"))]}
                 row["dice"] = round(m["dice"], 4)
                 row["diameter_error_mm"] = round(n["mean_diameter_mm"] - m["diameter_mm"], 2)
                 row["probability"] = n["probability"]
@@ -191,6 +218,9 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
         if any(r["found"] for r in ge5) else None,
         "bins": bins,
         "missed_ge5mm": [{k: r[k] for k in ("seed", "kind", "diameter_mm")} for r in ge5 if not r["found"]],
+        # per attribute of found nodules >= 5 mm: [agree, n] (type, side, upper lobe, juxtapleural), and the
+        # type confusion "truth -> finding": count
+        "attributes": _attribute_agreement([r for r in ge5 if r.get("attributes")]),
         # the `spiculated` flag of findings against the phantoms' own spicules (found nodules)
         "spiculation": {
             "spiculated_found": sum(r["found"] and r["spiculated"] for r in rows),

@@ -108,3 +108,22 @@ def test_juxtapleural_and_side_and_upper_lobe() -> None:
         box = ndi.find_objects(mask.astype(np.uint8))[0]
         assert side_and_lobe(np.array(c), mask[box], lungs, 1.0, box=box, z_extents=ext) == \
             side_and_lobe(np.array(c), mask, lungs, 1.0)
+
+
+@pytest.mark.parametrize("foci, expected", [
+    ([((15, 15, 15), 2.5)], "calcified"),  # central
+    ([((13, 12, 15), 1.8), ((17, 18, 13), 1.8), ((15, 15, 19), 1.8)], "calcified"),  # popcorn
+    ([((15, 15, 21.5), 2.0)], "solid"),  # eccentric: a cancer may hold it
+    ([((15, 15, 15), 0.5)], "solid"),  # a speck, not a pattern
+])
+def test_benign_calcification_patterns_are_calcified_though_mostly_soft_tissue(foci, expected) -> None:
+    """A 16 mm soft-tissue nodule (40 HU, noisy) with calcium foci of 600 HU: central and popcorn
+    calcification are benign patterns (Lung-RADS category 1), an eccentric focus and a speck are not."""
+    sp = (1.0, 0.7, 0.7)
+    shape = (30, 43, 43)
+    m = _ellipsoid(shape, sp, (15, 15, 15), (8, 8, 8))
+    hu = np.where(m, 40.0, -860.0) + np.random.default_rng(3).normal(0, 40, shape)
+    for c, r in foci:
+        hu[_ellipsoid(shape, sp, c, (r, r, r)) & m] = 600.0
+    r = measure_nodule(m, hu, sp)
+    assert r["type"] == expected, r["type"]
