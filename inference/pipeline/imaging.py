@@ -78,6 +78,11 @@ def _z_up_sign(volume: Volume) -> float:
     return 1.0 if dz >= 0 else -1.0
 
 
+def _y_back_sign(volume: Volume) -> float:
+    dy = float(volume.voxel_to_lps([0, 1, 0])[1] - volume.voxel_to_lps([0, 0, 0])[1])
+    return 1.0 if dy >= 0 else -1.0
+
+
 def nodule_findings(
     volume: Volume,
     labels: np.ndarray,
@@ -95,11 +100,12 @@ def nodule_findings(
     out: list[dict[str, Any]] = []
     from scipy import ndimage as ndi
 
-    from inference.pipeline.measure import SPICULATION_SOURCE, lung_z_extents, side_and_lobe
+    from inference.pipeline.measure import SPICULATION_SOURCE, lung_extents, side_and_lobe
 
     objs = ndi.find_objects(labels)
     zsign = _z_up_sign(volume)
-    z_extents = lung_z_extents(lung_labels)  # once: per finding it was a pass over the whole grid
+    ysign = _y_back_sign(volume)
+    extents = lung_extents(lung_labels)  # once: per finding it was a pass over the whole grid
     for i, sl in enumerate(objs, start=1):
         if sl is None:
             continue
@@ -112,7 +118,7 @@ def nodule_findings(
         meas = measure_nodule(m, volume.array[crop], volume.spacing, lung_labels=lung_labels[crop], z_up_sign=zsign)
         # side/lobe need the whole lung's extent, not the crop's
         c_full = np.array(meas["center_voxel_zyx"]) + lo
-        loc = side_and_lobe(c_full, m, lung_labels, zsign, box=crop, z_extents=z_extents)
+        loc = side_and_lobe(c_full, m, lung_labels, zsign, y_back_sign=ysign, box=crop, extents=extents)
         (b0, b1) = meas["bbox_voxel_zyx"]
         nod = {
             "id": i,

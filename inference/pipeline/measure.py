@@ -23,10 +23,11 @@ Why these definitions:
 * **Juxtapleural**: a 2 mm shell around the nodule reaches outside the lung
   mask (pleura, chest wall or mediastinum).
 * **Side and lobe**: side from the lung label under the nodule; lobe is an
-  *estimate* -- "upper" when the centre lies in the upper 45 % of that lung's
-  cranio-caudal extent (an approximation of the oblique fissure, which is
-  not segmented); below that, "lower" for the left lung and ``None`` for the
-  right lung (middle and lower lobe are not distinguished).
+  *estimate* (fissures are not segmented): "upper" when the centre lies above
+  a plane tilted like the oblique fissure -- higher posteriorly, lower
+  anteriorly -- through the lung's height and depth (:data:`UPPER_FRACTION`,
+  :data:`UPPER_TILT`); below it, "lower" for the left lung and ``None`` for
+  the right lung (middle and lower lobe are not distinguished).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ __all__ = [
     "nodule_type",
     "is_juxtapleural",
     "side_and_lobe",
-    "lung_z_extents",
+    "lung_extents",
     "measure_nodule",
 ]
 
@@ -68,7 +69,14 @@ CALCIUM_MIN_FRACTION = 0.01
 #: farther is *eccentric* calcification, which a cancer may hold (not benign: typed by its soft tissue).
 #: Central ones on validation: 0.02-0.49
 CALCIUM_CENTRAL_OFFSET = 0.6
-UPPER_FRACTION = 0.45
+#: the upper-lobe boundary per lung (1 right, 2 left): upper when the centre's depth from the apex, as a
+#: share of the lung's height, is at most UPPER_FRACTION + UPPER_TILT * (its AP position - 0.5), the AP
+#: position being 0 at the lung's front and 1 at its back. Why tilted: the oblique fissure runs from high
+#: at the back to low at the front, and a flat cut (0.45 of the height, before 2026-12-03) got 12 of 98
+#: held-out nodules' upper-lobe flag wrong -- a 1.9-fold Brock odds each. Fitted on the phantoms of
+#: training patients 1000-1039 (158 nodules; scratch lobefit.py): right 0.922 -> 1.0, left 0.864 -> 0.938
+UPPER_FRACTION: dict[int, float] = {1: 0.39, 2: 0.47}
+UPPER_TILT = -0.37
 SOLID_FRACTION = 0.8  # core fraction ≥ -160 HU above which a nodule is solid
 
 
@@ -215,13 +223,15 @@ def is_juxtapleural(mask: np.ndarray, lung_labels: np.ndarray | None, spacing: t
     return bool(outside >= max(3, 0.02 * shell.sum()))
 
 
-def lung_z_extents(lung_labels: np.ndarray) -> dict[int, tuple[int, int]]:
-    """First and last slice (array z) of each lung label present (1 right, 2 left)."""
+def lung_extents(lung_labels: np.ndarray) -> dict[int, tuple[int, int, int, int]]:
+    """First and last slice (array z) and row (array y) of each lung label present (1 right, 2 left)."""
     out = {}
     for side in (1, 2):
-        zs = np.nonzero((lung_labels == side).any(axis=(1, 2)))[0]
+        m = lung_labels == side
+        zs = np.nonzero(m.any(axis=(1, 2)))[0]
         if zs.size:
-            out[side] = (int(zs.min()), int(zs.max()))
+            ys = np.nonzero(m.any(axis=(0, 2)))[0]
+            out[side] = (int(zs.min()), int(zs.max()), int(ys.min()), int(ys.max()))
     return out
 
 
@@ -231,22 +241,24 @@ def side_and_lobe(
     lung_labels: np.ndarray | None,
     z_up_sign: float = 1.0,
     *,
+    y_back_sign: float = 1.0,
     box: tuple[slice, ...] | None = None,
-    z_extents: dict[int, tuple[int, int]] | None = None,
+    extents: dict[int, tuple[int, int, int, int]] | None = None,
 ) -> dict[str, Any]:
     """Side (right/left), estimated lobe and the upper-lobe flag.
 
     ``z_up_sign`` is +1 when increasing array z goes towards the head (LPS +z
-    is superior), -1 otherwise. ``mask`` covers ``lung_labels[box]`` when a
-    ``box`` is given (else the whole grid); ``z_extents`` is
-    :func:`lung_z_extents` of ``lung_labels``. With both, a finding costs
+    is superior), -1 otherwise; ``y_back_sign`` +1 when increasing array y
+    goes towards the back (LPS +y is posterior). ``mask`` covers
+    ``lung_labels[box]`` when a ``box`` is given (else the whole grid);
+    ``extents`` is :func:`lung_extents` of ``lung_labels``. With both, a finding costs
     only its box, not three passes over the whole grid (with the lung fill in
     run_imaging made box-wise too, what follows detection went 1.7-2.0 ->
     0.8 s for 5 findings on a 300-slice CT, RESULTS.md).
     """
-    if z_extents is None:
-        z_extents = lung_z_extents(lung_labels) if lung_labels is not None else {}
-    if lung_labels is None or not z_extents:
+    if extents is None:
+        extents = lung_extents(lung_labels) if lung_labels is not None else {}
+    if lung_labels is None or not extents:
         return {"side": None, "lobe": None, "upper_lobe": None, "lobe_estimated": True}
     vals = (lung_labels if box is None else lung_labels[box])[mask]
     vals = vals[vals > 0]
@@ -257,10 +269,11 @@ def side_and_lobe(
         c = np.round(center_zyx).astype(int)
         c = np.clip(c, 0, np.array(lung_labels.shape) - 1)
         side = int(lung_labels[iz[tuple(c)], iy[tuple(c)], ix[tuple(c)]])
-    z0, z1 = (float(z) for z in z_extents[side])
-    # fraction of the lung height measured from the apex
+    z0, z1, y0, y1 = (float(v) for v in extents[side])
+    # shares of the lung's height from the apex and of its depth from the front
     rel = (z1 - center_zyx[0]) / max(z1 - z0, 1.0) if z_up_sign > 0 else (center_zyx[0] - z0) / max(z1 - z0, 1.0)
-    upper = bool(rel <= UPPER_FRACTION)
+    back = (center_zyx[1] - y0) / max(y1 - y0, 1.0) if y_back_sign > 0 else (y1 - center_zyx[1]) / max(y1 - y0, 1.0)
+    upper = bool(rel <= UPPER_FRACTION[side] + UPPER_TILT * (back - 0.5))
     name = "right" if side == 1 else "left"
     lobe = "upper" if upper else ("lower" if side == 2 else None)
     return {"side": name, "lobe": lobe, "upper_lobe": upper, "lobe_estimated": True}

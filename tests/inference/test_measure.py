@@ -97,17 +97,23 @@ def test_juxtapleural_and_side_and_upper_lobe() -> None:
     assert loc["side"] == "left" and loc["upper_lobe"] is False and loc["lobe"] == "lower"
     # with z pointing to the feet the same voxel is in the lower part
     assert side_and_lobe(np.array([45.0, 50, 25]), inner, lungs, z_up_sign=-1.0)["upper_lobe"] is False
-    # the pipeline passes the finding's box and the lungs' z extents, computed once: same answer
+    # the pipeline passes the finding's box and the lungs' extents, computed once: same answer
     from scipy import ndimage as ndi
 
-    from inference.pipeline.measure import lung_z_extents
+    from inference.pipeline.measure import lung_extents
 
-    ext = lung_z_extents(lungs)
-    assert ext == {1: (5, 54), 2: (5, 54)}
+    ext = lung_extents(lungs)
+    assert ext == {1: (5, 54, 20, 79), 2: (5, 54, 20, 79)}
     for mask, c in ((inner, [45.0, 50, 25]), (touching, [15.0, 50, 91])):
         box = ndi.find_objects(mask.astype(np.uint8))[0]
-        assert side_and_lobe(np.array(c), mask[box], lungs, 1.0, box=box, z_extents=ext) == \
+        assert side_and_lobe(np.array(c), mask[box], lungs, 1.0, box=box, extents=ext) == \
             side_and_lobe(np.array(c), mask, lungs, 1.0)
+    # the boundary follows the oblique fissure: at the same height (a third of the lung's down from
+    # its apex) a nodule at the front is upper lobe, one at the back lower lobe
+    front, back = np.array([38.0, 25, 25]), np.array([38.0, 75, 25])
+    assert side_and_lobe(front, inner, lungs, 1.0)["upper_lobe"] is True
+    assert side_and_lobe(back, inner, lungs, 1.0)["upper_lobe"] is False
+    assert side_and_lobe(back, inner, lungs, 1.0, y_back_sign=-1.0)["upper_lobe"] is True
 
 
 @pytest.mark.parametrize("foci, expected", [
