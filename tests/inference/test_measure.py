@@ -91,6 +91,10 @@ def test_juxtapleural_and_side_and_upper_lobe() -> None:
     touching = _ellipsoid(lungs.shape, sp, (30, 50, 91), (5, 5, 5))
     assert not is_juxtapleural(inner, lungs, sp)
     assert is_juxtapleural(touching, lungs, sp)
+    # a free nodule 1 mm from the mask's edge (the mask is blocky: 2.5 mm cells) is not on the pleura; the
+    # rule of "any 3 shell voxels outside" called it juxtapleural, and Lung-RADS then files it as benign
+    near = _ellipsoid(lungs.shape, sp, (60, 50, 88.5), (5, 5, 5))  # left lung ends at x = 94 (index)
+    assert near.any() and not is_juxtapleural(near, lungs, sp)
     loc = side_and_lobe(np.array([45.0, 50, 25]), inner, lungs, z_up_sign=1.0)
     assert loc["side"] == "right" and loc["upper_lobe"] is True and loc["lobe"] == "upper"
     loc = side_and_lobe(np.array([15.0, 50, 91]), touching, lungs, z_up_sign=1.0)
