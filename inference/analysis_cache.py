@@ -30,7 +30,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-__all__ = ["KEY_FILE", "MAX_FILES", "analysis_key", "inputs_key", "write_key", "find_reusable"]
+__all__ = ["KEY_FILE", "MAX_FILES", "analysis_key", "analysis_keys", "inputs_key", "write_key", "find_reusable"]
 
 #: written beside findings.json by the worker: ``{"key": ..., "request": {...}}``
 KEY_FILE = "analysis_key.json"
@@ -79,9 +79,17 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def analysis_key(request: Mapping[str, Any]) -> str | None:
-    """The key of an analysis request, or None when an input cannot be fingerprinted (missing, unreadable,
-    more than :data:`MAX_FILES` files)."""
+def analysis_keys(request: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``(key, inputs key)`` of an analysis request from one pass over its input files; ``(None, None)``
+    when an input cannot be fingerprinted (missing, unreadable, more than :data:`MAX_FILES` files).
+
+    The inputs key leaves the reader's review out: the review is an input (an
+    analysis given it leaves rejected nodules out of every score), but
+    reviewing must not make a reopened study run the whole pipeline again; the
+    viewer shows the analysis of the same inputs, restores the review on it and
+    marks what the review made stale. Both come from one pass because the
+    viewer forms them on its own thread when a study opens.
+    """
     try:
         parts: dict[str, Any] = {k: request.get(k) for k in _FIELDS}
         for k in ("study", "prior", "clinical", "review"):
@@ -91,26 +99,30 @@ def analysis_key(request: Mapping[str, Any]) -> str | None:
             parts[k] = [[str(p), _digest(Path(p))] for p in request.get(k) or []]
         parts["code"] = [_digest(_PACKAGE), _digest(_RESOURCES) if _RESOURCES.is_dir() else None]
     except OSError:
-        return None
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+        return None, None
+
+    def sha(d: dict[str, Any]) -> str:
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+    return sha(parts), sha({**parts, "review": None})
+
+
+def analysis_key(request: Mapping[str, Any]) -> str | None:
+    """The key of an analysis request (:func:`analysis_keys`)."""
+    return analysis_keys(request)[0]
 
 
 def inputs_key(request: Mapping[str, Any]) -> str | None:
-    """The key of ``request`` without the reader's review: the same CT, files, code and models.
-
-    Why: the review is an input (an analysis given it leaves rejected nodules
-    out of every score), but reviewing must not make a reopened study run the
-    whole pipeline again; the viewer shows the analysis of the same inputs,
-    restores the review on it and marks what the review made stale.
-    """
-    return analysis_key({k: v for k, v in request.items() if k != "review"})
+    """The key of ``request`` without the reader's review (:func:`analysis_keys`)."""
+    return analysis_keys(request)[1]
 
 
 def write_key(out_dir: Path, key: str, request: Mapping[str, Any]) -> None:
     """Record ``key`` (and :func:`inputs_key`) in a finished analysis folder (atomically: a half-written
     key is never read)."""
     tmp = Path(out_dir) / f".{KEY_FILE}.{os.getpid()}"
-    rec = {"key": key, "inputs_key": inputs_key(request), "request": dict(request)}
+    # the viewer sends the inputs key with the request (formed with the key); other callers get it here
+    rec = {"key": key, "inputs_key": request.get("inputs_key") or inputs_key(request), "request": dict(request)}
     tmp.write_text(json.dumps(rec, indent=1, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, Path(out_dir) / KEY_FILE)
 

@@ -32,7 +32,7 @@ __all__ = [
     "demo_patient",
     "load_analysis",
     "worker_command",
-    "analysis_key",
+    "analysis_keys",
     "find_reusable_analysis",
 ]
 
@@ -156,19 +156,21 @@ def worker_command() -> list[str]:
     return [sys.executable, "-m", "inference.worker"]
 
 
-def analysis_key(request: dict[str, Any]) -> str | None:
-    """Fingerprint of what an analysis request depends on (see :mod:`inference.analysis_cache`); None: not reusable."""
-    from inference.analysis_cache import analysis_key as _key
+def analysis_keys(request: dict[str, Any]) -> tuple[str | None, str | None]:
+    """Fingerprints of what an analysis request depends on, with and without the reader's review
+    (see :mod:`inference.analysis_cache`); None: not reusable."""
+    from inference.analysis_cache import analysis_keys as _keys
 
-    return _key(request)
+    return _keys(request)
 
 
 def find_reusable_analysis(root: str | Path, request: dict[str, Any]) -> tuple[Path | None, bool]:
     """The newest finished analysis below ``root`` of ``request`` (its ``cache_key``), or else of the same
-    inputs made with another saved review or none: ``(folder or None, made with this review)``."""
-    from inference.analysis_cache import find_reusable, inputs_key
+    inputs (its ``inputs_key``) made with another saved review or none: ``(folder or None, made with this
+    review)``."""
+    from inference.analysis_cache import find_reusable
 
     exact = find_reusable(Path(root), request.get("cache_key"))
     if exact is not None or not request.get("review"):
         return exact, exact is not None
-    return find_reusable(Path(root), None, inputs_key(request)), False
+    return find_reusable(Path(root), None, request.get("inputs_key")), False

@@ -87,7 +87,7 @@ def apply_review(findings: dict[str, Any], review: dict[str, Any], where: str) -
             done["unmatched"] += 1
             continue
         n = by_id[nid]
-        if entry.get("review") in ("accepted", "rejected"):
+        if entry.get("review") in ("accepted", "rejected"):  # "pending" is what a new finding already is
             n["review"] = entry["review"]
             done[entry["review"]].append(nid)
         if isinstance(entry.get("spiculated"), bool):

@@ -179,7 +179,7 @@ class AnalysisPanel(QObject):
         review = review_path_for(uid) if uid else None
         if review is not None and review.is_file():
             req["review"] = str(review)
-        req["cache_key"] = api.analysis_key(req)
+        req["cache_key"], req["inputs_key"] = api.analysis_keys(req)
         return req
 
     @staticmethod

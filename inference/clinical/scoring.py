@@ -256,6 +256,7 @@ def rescore_reviewed(nodules: list[dict[str, Any]], changed: set[int], *, prior_
             "size_mm": round(float(size), 1),  # type: ignore[arg-type]
             "source": str(b.get("source") or _brock.BROCK_SOURCE)
             + "; re-scored after review (size, nodule count, spiculation)",
+            "rescored_after_review": True,
         }
         n["brock_probability"] = n["brock"]["probability"]
     return notes

@@ -11,9 +11,9 @@ centre. Reported per size bin (true mean diameter): sensitivity, false
 positives per scan, Dice of matched nodules (on the CT grid) and the error of
 the measured mean diameter against the truth; how often a found nodule's
 type, side, upper-lobe flag and juxtapleural flag (Brock's and Lung-RADS'
-inputs) equal the phantom's; and how often the findings' ``spiculated`` flag
-is set on the phantoms' spiculated nodules, on the others and on false
-positives.
+inputs) equal the phantom's. (How often the findings' ``spiculated`` flag was
+set, which the analysis no longer does, was reported until 2026-12-03:
+benchmarks/RESULTS.md.)
 
 Real CT (Lung-PET-CT-Dx A0001, both kernels): the annotated tumour is found
 when a finding's centre lies inside an annotated box (Pascal-VOC XML, one per
@@ -135,7 +135,6 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
 
     rows = []  # per true nodule
     fps: list[int] = []
-    fp_flagged: list[int] = []  # false-positive findings flagged spiculated, per scan
     secs: list[float] = []
     for seed in seeds:
         if phantom_available():
@@ -147,7 +146,6 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
             # the classifier's training patients, on seeds never used there)
             ph = draw_patient(seed, n_nodules=4)
             kinds = {r.id: r.subtype for r in ph.records}
-            spiculated = {r.id for r in ph.records if r.features.get("spiculated")}
             truth_attr = {r.id: {"type": r.type, "side": r.side, "upper_lobe": r.lobe in ("RUL", "LUL"),
                                  "juxtapleural": bool({"pleura", "mediastinum"} & set(r.attachments))}
                           for r in ph.records}
@@ -162,7 +160,6 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
             vol = Volume(array=hu, spacing=c.spacing, origin=(0.0, 0.0, 0.0), direction=np.eye(3))
             truth_lab = c.nodules
             kinds = {t.label: t.type for t in c.truth}
-            spiculated = set()
             truth_attr = {}
             source = "simple_chest (fallback)"
         t = time.perf_counter()
@@ -174,10 +171,8 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
         for m in matches:
             n = m["finding"]
             row = {"seed": seed, "id": m["id"], "kind": kinds.get(m["id"], ""), "diameter_mm": round(m["diameter_mm"], 2),
-                   "volume_mm3": round(m["volume_mm3"], 1), "found": n is not None,
-                   "spiculated": m["id"] in spiculated}
+                   "volume_mm3": round(m["volume_mm3"], 1), "found": n is not None}
             if n is not None:
-                row["flagged_spiculated"] = bool(n.get("spiculated"))
                 t = truth_attr.get(m["id"])
                 if t is not None:  # what the finding says against what the phantom is
                     loc = n.get("location") or {}
@@ -189,7 +184,6 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
                 row["probability"] = n["probability"]
             rows.append(row)
         fps.append(len(fp))
-        fp_flagged.append(sum(bool(n.get("spiculated")) for n in fp))
         log(json.dumps({"seed": seed, "truth": len(ids), "found": sum(r["found"] for r in rows if r["seed"] == seed),
                         "fp": len(fp), "fp_diameters": [n["mean_diameter_mm"] for n in fp], "seconds": round(dt, 1)}))
     bins = []
@@ -221,15 +215,6 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
         # per attribute of found nodules >= 5 mm: [agree, n] (type, side, upper lobe, juxtapleural), and the
         # type confusion "truth -> finding": count
         "attributes": _attribute_agreement([r for r in ge5 if r.get("attributes")]),
-        # the `spiculated` flag of findings against the phantoms' own spicules (found nodules)
-        "spiculation": {
-            "spiculated_found": sum(r["found"] and r["spiculated"] for r in rows),
-            "of_them_flagged": sum(r["found"] and r["spiculated"] and r["flagged_spiculated"] for r in rows),
-            "other_found": sum(r["found"] and not r["spiculated"] for r in rows),
-            "of_them_flagged_other": sum(r["found"] and not r["spiculated"] and r["flagged_spiculated"] for r in rows),
-            "false_positives": int(sum(fps)),
-            "of_them_flagged_fp": int(sum(fp_flagged)),
-        },
         "seconds_median": round(float(np.median(secs)), 1) if secs else None,
         "rows": rows,
     }

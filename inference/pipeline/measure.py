@@ -206,7 +206,7 @@ def nodule_type(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, f
 #: each raised a Brock odds 2.2-fold. So ``spiculated`` is false until the reader calls it (the viewer's
 #: Spiculated button).
 SPICULATION_SOURCE = ("not assessed by the analysis (its shape heuristic flagged none of 34 spiculated synthetic "
-                      "nodules, only false positives): check the margin on the image")
+                      "nodules, and every flag it raised was wrong): check the margin on the image")
 
 
 def is_juxtapleural(mask: np.ndarray, lung_labels: np.ndarray | None, spacing: tuple[float, float, float]) -> bool:

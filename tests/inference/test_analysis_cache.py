@@ -89,8 +89,12 @@ def test_a_review_is_an_input_but_reopening_after_one_finds_the_analysis_of_the_
     """An analysis given the reader's review is found again only with that review; after the reader
     changes it, the newest analysis of the same CT and files -- with an older review or none -- is
     what reopening shows (api.find_reusable_analysis), and one of other inputs never is."""
-    from inference.analysis_cache import inputs_key
+    from inference.analysis_cache import analysis_keys, inputs_key
     from inference.api import find_reusable_analysis
+
+    def as_sent(r: dict) -> dict:  # the request as the viewer sends it: both keys from one pass
+        key, inputs = analysis_keys(r)
+        return {**r, "cache_key": key, "inputs_key": inputs}
 
     req = _inputs(tmp_path)
     review = tmp_path / "review.json"
@@ -103,13 +107,11 @@ def test_a_review_is_an_input_but_reopening_after_one_finds_the_analysis_of_the_
         (d / "findings.json").write_text("{}")
         write_key(d, analysis_key(r), r)
     assert analysis_key(with_review) != analysis_key(req) and inputs_key(with_review) == analysis_key(req)
-    assert find_reusable_analysis(root, {**with_review, "cache_key": analysis_key(with_review)}) == (reviewed_dir, True)
+    assert find_reusable_analysis(root, as_sent(with_review)) == (reviewed_dir, True)
     st = review.stat()
     review.write_text('{"schema": "clinview.review/1", "nodules": [{"id": 1, "review": "rejected"}]}')
     os.utime(review, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
-    changed = {**with_review, "cache_key": analysis_key(with_review)}
-    assert find_reusable_analysis(root, changed) == (reviewed_dir, False)  # the newest of the same inputs
-    assert find_reusable_analysis(root, {**req, "cache_key": analysis_key(req)}) == (plain_dir, True)
+    assert find_reusable_analysis(root, as_sent(with_review)) == (reviewed_dir, False)  # the newest of the same inputs
+    assert find_reusable_analysis(root, as_sent(req)) == (plain_dir, True)
     Path(req["labs"][0]).write_text("loinc,value,unit\n2160-0,9.9,mg/dL\n")
-    other = {**with_review, "cache_key": analysis_key(with_review)}
-    assert find_reusable_analysis(root, other) == (None, False)
+    assert find_reusable_analysis(root, as_sent(with_review)) == (None, False)

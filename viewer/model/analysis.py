@@ -46,7 +46,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from inference import paths
-from inference.review import REVIEW_SCHEMA, match_entry, rescore_reviewed
+from inference.review import REVIEW_SCHEMA, REVIEW_STATES, match_entry, rescore_reviewed
 from inference.types import Issue, Volume
 
 __all__ = [
@@ -62,7 +62,6 @@ __all__ = [
 ]
 
 ReviewState = Literal["pending", "accepted", "rejected"]
-REVIEW_STATES: tuple[str, ...] = ("pending", "accepted", "rejected")
 
 #: Lung-RADS categories from least to most suspicious (the S modifier is
 #: ignored for ranking). 0 (incomplete) ranks below 3 because it asks for more
@@ -343,7 +342,7 @@ class AnalysisState:
                 d["spiculated_source"] = "reader"
             out.append(d)
         if self.review_changed_findings():
-            rescore_reviewed(out, set(self._edits) | set(self._spiculated),
+            rescore_reviewed(out, set(self._edits) | self._calls_since_analysis(),
                              prior_available=self.findings.get("prior") is not None)
         return out
 
@@ -379,7 +378,7 @@ class AnalysisState:
         """The reader's call on a nodule's margin; saved with the study at once.
 
         Why the reader decides: the analysis does not assess the margin (its
-        shape heuristic flagged only false positives, benchmarks/RESULTS.md),
+        shape heuristic got every flag it raised wrong, benchmarks/RESULTS.md),
         and spiculation raises the Brock odds 2.2-fold. Setting it back to the
         analysis's value removes the call.
         """
@@ -479,8 +478,12 @@ class AnalysisState:
         rejected_then = {int(i) for i in given.get("rejected") or [] if isinstance(i, int)}
         if {nid for nid, v in self._review.items() if v == "rejected"} != rejected_then:
             return True
+        return bool(self._edits) or bool(self._calls_since_analysis())
+
+    def _calls_since_analysis(self) -> set[int]:
+        """Nodules whose margin the reader called otherwise than the analysis has it."""
         raw = {int(n["id"]): bool(n.get("spiculated")) for n in self._raw_nodules()}
-        return bool(self._edits) or any(raw.get(nid) != v for nid, v in self._spiculated.items())
+        return {nid for nid, v in self._spiculated.items() if raw.get(nid) != v}
 
     def exam_category(self) -> ExamCategory:
         """The exam Lung-RADS category to display.
@@ -501,8 +504,7 @@ class AnalysisState:
         if rejected:
             notes.append("rejected nodule" + ("s " if len(rejected) > 1 else " ")
                          + ", ".join(f"#{i}" for i in rejected) + " excluded")
-        raw = {int(n["id"]): bool(n.get("spiculated")) for n in self._raw_nodules()}
-        called = {nid for nid, v in self._spiculated.items() if raw.get(nid) != v}  # since the analysis
+        called = self._calls_since_analysis()
         edited = [n["id"] for n in self.nodules() if n.get("edited") or n["id"] in called]
         if edited:
             notes.append("nodule" + ("s " if len(edited) > 1 else " ") + ", ".join(f"#{i}" for i in edited)

@@ -289,7 +289,7 @@ class RiskDock(QWidget):
                 if c == 1 and "⚠" in text:
                     it.setForeground(QBrush(QColor(PALETTE["amber"])))
                     it.setToolTip("computed before your review (the analysis recorded no terms to re-score it)")
-                elif c == 1 and "re-scored after review" in str(b.get("source") or ""):
+                elif c == 1 and b.get("rescored_after_review"):
                     it.setToolTip("re-scored after your review: nodule count, size"
                                   + (" and your spiculation call" if n.get("spiculated_source") == "reader" else ""))
                 if c == 2 and n.get("lung_rads") is not None:
