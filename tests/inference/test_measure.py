@@ -137,3 +137,54 @@ def test_benign_calcification_patterns_are_calcified_though_mostly_soft_tissue(f
         hu[_ellipsoid(shape, sp, c, (r, r, r)) & m] = 600.0
     r = measure_nodule(m, hu, sp)
     assert r["type"] == expected, r["type"]
+
+
+def _acquired(radius_mm: float, core_r_mm: float, core_hu: float, outer_hu: float, slice_mm: float,
+              cavity_r_mm: float = 0.0) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+    """A nodule as a CT sees it: drawn on a 0.5 mm grid, blurred in-plane (0.6 mm), averaged over
+    ``slice_mm`` slices, then segmented at half contrast to the lung with its holes filled (as the
+    candidate stage does)."""
+    from scipy import ndimage as ndi
+
+    fine = (0.5, 0.7, 0.7)
+    shape = (int(40 / fine[0]), 43, 43)
+    c = (21.25, 15.0, 15.0)  # mid-slice on 2.5 mm slices, 1.25 mm off on 5 mm ones
+    hu = np.full(shape, -860.0)
+    hu[_ellipsoid(shape, fine, c, (radius_mm,) * 3)] = outer_hu
+    if core_r_mm:
+        hu[_ellipsoid(shape, fine, c, (core_r_mm,) * 3)] = core_hu
+    if cavity_r_mm:
+        hu[_ellipsoid(shape, fine, c, (cavity_r_mm,) * 3)] = -1000.0
+    hu = ndi.gaussian_filter(hu, (0.0, 0.6 / 0.7, 0.6 / 0.7))
+    k = int(round(slice_mm / fine[0]))
+    hu = hu[: hu.shape[0] // k * k].reshape(-1, k, 43, 43).mean(axis=1)
+    mask = ndi.binary_fill_holes(hu >= (-860.0 + min(outer_hu, 40.0)) / 2)
+    lab, _ = ndi.label(mask)
+    mask = lab == lab[lab.shape[0] // 2, 21, 21] if lab[lab.shape[0] // 2, 21, 21] else mask
+    return mask, hu, (slice_mm, 0.7, 0.7)
+
+
+@pytest.mark.parametrize("slice_mm", [2.5, 5.0])
+def test_small_solid_and_cavitary_nodules_are_not_part_solid(slice_mm) -> None:
+    """Partial volume makes a small solid nodule mostly rim, and a cavity is air, not ground glass:
+    neither is a ground-glass component. Typed part-solid they would get the sub-solid Lung-RADS table,
+    Brock's part-solid term and Fleischner's sub-solid row (7 such solid nodules on validation patients)."""
+    for radius, cavity in ((3.0, 0.0), (3.5, 0.0), (6.0, 3.0)):
+        mask, hu, sp = _acquired(radius, 0.0, 0.0, 40.0, slice_mm, cavity_r_mm=cavity)
+        assert measure_nodule(mask, hu, sp)["type"] == "solid", (radius, cavity, slice_mm)
+    # a real ground-glass component still makes a part-solid nodule, and ground glass stays ground glass
+    mask, hu, sp = _acquired(7.0, 4.0, 30.0, -600.0, slice_mm)
+    assert measure_nodule(mask, hu, sp)["type"] == "part-solid"
+    mask, hu, sp = _acquired(7.0, 0.0, 0.0, -600.0, slice_mm)
+    assert measure_nodule(mask, hu, sp)["type"] == "ground-glass"
+
+
+def test_a_part_solid_nodule_segmented_down_to_its_core_stays_part_solid() -> None:
+    """The ground glass then lies outside the mask: the rim inside it is not read as partial volume."""
+    from scipy import ndimage as ndi
+
+    whole, hu, sp = _acquired(7.0, 3.0, 30.0, -600.0, 5.0)
+    lab, _ = ndi.label(ndi.binary_fill_holes(hu >= -410.0) & whole)  # the solid core's half-contrast outline
+    core = lab == lab[lab.shape[0] // 2, 21, 21]
+    assert 0 < core.sum() < whole.sum() / 4
+    assert measure_nodule(core, hu, sp)["type"] == "part-solid"
