@@ -39,7 +39,7 @@ from inference.clinical import fleischner as _fl
 from inference.clinical import lungrads as _lr
 from inference.types import ClinicalFacts
 
-__all__ = ["EMPHYSEMA_LAA950_THRESHOLD_PERCENT", "GROWTH_WINDOW_DAYS", "apply_guidelines", "active_nodules",
+__all__ = ["EMPHYSEMA_LAA950_THRESHOLD_PERCENT", "GROWTH_WINDOW_DAYS", "apply_guidelines", "active_nodules", "index_nodule",
            "rescore_reviewed"]
 
 #: %LAA-950 at or above which CT emphysema counts as present (assumption, see module docstring).
@@ -52,6 +52,40 @@ GROWTH_DIAMETER_MM = 1.5
 def active_nodules(findings: dict[str, Any]) -> list[dict[str, Any]]:
     """Nodules not rejected by the reader (pending ones count: they are on the scan)."""
     return [n for n in findings.get("nodules", []) or [] if n.get("review") != "rejected"]
+
+
+def _manageable(nodules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Nodules a management rule is about: not rejected, not calcified (benign), with a size."""
+    return [
+        n for n in nodules
+        if n.get("review") != "rejected" and _kind(n) in ("solid", "part-solid", "ground-glass") and _mean_diameter(n)
+    ]
+
+
+def index_nodule(nodules: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The most suspicious nodule, the one Fleischner's recommendation and the deep risk model are about.
+
+    Highest Lung-RADS category when one is set (it holds growth and the type-specific size thresholds),
+    then the highest Brock probability when known, then the larger solid component, then the larger mean
+    diameter; among nodules not rejected and not calcified. Why one function: the exam's follow-up and the
+    patient-level model must name the same nodule -- before 2026-12-04 the deep model took the largest
+    long axis, which in the demo was an elongated false positive before the review and the stable-sized
+    ground-glass nodule (Lung-RADS 2, Brock 19.5 %) over the growing solid one (4B) after it.
+    """
+    cand = _manageable(nodules)
+    if not cand:
+        return None
+
+    def key(n: dict[str, Any]) -> tuple[int, float, float, float]:
+        cat = n.get("lung_rads")
+        return (
+            _lr.CATEGORY_ORDER.index(cat) if cat in _lr.CATEGORY_ORDER else -1,
+            float(n.get("brock_probability") or 0.0),
+            float(n.get("solid_component_mm") or (_mean_diameter(n) if _kind(n) == "solid" else 0.0)),
+            float(_mean_diameter(n) or 0.0),
+        )
+
+    return max(cand, key=key)
 
 
 def _kind(n: dict[str, Any]) -> str:
@@ -343,7 +377,7 @@ def apply_guidelines(
             applies=False, recommendation="", reason="does not apply: " + "; ".join(excl)
         ).as_dict()
     else:
-        scored = [n for n in nodules if _kind(n) in ("solid", "part-solid", "ground-glass") and _mean_diameter(n)]
+        scored = _manageable(nodules)
         risk, risk_notes = _fl.fleischner_risk(
             smoking_status=f.smoking_status,
             pack_years=f.pack_years,
@@ -354,15 +388,8 @@ def apply_guidelines(
             rec = "No non-calcified nodule: no Fleischner follow-up indicated"
             reason = "no nodule to manage"
         else:
-            # Most suspicious first: Brock when known, then solid component, then size.
-            def key(n: dict[str, Any]) -> tuple[float, float, float]:
-                return (
-                    float(n.get("brock_probability") or 0.0),
-                    float(n.get("solid_component_mm") or (_mean_diameter(n) if _kind(n) == "solid" else 0.0)),
-                    float(_mean_diameter(n) or 0.0),
-                )
-
-            dom = max(scored, key=key)
+            dom = index_nodule(scored)
+            assert dom is not None
             kind = _kind(dom)
             multiple = len(scored) > 1
             rec = _fl.fleischner_recommendation(

@@ -4,8 +4,8 @@ Inputs (all optional except the nodule itself), each with an explicit *missing*
 bit so that the network knows what it was not told -- a missing value is
 zeroed **and** flagged, never silently replaced by an average:
 
-* findings: the dominant nodule (largest long axis among non-rejected,
-  non-calcified nodules): size, type, solid component, spiculation, upper lobe,
+* findings: the dominant nodule (the guideline scoring's most suspicious one,
+  :func:`dominant_nodule`): size, type, solid component, spiculation, upper lobe,
   nodule count, growth rate (365 / VDT; 0 when not growing), CT %LAA-950;
 * clinical facts: age, sex, pack-years, smoking status, family history;
 * genomics (contract ``genomics`` object): EGFR / KRAS / other-driver flags;
@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from inference.clinical.scoring import index_nodule
 from inference.errors import ModelIntegrityError
 from inference.paths import resources_dir
 from inference.types import ClinicalFacts, Volume
@@ -194,12 +195,19 @@ def _kind(n: dict[str, Any]) -> str:
 
 
 def dominant_nodule(findings: dict[str, Any]) -> dict[str, Any] | None:
-    """The nodule the patient-level risk is about: largest long axis (then mean
-    diameter) among nodules not rejected by the reader and not calcified."""
-    cand = [
-        n for n in findings.get("nodules", []) or []
-        if n.get("review") != "rejected" and _kind(n) in ("solid", "part-solid", "ground-glass")
-    ]
+    """The nodule the patient-level risk is about.
+
+    Findings that went through the guideline scoring (their nodules carry ``brock_probability``, even
+    ``null``): the same nodule as Fleischner's recommendation,
+    :func:`inference.clinical.scoring.index_nodule` (highest Brock, then solid component, then size).
+    Findings without it -- the synthetic training cohort, which names its index nodule as its largest --
+    the largest long axis (then mean diameter). Either way only nodules not rejected by the reader and
+    not calcified.
+    """
+    nodules = [n for n in findings.get("nodules", []) or [] if n.get("review") != "rejected"]
+    if any("brock_probability" in n for n in nodules):
+        return index_nodule(nodules)
+    cand = [n for n in nodules if _kind(n) in ("solid", "part-solid", "ground-glass")]
     if not cand:
         return None
 

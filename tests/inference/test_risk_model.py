@@ -176,3 +176,27 @@ def test_own_integrated_gradients_agree_with_captum(test_patients: list) -> None
     attr, delta = _integrated_gradients(m, m.standardise(raw, miss), miss)
     assert float(attr.sum()) == pytest.approx(sum(c["value"] for c in r["contributions"]), abs=0.05)
     assert abs(float(delta)) < 0.1
+
+
+def test_the_model_is_about_the_nodule_fleischner_manages() -> None:
+    """A long, thin ground-glass finding must not take the patient-level model away from the growing solid
+    nodule the guidelines manage (the demo's case: the largest long axis used to win)."""
+    from inference.clinical.scoring import apply_guidelines
+
+    f = {"patient": {"age_years": 66, "sex": "M"}, "lungs": {"emphysema_laa950_percent": 2.0}, "nodules": [
+        {"id": 1, "type": "ground-glass", "long_axis_mm": 16.0, "short_axis_mm": 9.0, "mean_diameter_mm": 12.5,
+         "solid_component_mm": 0.0, "location": {"side": "left", "upper_lobe": True}, "spiculated": False},
+        {"id": 2, "type": "solid", "long_axis_mm": 12.0, "short_axis_mm": 11.0, "mean_diameter_mm": 11.5,
+         "location": {"side": "right", "upper_lobe": True}, "spiculated": False},
+        {"id": 3, "type": "solid", "long_axis_mm": 19.0, "short_axis_mm": 7.0, "mean_diameter_mm": 13.0,
+         "location": {"side": "right", "upper_lobe": False}, "spiculated": False, "review": "rejected"},
+    ]}
+    facts = ClinicalFacts(smoking_status="former", pack_years=40)
+    apply_guidelines(f, facts, prior_available=False)
+    fleischner = f["exam"]["fleischner"]["reason"]
+    r = predict_risk(f, facts, volume=None, genomics=None, labs=None)
+    assert r["nodule_id"] == 2 and "dominant nodule 2 " in fleischner
+    # without the guideline scores (the training cohort's findings) the largest long axis is the index nodule
+    for n in f["nodules"]:
+        n.pop("brock_probability", None)
+    assert predict_risk(f, facts, volume=None, genomics=None, labs=None)["nodule_id"] == 1
