@@ -68,9 +68,10 @@ def index_nodule(nodules: list[dict[str, Any]]) -> dict[str, Any] | None:
     Highest Lung-RADS category when one is set (it holds growth and the type-specific size thresholds),
     then the highest Brock probability when known, then the larger solid component, then the larger mean
     diameter; among nodules not rejected and not calcified. Why one function: the exam's follow-up and the
-    patient-level model must name the same nodule -- before 2026-12-04 the deep model took the largest
-    long axis, which in the demo was an elongated false positive before the review and the stable-sized
-    ground-glass nodule (Lung-RADS 2, Brock 19.5 %) over the growing solid one (4B) after it.
+    patient-level model must name the same nodule, and Brock alone does not know growth -- before
+    2026-12-04 the deep model took the largest long axis and Fleischner the highest Brock, and after the
+    demo's review both were about its ground-glass nodule (Lung-RADS 2, Brock 22.2 %) rather than the
+    growing solid one (Lung-RADS 4B, Brock 20.8 %).
     """
     cand = _manageable(nodules)
     if not cand:
