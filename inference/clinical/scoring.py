@@ -385,6 +385,7 @@ def apply_guidelines(
             family_history=f.family_history_lung_cancer,
             emphysema=emph,
         )
+        dom: dict[str, Any] | None = None
         if not scored:
             rec = "No non-calcified nodule: no Fleischner follow-up indicated"
             reason = "no nodule to manage"
@@ -410,4 +411,6 @@ def apply_guidelines(
         for note in risk_notes[1:]:
             warnings.append("Fleischner: " + note)
         exam["fleischner"] = _fl.FleischnerResult(applies=True, recommendation=rec, reason=reason).as_dict()
+        # which nodule the recommendation is about, as data (the viewer shows it and whether it is reviewed)
+        exam["fleischner"]["nodule_id"] = dom.get("id") if dom is not None else None
     return warnings

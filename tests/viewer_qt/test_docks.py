@@ -403,3 +403,24 @@ def test_spiculated_key_is_the_readers_call_and_brock_follows(qtbot) -> None:
     assert not findings.spic_btn.isEnabled()
     qtbot.keyClick(findings.table, Qt.Key.Key_S)
     assert not st.nodule(3)["spiculated"]
+
+
+def test_patient_level_numbers_name_their_nodule_and_warn_while_it_is_unreviewed(qtbot) -> None:
+    """Fleischner and the deep model follow the most suspicious finding; before the review it may be a
+    false positive, so the dock names the nodule and says it is not reviewed, with its detection probability."""
+    f = sample()
+    f["exam"]["fleischner"] = {"recommendation": "CT at 3 months", "applies": True, "nodule_id": 2,
+                               "reason": "single part-solid nodule(s), dominant nodule 2", "source": "Fleischner Society 2017"}
+    f["risk"]["nodule_id"] = 2
+    vol, labels = volume_and_labels(f)
+    st = AnalysisState()
+    st.set_result(f, labels, None, volume=vol)
+    dock = RiskDock(st)
+    qtbot.addWidget(dock)
+    assert "for nodule #2" in dock.fleischner_label.text()
+    for label in (dock.fleischner_label, dock.model_label):
+        assert "Nodule #2 is not reviewed yet, AI detection 41 %" in label.text()
+    st.set_review(2, "accepted")
+    assert "for nodule #2" in dock.fleischner_label.text()
+    for label in (dock.fleischner_label, dock.model_label):
+        assert "not reviewed" not in label.text()

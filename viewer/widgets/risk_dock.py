@@ -251,7 +251,7 @@ class RiskDock(QWidget):
                 self.fleischner_label.setText(f'<span style="color:{muted};">Not applicable:</span> '
                                               f"{html.escape(str(reason))}")
             else:
-                self.fleischner_label.setText(html.escape(str(fl["recommendation"])))
+                self.fleischner_label.setText(html.escape(str(fl["recommendation"])) + self._about(fl.get("nodule_id")))
             self.fleischner_source.setText("Source: " + html.escape(str(fl.get("source") or "Fleischner Society 2017")))
 
         # ---- per nodule
@@ -337,6 +337,7 @@ class RiskDock(QWidget):
             which = f" of nodule #{risk['nodule_id']}" if risk.get("nodule_id") is not None else ""
             self.model_label.setText(f'<span style="font-size:17px; font-weight:700;">{fmt_pct(risk["probability"])}</span>'
                                      f'&nbsp;<span style="color:{muted};">probability of malignancy{which}</span>{iv_txt}'
+                                     f'{self._about(risk.get("nodule_id"), named=False)}'
                                      f'<br><span style="color:{muted};">Why (red raised the risk, green lowered it):</span>')
             items = []
             for c in risk.get("contributions") or []:
@@ -362,6 +363,26 @@ class RiskDock(QWidget):
             self.missing_label.setText('<ul style="margin-left:-20px;">' + "".join(items) + "</ul>")
         else:
             self.missing_label.setText(f'<span style="color:{muted};">none reported</span>')
+
+    def _about(self, nodule_id: Any, *, named: bool = True) -> str:
+        """Which nodule a patient-level number is about and, while the reader has not reviewed it, a caution
+        with the AI's detection probability.
+
+        Why: the recommendation and the deep model follow the most suspicious finding, and before the review
+        that can be a false positive (the demo's is a vessel segment the detector gave 22 %): the reader must
+        see that the number rests on an unconfirmed finding. Accepting the finding removes the caution;
+        rejecting it marks these numbers as from before the review.
+        """
+        if nodule_id is None:
+            return ""
+        n = self.state.nodule(int(nodule_id))
+        text = f'<span style="color:{PALETTE["muted"]};"> for nodule #{int(nodule_id)}</span>' if named else ""
+        if n is not None and self.state.review_of(int(nodule_id)) == "pending":
+            p = n.get("probability")
+            det = f", AI detection {fmt_pct(p, 0)}" if isinstance(p, (int, float)) else ""
+            text += (f'<br><span style="color:{PALETTE["amber"]};">Nodule #{int(nodule_id)} is not reviewed yet{det}: '
+                     "accept or reject it in Findings.</span>")
+        return text
 
     def badge_text(self) -> str:
         """The exam Lung-RADS badge as displayed (for tests and accessibility)."""
