@@ -225,6 +225,10 @@ def test_layouts_and_double_click_maximise(loaded, qtbot) -> None:
     QTest.keyClick(loaded, Qt.Key_F5)
     assert [v.view_id for v in g.views.values() if v.isVisible()] == ["axial"]
     QTest.keyClick(loaded, Qt.Key_F6)
+    # MPR reads on a large axial view, coronal above sagittal beside it
+    ax, co, sa = (g.views[v].geometry() for v in ("axial", "coronal", "sagittal"))
+    assert ax.width() > co.width() and ax.width() * ax.height() > 2 * co.width() * co.height()
+    assert co.x() == sa.x() > ax.right() and co.bottom() < sa.y()
     click(g.views["sagittal"], centre(loaded), double=True)
     assert [v.view_id for v in g.views.values() if v.isVisible()] == ["sagittal"]
     assert loaded.settings.layout == "mpr"  # a maximised view is not a layout choice

@@ -1,5 +1,11 @@
-"""The grid of slice views: one view, MPR (three side by side) or 2×2 with
-a coronal MIP. Which views show follows ``model.layout``."""
+"""The grid of slice views: one view, MPR (a large axial view beside the
+coronal and sagittal views, stacked) or 2×2 with a coronal MIP. Which views
+show follows ``model.layout``.
+
+Why MPR is 1 + 2 and not three columns: the axial view is where a chest CT is
+read; beside the side docks three equal columns left each image about a
+quarter of the width of the screen's centre (230 px of a 1600 px window), with
+the rest black above and below it."""
 
 from __future__ import annotations
 
@@ -11,10 +17,12 @@ from viewer.widgets.slice_view import SliceView
 
 __all__ = ["ViewerGrid"]
 
-_POSITIONS = {
-    "mpr": {"axial": (0, 0), "coronal": (0, 1), "sagittal": (0, 2)},
-    "2x2": {"axial": (0, 0), "coronal": (0, 1), "sagittal": (1, 0), "mip": (1, 1)},
+#: view -> (row, column, row span, column span); a column's share of the width in _COLUMN_STRETCH
+_POSITIONS: dict[str, dict[str, tuple[int, int, int, int]]] = {
+    "mpr": {"axial": (0, 0, 2, 1), "coronal": (0, 1, 1, 1), "sagittal": (1, 1, 1, 1)},
+    "2x2": {"axial": (0, 0, 1, 1), "coronal": (0, 1, 1, 1), "sagittal": (1, 0, 1, 1), "mip": (1, 1, 1, 1)},
 }
+_COLUMN_STRETCH = {"mpr": (3, 2), "2x2": (1, 1)}
 
 
 class ViewerGrid(QWidget):
@@ -41,14 +49,18 @@ class ViewerGrid(QWidget):
             self._grid.setRowStretch(i, 0)
             self._grid.setColumnStretch(i, 0)
         if self.model.layout == "single":
-            pos = {self.model.active_view: (0, 0)}
+            pos = {self.model.active_view: (0, 0, 1, 1)}
+            stretch: tuple[int, ...] = (1,)
         else:
             pos = _POSITIONS[self.model.layout]
-        for vid, (r, c) in pos.items():
-            self._grid.addWidget(self.views[vid], r, c)
-            self._grid.setRowStretch(r, 1)
-            self._grid.setColumnStretch(c, 1)
+            stretch = _COLUMN_STRETCH[self.model.layout]
+        for vid, (r, c, rs, cs) in pos.items():
+            self._grid.addWidget(self.views[vid], r, c, rs, cs)
+            for i in range(r, r + rs):
+                self._grid.setRowStretch(i, 1)
             self.views[vid].show()
+        for c, k in enumerate(stretch):
+            self._grid.setColumnStretch(c, k)
         for v in self.views.values():
             v._refresh_active()
 
