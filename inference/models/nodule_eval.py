@@ -263,6 +263,7 @@ def evaluate_real(study: Path, *, device: str = "cpu", log: Any = print) -> dict
     """The real CT, both kernels (see module docstring)."""
     from inference.pipeline.analyze import _scan_and_load
     from inference.pipeline.imaging import run_imaging
+    from inference.pipeline.lungs import segment_lungs
 
     out: dict[str, Any] = {}
     per_kernel = {}
@@ -287,7 +288,8 @@ def evaluate_real(study: Path, *, device: str = "cpu", log: Any = print) -> dict
             cov = [m[k, y0 : y1 + 1, x0 : x1 + 1].mean() for k, y0, x0, y1, x1 in boxes if 0 <= k < m.shape[0]]
             cover = round(float(np.mean(cov)), 3) if cov else None
         r = {
-            "largest_candidate_in_boxes": _largest_candidate_in_boxes(vol, res.lung_labels, boxes, device),
+            # the candidates as the analysis searched them: on the search map, not the reported lungs
+            "largest_candidate_in_boxes": _largest_candidate_in_boxes(vol, segment_lungs(vol), boxes, device),
             "annotated_slices": len(boxes),
             "tumour_found": bool(tum),
             "tumour": {k: tum[0][k] for k in ("id", "center_lps_mm", "mean_diameter_mm", "volume_mm3", "type", "location", "probability")} if tum else None,

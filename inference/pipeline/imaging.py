@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from inference.errors import CancelledError
-from inference.pipeline.lungs import LUNGS_VERSION, emphysema_laa950, lung_volumes_ml, segment_lungs
+from inference.pipeline.lungs import LUNGS_VERSION, aerated_lungs, emphysema_laa950, lung_volumes_ml, segment_lungs
 from inference.pipeline.measure import measure_nodule
 from inference.types import Progress, Volume
 
@@ -235,8 +235,11 @@ def run_imaging(
     check()
     report(0.92, "measuring nodules")
     nodules = nodule_findings(volume, seg.labels, seg.probabilities, lung_labels, getattr(seg, "detected_by", None))
+    # What is reported is the aerated lung and what it encloses, not the search map's closing (hilum,
+    # strips of mediastinum and chest wall); the nodules were searched and measured on the search map.
+    lung_labels = aerated_lungs(volume.array, lung_labels)
     # A nodule belongs to its lung: fill its voxels into the lung map when the
-    # threshold-based mask left them out (a mass against the mediastinum).
+    # aerated lung leaves them out (a juxtapleural nodule, a mass against the mediastinum).
     for n in nodules:
         side = {"right": 1, "left": 2}.get(n["location"]["side"] or "")
         if side:

@@ -201,3 +201,33 @@ def test_what_two_touching_lungs_enclose_together_is_not_lung_but_a_hole_of_one_
     between = _between_touching_lungs([right, left], px=2.5)
     assert between[1][heart].all()  # the mediastinum the two enclose together
     assert not between[1, 55:65, 20:30].any()  # the right lung's own hole stays lung
+
+
+def test_reported_lungs_leave_out_the_hilum_and_chest_wall_the_search_map_takes_in() -> None:
+    """Validation patient 5000: the search map's 30 mm closing takes in a few hundred mL that are not lung
+    (hilum, strips of mediastinum and chest wall); the reported map keeps the aerated lung with what it
+    encloses -- vessels and a nodule inside the lung stay."""
+    from inference.models.fpr_data import draw_patient
+    from inference.pipeline.lungs import aerated_lungs
+
+    ph = draw_patient(5000)
+    vol = ph.to_volume()
+    search = segment_lungs(vol)
+    shown = aerated_lungs(np.asarray(vol.array), search)
+    t = ph.lungs > 0
+    ml = float(np.prod(vol.spacing)) / 1000
+
+    def outside(m: np.ndarray) -> float:
+        return float((m & ~t).sum()) * ml
+
+    def dice(m: np.ndarray) -> float:
+        return 2 * float((m & t).sum()) / float(m.sum() + t.sum())
+
+    assert outside(search > 0) > 150 and outside(shown > 0) < 0.3 * outside(search > 0)
+    assert dice(shown > 0) > dice(search > 0) + 0.01
+    assert set(np.unique(shown)) == {0, 1, 2} and not (shown & ~search).any()  # never more than searched
+    # a nodule inside the lung (tissue the aerated lung encloses on its slice) stays lung
+    inside = [r for r in ph.records if r.subtype not in ("juxtapleural", "perifissural")]
+    assert len(inside) >= 2
+    for r in inside:
+        assert (shown[np.asarray(ph.nodules) == r.id] > 0).mean() > 0.8, r.subtype
