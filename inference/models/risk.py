@@ -199,7 +199,8 @@ def dominant_nodule(findings: dict[str, Any]) -> dict[str, Any] | None:
 
     Findings that went through the guideline scoring (their nodules carry ``brock_probability``, even
     ``null``): the same nodule as Fleischner's recommendation,
-    :func:`inference.clinical.scoring.index_nodule` (highest Brock, then solid component, then size).
+    :func:`inference.clinical.scoring.index_nodule` (highest Lung-RADS category, then Brock, then solid
+    component, then size).
     Findings without it -- the synthetic training cohort, which names its index nodule as its largest --
     the largest long axis (then mean diameter). Either way only nodules not rejected by the reader and
     not calcified.

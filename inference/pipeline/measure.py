@@ -88,9 +88,9 @@ JUXTAPLEURAL_SHELL_MM = 1.5
 JUXTAPLEURAL_MIN_SHARE = 0.2
 SOLID_FRACTION = 0.8  # core fraction ≥ -160 HU above which a nodule is solid
 #: part-solid needs a ground-glass *component*: at least this share of the nodule's voxels sub-solid (below
-#: SOLID_HU, above AIR_HU) and farther than GROUND_GLASS_REACH_MM from the solid tissue, a slice counting as
+#: SOLID_HU, at or above GROUND_GLASS_FLOOR_HU) and farther than GROUND_GLASS_REACH_MM from the solid tissue, a slice counting as
 #: one pixel step -- or, when the segmentation stopped at the solid core, ground glass just around it
-#: (the lower quartile of a 0.8-2.5 mm shell outside the mask at or above GROUND_GLASS_AROUND_HU). Why: a small
+#: (the lower quartile of a GROUND_GLASS_SHELL_MM shell outside the mask at or above GROUND_GLASS_AROUND_HU). Why: a small
 #: solid nodule is mostly its own partial-volume rim (on 5 mm slices a 5-6 mm nodule has no core at all),
 #: which the composition rule alone called part-solid -- 7 solid nodules of validation and tuning patients
 #: (5.2-10.8 mm, two of them cavitary, their cavity counted), and 4 held-out ones of 6.2-8.0 mm: a
@@ -101,7 +101,9 @@ SOLID_FRACTION = 0.8  # core fraction ≥ -160 HU above which a nodule is solid
 GROUND_GLASS_REACH_MM = 1.5
 GROUND_GLASS_MIN_SHARE = 0.25
 GROUND_GLASS_AROUND_HU = -780.0
-AIR_HU = -750.0
+GROUND_GLASS_SHELL_MM = (0.8, 2.5)
+#: below this a voxel inside a nodule is air (a cavity, a bronchus), not ground glass
+GROUND_GLASS_FLOOR_HU = -750.0
 
 
 def axes_2d(mask2d: np.ndarray, spacing_yx: tuple[float, float]) -> tuple[float, float]:
@@ -224,7 +226,8 @@ def _ground_glass_around(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float,
     Undecided (no shell inside the array) counts as ground glass: the composition rule's call then stands.
     """
     out = ndi.distance_transform_edt(~mask, sampling=spacing)
-    shell = hu[(out > 0.8) & (out <= 2.5)]
+    near, far = GROUND_GLASS_SHELL_MM
+    shell = hu[(out > near) & (out <= far)]
     return shell.size == 0 or float(np.percentile(shell, 25)) >= GROUND_GLASS_AROUND_HU
 
 
@@ -238,12 +241,12 @@ def ground_glass_share(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, f
     n = int(np.count_nonzero(mask))
     if n == 0:
         return 0.0
-    sub = mask & (hu < SOLID_HU) & (hu >= AIR_HU)
+    sub = mask & (hu < SOLID_HU) & (hu >= GROUND_GLASS_FLOOR_HU)
     solid = mask & (hu >= SOLID_HU)
     if not solid.any():
         return float(np.count_nonzero(sub)) / n
-    px = float(spacing[1])
-    dist = ndi.distance_transform_edt(~solid, sampling=(px, px, float(spacing[2])))
+    one_step = (float(spacing[1]), float(spacing[1]), float(spacing[2]))  # z step = an in-plane pixel
+    dist = ndi.distance_transform_edt(~solid, sampling=one_step)
     return float(np.count_nonzero(sub & (dist > GROUND_GLASS_REACH_MM))) / n
 
 
