@@ -423,4 +423,7 @@ def test_patient_level_numbers_name_their_nodule_and_warn_while_it_is_unreviewed
     st.set_review(2, "accepted")
     assert "for nodule #2" in dock.fleischner_label.text()
     for label in (dock.fleischner_label, dock.model_label):
-        assert "not reviewed" not in label.text()
+        assert "not reviewed" not in label.text() and "rejected" not in label.text()
+    st.set_review(2, "rejected")
+    for label in (dock.fleischner_label, dock.model_label):
+        assert "You rejected nodule #2" in label.text()

@@ -371,17 +371,21 @@ class RiskDock(QWidget):
         Why: the recommendation and the deep model follow the most suspicious finding, and before the review
         that can be a false positive (the demo's is a vessel segment the detector gave 22 %): the reader must
         see that the number rests on an unconfirmed finding. Accepting the finding removes the caution;
-        rejecting it marks these numbers as from before the review.
+        rejecting it says the number is about a nodule the reader rejected.
         """
         if nodule_id is None:
             return ""
         n = self.state.nodule(int(nodule_id))
         text = f'<span style="color:{PALETTE["muted"]};"> for nodule #{int(nodule_id)}</span>' if named else ""
-        if n is not None and self.state.review_of(int(nodule_id)) == "pending":
+        review = self.state.review_of(int(nodule_id))
+        if n is not None and review == "pending":
             p = n.get("probability")
             det = f", AI detection {fmt_pct(p, 0)}" if isinstance(p, (int, float)) else ""
             text += (f'<br><span style="color:{PALETTE["amber"]};">Nodule #{int(nodule_id)} is not reviewed yet{det}: '
                      "accept or reject it in Findings.</span>")
+        elif review == "rejected":
+            text += (f'<br><span style="color:{PALETTE["amber"]};">You rejected nodule #{int(nodule_id)}: this is from '
+                     "before your review; <b>Analyze</b> re-runs it for the nodules you kept.</span>")
         return text
 
     def badge_text(self) -> str:
