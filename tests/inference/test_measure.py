@@ -168,7 +168,7 @@ def _acquired(radius_mm: float, core_r_mm: float, core_hu: float, outer_hu: floa
 def test_small_solid_and_cavitary_nodules_are_not_part_solid(slice_mm) -> None:
     """Partial volume makes a small solid nodule mostly rim, and a cavity is air, not ground glass:
     neither is a ground-glass component. Typed part-solid they would get the sub-solid Lung-RADS table,
-    Brock's part-solid term and Fleischner's sub-solid row (7 such solid nodules on validation patients)."""
+    Brock's part-solid term and Fleischner's sub-solid row (7 such solid nodules on validation and tuning patients)."""
     for radius, cavity in ((3.0, 0.0), (3.5, 0.0), (6.0, 3.0)):
         mask, hu, sp = _acquired(radius, 0.0, 0.0, 40.0, slice_mm, cavity_r_mm=cavity)
         assert measure_nodule(mask, hu, sp)["type"] == "solid", (radius, cavity, slice_mm)
