@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
 from tests.viewer_model.phantoms import SPHERE_DIAMETER_MM
@@ -200,6 +200,35 @@ def test_markers_show_near_their_slice(loaded) -> None:
     loaded.goto_lps(vol.voxel_to_lps(c + np.array([0, 10, 10])))
     assert loaded.model.slice_index("coronal") == c[1] + 10
     assert len(ax.markers.data) == 1
+
+
+def test_labels_of_neighbouring_markers_do_not_overlap(loaded, qtbot) -> None:
+    """Two findings a centimetre apart (the demo's #3 and #4 on the axial view)
+    printed their labels over each other; each label now takes a free corner,
+    and keeps one when the reader zooms in or out."""
+    vol = loaded.model.volume
+    c = centre(loaded)
+    ax = loaded.grid.views["axial"]
+    # 40 screen pixels to the side, same slice: the labels (~45 px wide) would overlap
+    dx = 40 * ax.vb.viewPixelSize()[0] / vol.spacing[2]
+    loaded.set_markers([tuple(vol.voxel_to_lps(c)), tuple(vol.voxel_to_lps(c + np.array([0, 1, dx])))],
+                       ["#4 4B", "#3 4B"])
+
+    def rects():
+        return [t.sceneBoundingRect() for t in ax._marker_texts]
+
+    assert len(rects()) == 2
+    for zoom in (1.0, 1.5, 0.5):
+        ax.vb.scaleBy((zoom, zoom))
+        qtbot.wait(5)
+        a, b = rects()
+        assert a.width() > 10 and not a.intersects(b), (zoom, a, b)
+    # a lone marker keeps the usual place, above and to the right of its ring
+    loaded.set_markers([tuple(vol.voxel_to_lps(c))], ["#1 2"])
+    (t,) = ax._marker_texts
+    p = ax.vb.mapViewToDevice(QPointF(*ax._marker_xy[0]))
+    r = t.sceneBoundingRect()
+    assert r.left() > p.x() and r.bottom() < p.y()
 
 
 def test_annotation_hides_with_one_key(loaded) -> None:

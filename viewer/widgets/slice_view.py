@@ -39,6 +39,10 @@ PLANE_COLOURS = {"axial": "#e05a4f", "coronal": "#5fbf6a", "sagittal": "#e3c14b"
 MEASURE_COLOUR = "#4fc3f7"
 MARKER_COLOUR = "#ff9f1c"
 MARKER_RANGE_MM = 10.0
+#: where a marker's label may sit (pyqtgraph TextItem anchors), in order of preference: above right,
+#: above left, below right, below left -- clear of the 30 px ring either way
+LABEL_ANCHORS: tuple[tuple[float, float], ...] = ((-0.35, 1.25), (1.35, 1.25), (-0.35, -0.25), (1.35, -0.25))
+MARKER_RING_PX = 30
 STAGGER_MS = 12
 CROSS_GAP_PX = 14
 MIP_VIEW_SLAB_MM = 20.0
@@ -144,11 +148,14 @@ class SliceView(pg.GraphicsView):
             ln.setZValue(20)
             _passive(ln)
             self.vb.addItem(ln, ignoreBounds=True)
-        self.markers = pg.ScatterPlotItem(symbol="o", size=30, pen=pg.mkPen(MARKER_COLOUR, width=1.5), brush=None, pxMode=True)
+        self.markers = pg.ScatterPlotItem(symbol="o", size=MARKER_RING_PX, pen=pg.mkPen(MARKER_COLOUR, width=1.5), brush=None, pxMode=True)
         self.markers.setZValue(30)
         _passive(self.markers)
         self.vb.addItem(self.markers, ignoreBounds=True)
         self._marker_texts: list[pg.TextItem] = []
+        self._marker_xy: list[tuple[float, float]] = []
+        # the labels are laid out on screen, so a zoom or pan can make or undo a collision
+        self.vb.sigRangeChanged.connect(lambda *_: self._place_marker_labels())
         self._measure_items: list[object] = []
         self._preview: list[object] = []
         self._drag: dict[str, object] = {}
@@ -526,6 +533,7 @@ class SliceView(pg.GraphicsView):
         for t in self._marker_texts:
             self.vb.removeItem(t)
         self._marker_texts = []
+        self._marker_xy = []
         g, vol = self.geom, self.model.volume
         if g is None or vol is None or not self.model.markers:
             if len(self.markers.data):
@@ -541,13 +549,47 @@ class SliceView(pg.GraphicsView):
             xs.append(x)
             ys.append(y)
             if mk.label:
-                t = pg.TextItem(mk.label, color=MARKER_COLOUR, anchor=(-0.35, 1.25))
+                t = pg.TextItem(mk.label, color=MARKER_COLOUR, anchor=LABEL_ANCHORS[0])
                 t.setZValue(31)
                 _passive(t)
                 t.setPos(x, y)
                 self.vb.addItem(t, ignoreBounds=True)
                 self._marker_texts.append(t)
+                self._marker_xy.append((x, y))
         self.markers.setData(xs, ys)
+        self._place_marker_labels()
+
+    def _place_marker_labels(self) -> None:
+        """Give each marker label the first corner where it covers no other label or ring.
+
+        Why: two findings a centimetre apart (the demo's #3 and #4) had their
+        labels printed over each other on the axial view. Greedy, left to right
+        on screen; where every corner collides the least-covered one is used.
+        Rings of markers without a label are not avoided (every finding has one).
+        """
+        if not self._marker_texts:
+            return
+        pts = [self.vb.mapViewToDevice(QPointF(x, y)) for x, y in self._marker_xy]
+        if any(p is None for p in pts):
+            return
+        r = MARKER_RING_PX / 2
+        taken = [QRectF(p.x() - r, p.y() - r, 2 * r, 2 * r) for p in pts]
+        for i in sorted(range(len(pts)), key=lambda j: (pts[j].x(), pts[j].y())):
+            t, p = self._marker_texts[i], pts[i]
+            br = t.textItem.boundingRect()
+            w, h = br.width(), br.height()
+            others = [q for j, q in enumerate(taken) if j != i]
+            best: tuple[float, tuple[float, float], QRectF] | None = None
+            for ax, ay in LABEL_ANCHORS:
+                rect = QRectF(p.x() - ax * w, p.y() - ay * h, w, h)
+                cover = sum(o.width() * o.height() for o in (rect.intersected(q) for q in others))
+                if best is None or cover < best[0]:
+                    best = (cover, (ax, ay), rect)
+                if cover == 0:
+                    break
+            assert best is not None
+            t.setAnchor(best[1])
+            taken.append(best[2])
 
     # -- measurements -------------------------------------------------------------------
     def _measurement_on_slice(self, m: Measurement) -> bool:
