@@ -104,6 +104,11 @@ GROUND_GLASS_AROUND_HU = -780.0
 GROUND_GLASS_SHELL_MM = (0.8, 2.5)
 #: below this a voxel inside a nodule is air (a cavity, a bronchus), not ground glass
 GROUND_GLASS_FLOOR_HU = -750.0
+#: a solid component of a sub-solid nodule that continues outside it, is this tube-like (PCA elongation:
+#: 1 round, 0 a line) and thinner than this share of the nodule's mean diameter (in-plane inscribed
+#: radius) is a crossing vessel, not a solid component (:func:`_crossing_vessels`)
+VESSEL_MAX_ELONGATION = 0.6
+VESSEL_MAX_RADIUS_SHARE = 0.12
 
 
 def axes_2d(mask2d: np.ndarray, spacing_yx: tuple[float, float]) -> tuple[float, float]:
@@ -198,15 +203,18 @@ def nodule_type(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, f
     if frac >= SOLID_FRACTION:
         la, sa, _ = axes_on_largest_slice(mask, spacing)
         return "solid", round((la + sa) / 2, 1)
-    # largest connected solid component inside the nodule
+    # largest connected solid component inside the nodule, vessels that cross it left out
     sol_mm = 0.0
     if solid.any():
         lab, n = ndi.label(solid)
         sizes = np.bincount(lab.ravel())
         sizes[0] = 0
-        big = lab == int(np.argmax(sizes))
-        la, sa, _ = axes_on_largest_slice(big, spacing)
-        sol_mm = round((la + sa) / 2, 1)
+        vessels = _crossing_vessels(mask, hu, spacing, lab, n)
+        sizes[vessels] = 0
+        if sizes.any():
+            big = lab == int(np.argmax(sizes))
+            la, sa, _ = axes_on_largest_slice(big, spacing)
+            sol_mm = round((la + sa) / 2, 1)
     if float(np.median(vals)) >= GGN_HU and frac >= 0.5:
         # mostly dense but with a sub-solid rim: treat as solid
         la, sa, _ = axes_on_largest_slice(mask, spacing)
@@ -218,6 +226,51 @@ def nodule_type(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, f
             return "solid", round((la + sa) / 2, 1)
         return "part-solid", sol_mm
     return "ground-glass", 0.0
+
+
+def _crossing_vessels(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, float], lab: np.ndarray,
+                      n: int) -> list[int]:
+    """Ids of the solid components in ``lab`` that are vessels running through a sub-solid nodule.
+
+    Why: a vessel crossing a ground-glass nodule is soft tissue inside it, and
+    the composition rule took it for a solid component -- 5 of 36 ground-glass
+    nodules found on tuning patients (9200-9211, 9400-9423), four of them
+    18-31 mm, were typed *part-solid*, which moves Lung-RADS from category 2 to
+    the part-solid table and Brock to its part-solid term. A vessel is a
+    component that continues outside the nodule (solid tissue touches it in a
+    2-voxel ring around the mask), is tube-shaped (PCA elongation below
+    :data:`VESSEL_MAX_ELONGATION`), and is thin for the nodule (in-plane
+    inscribed radius below :data:`VESSEL_MAX_RADIUS_SHARE` of the nodule's
+    mean diameter). A part-solid nodule's core is central, rounder and
+    thicker: on those patients every part-solid core, vessels merged with it
+    included, failed at least one of the three.
+    """
+    if n == 0:
+        return []
+    ring = ndi.binary_dilation(mask, iterations=2) & ~mask & (hu >= SOLID_HU)
+    if not ring.any():
+        return []
+    la, sa, _ = axes_on_largest_slice(mask, spacing)
+    d = (la + sa) / 2
+    sp = np.asarray(spacing, float)
+    out = []
+    for i, box in enumerate(ndi.find_objects(lab, max_label=n), start=1):
+        if box is None:
+            continue
+        grown = tuple(slice(max(0, b.start - 3), b.stop + 3) for b in box)
+        comp = lab[grown] == i
+        if not (ndi.binary_dilation(comp, iterations=3) & ring[grown]).any():
+            continue
+        pts = np.argwhere(comp) * sp
+        if len(pts) < 4:
+            continue
+        ev = np.sort(np.linalg.eigvalsh(np.cov(pts.T)))
+        if ev[2] <= 0 or np.sqrt(max(ev[1], 0.0) / ev[2]) >= VESSEL_MAX_ELONGATION:
+            continue
+        r = max(float(ndi.distance_transform_edt(np.pad(s, 1), sampling=sp[1:]).max()) for s in comp if s.any())
+        if r < VESSEL_MAX_RADIUS_SHARE * d:
+            out.append(i)
+    return out
 
 
 def _ground_glass_around(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, float]) -> bool:

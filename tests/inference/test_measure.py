@@ -120,6 +120,36 @@ def test_juxtapleural_and_side_and_upper_lobe() -> None:
     assert side_and_lobe(back, inner, lungs, 1.0, y_back_sign=-1.0)["upper_lobe"] is True
 
 
+def _crossed(core_r_mm: float) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+    """A 24 mm sub-solid nodule (-600 HU) on lung, two 3.5 mm vessels (40 HU) running through it off
+    centre and on beyond it, and, when ``core_r_mm``, a round solid core (30 HU) of that radius at its centre."""
+    sp = (1.25, 0.8, 0.8)
+    shape = (32, 50, 50)
+    c = (20.0, 20.0, 20.0)
+    m = _ellipsoid(shape, sp, c, (12, 12, 12))
+    z, y, x = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, sp)], indexing="ij")
+    # two vessels 6 mm off the centre, one along x, one along y 4.5 mm higher (apart from each other)
+    vessel = ((y - 26.0) ** 2 + (z - 20.0) ** 2 <= 1.75 ** 2) | ((x - 14.0) ** 2 + (z - 24.5) ** 2 <= 1.75 ** 2)
+    hu = np.full(shape, -860.0) + np.random.default_rng(5).normal(0, 25, shape)
+    hu[m] = -600.0
+    hu[vessel] = 40.0
+    if core_r_mm:
+        hu[_ellipsoid(shape, sp, c, (core_r_mm,) * 3)] = 30.0
+    return m, hu, sp
+
+
+def test_a_vessel_crossing_ground_glass_is_not_its_solid_component() -> None:
+    """Ground glass with a vessel running through it was typed part-solid with the vessel as its solid
+    component (4 of 36 ground-glass nodules of 18-31 mm on tuning patients): Lung-RADS' part-solid table
+    instead of category 2. A vessel -- continuing outside the nodule, tube-shaped, thin for the nodule --
+    is not a solid component; a round core still is, and is measured without the vessel."""
+    m, hu, sp = _crossed(0.0)
+    assert measure_nodule(m, hu, sp)["type"] == "ground-glass"
+    m, hu, sp = _crossed(3.0)
+    r = measure_nodule(m, hu, sp)
+    assert r["type"] == "part-solid" and r["solid_component_mm"] == pytest.approx(6.0, abs=1.2), r
+
+
 @pytest.mark.parametrize("foci, expected", [
     ([((15, 15, 15), 2.5)], "calcified"),  # central
     ([((13, 12, 15), 1.8), ((17, 18, 13), 1.8), ((15, 15, 19), 1.8)], "calcified"),  # popcorn
