@@ -233,7 +233,7 @@ def _crossing_vessels(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, fl
     """Ids of the solid components in ``lab`` that are vessels running through a sub-solid nodule.
 
     Why: a vessel crossing a ground-glass nodule is soft tissue inside it, and
-    the composition rule took it for a solid component -- 5 of 36 ground-glass
+    the composition rule took it for a solid component -- 5 of 28 ground-glass
     nodules found on tuning patients (9200-9211, 9400-9423), four of them
     18-31 mm, were typed *part-solid*, which moves Lung-RADS from category 2 to
     the part-solid table and Brock to its part-solid term. A vessel is a

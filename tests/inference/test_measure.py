@@ -140,7 +140,7 @@ def _crossed(core_r_mm: float) -> tuple[np.ndarray, np.ndarray, tuple[float, flo
 
 def test_a_vessel_crossing_ground_glass_is_not_its_solid_component() -> None:
     """Ground glass with a vessel running through it was typed part-solid with the vessel as its solid
-    component (4 of 36 ground-glass nodules of 18-31 mm on tuning patients): Lung-RADS' part-solid table
+    component (4 of the 28 ground-glass nodules found on tuning patients, 18-31 mm): Lung-RADS' part-solid table
     instead of category 2. A vessel -- continuing outside the nodule, tube-shaped, thin for the nodule --
     is not a solid component; a round core still is, and is measured without the vessel."""
     m, hu, sp = _crossed(0.0)
