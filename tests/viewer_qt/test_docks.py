@@ -77,6 +77,10 @@ def test_findings_table_summary_and_badges(qtbot, state: AnalysisState) -> None:
     row0 = [t.item(0, c).text() for c in range(t.columnCount())]
     assert row0[0] == "1" and row0[1] == "9.4" and row0[3] == "RUL" and row0[4] == "87 %"
     assert t.item(0, 3).toolTip() == "Right upper lobe"
+    # the solid component of a part-solid nodule sets its Lung-RADS category: the reader sees it; a solid
+    # nodule's "solid component" is the nodule itself and is not repeated
+    types = {t.item(r, 0).text(): t.item(r, _col(t, "Type")).text() for r in range(t.rowCount())}
+    assert types == {"1": "solid, spiculated", "2": "part-solid, solid 3.1 mm", "3": "calcified"}
     lr = t.item(0, _col(t, "Lung-RADS"))
     assert lr.text() == "4A"
     assert lr.background().color() == QColor(lung_rads_color("4A")[0])
@@ -394,7 +398,7 @@ def test_spiculated_key_is_the_readers_call_and_brock_follows(qtbot) -> None:
     assert findings.spic_btn.isEnabled() and not findings.spic_btn.isChecked()
     findings.table.setFocus()
     qtbot.keyClick(findings.table, Qt.Key.Key_S)
-    assert st.nodule(2)["spiculated"] and type_of(2) == "part-solid, spiculated"
+    assert st.nodule(2)["spiculated"] and type_of(2) == "part-solid, solid 3.1 mm, spiculated"
     assert findings.spic_btn.isChecked()
     after = brock_of(2)
     assert "⚠" not in after and float(after.rstrip(" %")) > 1.5 * float(before.rstrip(" %"))

@@ -80,7 +80,12 @@ def _size(n: dict[str, Any]) -> str:
 
 
 def _type(n: dict[str, Any]) -> str:
+    """The type as the table shows it; a part-solid nodule with its solid component's size, which sets
+    its Lung-RADS category (v2022 part-solid table) and Brock's part-solid term."""
     t = str(n.get("type") or "—")
+    sol = n.get("solid_component_mm")
+    if t == "part-solid" and isinstance(sol, (int, float)) and not isinstance(sol, bool) and sol > 0:
+        t += f", solid {float(sol):.1f} mm"
     return t + (", spiculated" if n.get("spiculated") else "")
 
 
