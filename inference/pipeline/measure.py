@@ -194,8 +194,12 @@ def benign_calcification(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float,
         return True
     sp = np.asarray(spacing, float)
     offset = np.linalg.norm((np.array(ndi.center_of_mass(lab == foci[0])) - np.array(ndi.center_of_mass(mask))) * sp)
-    radius = (3.0 * mask.sum() * vox / (4.0 * np.pi)) ** (1 / 3)
-    return bool(offset <= CALCIUM_CENTRAL_OFFSET * radius)
+    return bool(offset <= CALCIUM_CENTRAL_OFFSET * _equivalent_radius_mm(int(mask.sum()), spacing))
+
+
+def _equivalent_radius_mm(n_voxels: int, spacing: tuple[float, float, float]) -> float:
+    """Radius of the sphere with the volume of ``n_voxels`` voxels."""
+    return (3.0 * n_voxels * float(np.prod(spacing)) / (4.0 * np.pi)) ** (1 / 3)
 
 
 def nodule_type(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, float]) -> tuple[str, float]:
@@ -263,7 +267,7 @@ def blurred_core_mm(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, floa
         return 0.0
     idx = np.argwhere(mask)
     c = idx.mean(axis=0)
-    r = (3.0 * n * float(np.prod(sp)) / (4.0 * np.pi)) ** (1 / 3)
+    r = _equivalent_radius_mm(n, spacing)
     dist = np.sqrt((((idx - c) * sp) ** 2).sum(axis=1))
     vals = hu[tuple(idx.T)].astype(float)
     centre, rim = vals[dist <= 0.5 * r], vals[dist > 0.5 * r]

@@ -203,9 +203,9 @@ def test_markers_show_near_their_slice(loaded) -> None:
 
 
 def test_labels_of_neighbouring_markers_do_not_overlap(loaded, qtbot) -> None:
-    """Two findings a centimetre apart (the demo's #3 and #4 on the axial view)
-    printed their labels over each other; each label now takes a free corner,
-    and keeps one when the reader zooms in or out."""
+    """Two findings side by side (the demo's #3 and #4 on an earlier render of the
+    axial view) printed their labels over each other; each label now takes a free
+    corner, and keeps one when the reader zooms in or out."""
     vol = loaded.model.volume
     c = centre(loaded)
     ax = loaded.grid.views["axial"]

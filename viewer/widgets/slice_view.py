@@ -562,10 +562,12 @@ class SliceView(pg.GraphicsView):
     def _place_marker_labels(self) -> None:
         """Give each marker label the first corner where it covers no other label or ring.
 
-        Why: two findings a centimetre apart (the demo's #3 and #4) had their
-        labels printed over each other on the axial view. Greedy, left to right
-        on screen; where every corner collides the least-covered one is used.
-        Rings of markers without a label are not avoided (every finding has one).
+        Why: two findings side by side (the demo's #3 and #4, seen on an
+        earlier render) had their labels printed over each other on the axial
+        view. Greedy, left to right on screen; where every corner collides the
+        least-covered one is used (``min`` keeps the first of equals, so the
+        order of :data:`LABEL_ANCHORS` is the preference). Rings of markers
+        without a label are not avoided (every finding has one).
         """
         if not self._marker_texts:
             return
@@ -579,17 +581,14 @@ class SliceView(pg.GraphicsView):
             br = t.textItem.boundingRect()
             w, h = br.width(), br.height()
             others = [q for j, q in enumerate(taken) if j != i]
-            best: tuple[float, tuple[float, float], QRectF] | None = None
-            for ax, ay in LABEL_ANCHORS:
-                rect = QRectF(p.x() - ax * w, p.y() - ay * h, w, h)
-                cover = sum(o.width() * o.height() for o in (rect.intersected(q) for q in others))
-                if best is None or cover < best[0]:
-                    best = (cover, (ax, ay), rect)
-                if cover == 0:
-                    break
-            assert best is not None
-            t.setAnchor(best[1])
-            taken.append(best[2])
+
+            def cover(rect: QRectF) -> float:
+                return sum(o.width() * o.height() for o in (rect.intersected(q) for q in others))
+
+            rect, anchor = min(((QRectF(p.x() - ax * w, p.y() - ay * h, w, h), (ax, ay)) for ax, ay in LABEL_ANCHORS),
+                               key=lambda c: cover(c[0]))
+            t.setAnchor(anchor)
+            taken.append(rect)
 
     # -- measurements -------------------------------------------------------------------
     def _measurement_on_slice(self, m: Measurement) -> bool:
