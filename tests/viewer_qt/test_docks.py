@@ -67,6 +67,25 @@ def _col(table, name: str) -> int:
     return [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())].index(name)
 
 
+@pytest.mark.parametrize("bad", [None, "n/a", float("nan"), True])
+def test_a_malformed_size_in_findings_json_shows_a_dash_not_a_made_up_number(qtbot, bad) -> None:
+    """findings.json comes from another process or an older version: a missing, textual, NaN or
+    boolean diameter or solid component is shown as not reported -- never as "nan" or "1.0 mm"."""
+    f = sample()
+    part = next(n for n in f["nodules"] if n["type"] == "part-solid")
+    part["mean_diameter_mm"] = bad
+    part["solid_component_mm"] = bad
+    vol, labels = volume_and_labels(sample())
+    st = AnalysisState()
+    st.set_result(f, labels, None, volume=vol)
+    dock = FindingsDock(st)
+    qtbot.addWidget(dock)
+    t = dock.table
+    row = next(r for r in range(t.rowCount()) if t.item(r, 0).text() == str(part["id"]))
+    assert t.item(row, _col(t, "⌀ mm")).text() == "—"
+    assert t.item(row, _col(t, "Type")).text() == "part-solid"
+
+
 def test_findings_table_summary_and_badges(qtbot, state: AnalysisState) -> None:
     dock = FindingsDock(state)
     qtbot.addWidget(dock)

@@ -59,6 +59,7 @@ __all__ = [
     "AnalysisState",
     "measure_mask",
     "review_path_for",
+    "finite_number",
 ]
 
 ReviewState = Literal["pending", "accepted", "rejected"]
@@ -184,7 +185,14 @@ class _Edit:
     center_lps_mm: list[float] | None = None
 
 
-def _num(v: Any) -> float | None:
+def finite_number(v: Any) -> float | None:
+    """``v`` as a finite float, or None: the one check of a number read from findings.json.
+
+    The file comes from another process or an older version, so a value may be missing,
+    a string, NaN or a bool; a bool is never a measurement (``float(True)`` would show 1.0).
+    """
+    if isinstance(v, bool):
+        return None
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -461,9 +469,9 @@ class AnalysisState:
             nodule_count=sum(1 for n in all_n if n["review"] != "rejected"),
             rejected_count=sum(1 for n in all_n if n["review"] == "rejected"),
             pending_count=sum(1 for n in all_n if n["review"] == "pending"),
-            right_lung_ml=_num(lungs.get("right_ml")),
-            left_lung_ml=_num(lungs.get("left_ml")),
-            emphysema_percent=_num(lungs.get("emphysema_laa950_percent")),
+            right_lung_ml=finite_number(lungs.get("right_ml")),
+            left_lung_ml=finite_number(lungs.get("left_ml")),
+            emphysema_percent=finite_number(lungs.get("emphysema_laa950_percent")),
         )
 
     def review_changed_findings(self) -> bool:

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from viewer.model.analysis import AnalysisState
+from viewer.model.analysis import AnalysisState, finite_number
 from viewer.widgets.identity_banner import (
     DOCK_QSS,
     PALETTE,
@@ -71,21 +71,19 @@ def _location(n: dict[str, Any]) -> tuple[str, str]:
 
 
 def _size(n: dict[str, Any]) -> str:
-    d = n.get("mean_diameter_mm")
-    try:
-        s = f"{float(d):.1f}"
-    except (TypeError, ValueError):
+    d = finite_number(n.get("mean_diameter_mm"))
+    if d is None:
         return "—"
-    return s + (" ✎" if n.get("edited") else "")
+    return f"{d:.1f}" + (" ✎" if n.get("edited") else "")
 
 
 def _type(n: dict[str, Any]) -> str:
     """The type as the table shows it; a part-solid nodule with its solid component's size, which sets
     its Lung-RADS category (v2022 part-solid table) and Brock's part-solid term."""
     t = str(n.get("type") or "—")
-    sol = n.get("solid_component_mm")
-    if t == "part-solid" and isinstance(sol, (int, float)) and not isinstance(sol, bool) and sol > 0:
-        t += f", solid {float(sol):.1f} mm"
+    sol = finite_number(n.get("solid_component_mm"))
+    if t == "part-solid" and sol is not None and sol > 0:
+        t += f", solid {sol:.1f} mm"
     return t + (", spiculated" if n.get("spiculated") else "")
 
 
