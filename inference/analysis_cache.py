@@ -30,7 +30,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-__all__ = ["KEY_FILE", "MAX_FILES", "analysis_key", "analysis_keys", "inputs_key", "write_key", "find_reusable"]
+__all__ = ["KEY_FILE", "MAX_FILES", "analysis_key", "analysis_keys", "inputs_key", "write_key", "find_reusable", "find_reusable_match"]
 
 #: written beside findings.json by the worker: ``{"key": ..., "request": {...}}``
 KEY_FILE = "analysis_key.json"
@@ -131,8 +131,30 @@ def find_reusable(root: Path, key: str | None, inputs: str | None = None) -> Pat
     """The newest analysis folder directly below ``root`` whose recorded key is ``key``; failing that,
     with ``inputs`` (an :func:`inputs_key`), the newest one of the same inputs made with another review
     or none (None: no such folder)."""
+    return find_reusable_match(root, key, inputs)[0]
+
+
+def find_reusable_match(root: Path, key: str | None, inputs: str | None = None) -> tuple[Path | None, bool]:
+    """:func:`find_reusable`, and whether the folder was found by ``key`` itself (True) or by ``inputs``.
+
+    One listing and one read of each folder's key file for both searches: the analyses folder
+    of a patient read many times grows with every analysis.
+    """
     if not Path(root).is_dir():
-        return None
+        return None, False
+    recs: list[tuple[Path, dict[str, Any]]] = []
+    for d in sorted((p for p in Path(root).iterdir() if p.is_dir()), reverse=True):
+        try:
+            rec = json.loads((d / KEY_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and (d / "findings.json").is_file():
+            recs.append((d, rec))
+    for want, fields, exact in ((key, ("key",), True), (inputs, ("key", "inputs_key"), False)):
+        for d, rec in recs:
+            if want and any(rec.get(f) == want for f in fields):
+                return d, exact
+    return None, False
     recs: list[tuple[Path, dict[str, Any]]] = []
     for d in sorted((p for p in Path(root).iterdir() if p.is_dir()), reverse=True):
         try:
