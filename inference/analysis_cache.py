@@ -155,16 +155,3 @@ def find_reusable_match(root: Path, key: str | None, inputs: str | None = None) 
             if want and any(rec.get(f) == want for f in fields):
                 return d, exact
     return None, False
-    recs: list[tuple[Path, dict[str, Any]]] = []
-    for d in sorted((p for p in Path(root).iterdir() if p.is_dir()), reverse=True):
-        try:
-            rec = json.loads((d / KEY_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(rec, dict) and (d / "findings.json").is_file():
-            recs.append((d, rec))
-    for want, fields in ((key, ("key",)), (inputs, ("key", "inputs_key"))):
-        for d, rec in recs:
-            if want and any(rec.get(f) == want for f in fields):
-                return d
-    return None
