@@ -30,7 +30,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-__all__ = ["KEY_FILE", "MAX_FILES", "analysis_key", "analysis_keys", "inputs_key", "write_key", "find_reusable", "find_reusable_match"]
+__all__ = ["KEY_FILE", "MAX_FILES", "analysis_key", "analysis_keys", "inputs_key", "write_key", "find_reusable"]
 
 #: written beside findings.json by the worker: ``{"key": ..., "request": {...}}``
 KEY_FILE = "analysis_key.json"
@@ -127,15 +127,10 @@ def write_key(out_dir: Path, key: str, request: Mapping[str, Any]) -> None:
     os.replace(tmp, Path(out_dir) / KEY_FILE)
 
 
-def find_reusable(root: Path, key: str | None, inputs: str | None = None) -> Path | None:
+def find_reusable(root: Path, key: str | None, inputs: str | None = None) -> tuple[Path | None, bool]:
     """The newest analysis folder directly below ``root`` whose recorded key is ``key``; failing that,
     with ``inputs`` (an :func:`inputs_key`), the newest one of the same inputs made with another review
-    or none (None: no such folder)."""
-    return find_reusable_match(root, key, inputs)[0]
-
-
-def find_reusable_match(root: Path, key: str | None, inputs: str | None = None) -> tuple[Path | None, bool]:
-    """:func:`find_reusable`, and whether the folder was found by ``key`` itself (True) or by ``inputs``.
+    or none. Returns ``(folder or None, found by key itself)``.
 
     One listing and one read of each folder's key file for both searches: the analyses folder
     of a patient read many times grows with every analysis.

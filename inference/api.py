@@ -168,7 +168,7 @@ def find_reusable_analysis(root: str | Path, request: dict[str, Any]) -> tuple[P
     """The newest finished analysis below ``root`` of ``request`` (its ``cache_key``), or else of the same
     inputs (its ``inputs_key``) made with another saved review or none: ``(folder or None, made with this
     review)``."""
-    from inference.analysis_cache import find_reusable_match
+    from inference.analysis_cache import find_reusable
 
     # without a review the inputs key is the cache key: only an exact match is searched for
-    return find_reusable_match(Path(root), request.get("cache_key"), request.get("inputs_key") if request.get("review") else None)
+    return find_reusable(Path(root), request.get("cache_key"), request.get("inputs_key") if request.get("review") else None)

@@ -66,10 +66,10 @@ def test_only_a_finished_analysis_with_the_same_key_is_found(tmp_path: Path) -> 
         (d / "findings.json").write_text("{}")
         write_key(d, key if d is not other else "another-key", req)
     (crashed / KEY_FILE).write_text(json.dumps({"key": key}))  # a key without findings.json is not a result
-    assert find_reusable(root, key) == new
+    assert find_reusable(root, key) == (new, True)
     assert json.loads((new / KEY_FILE).read_text())["request"]["study"] == req["study"]
-    assert find_reusable(root, "nothing-like-it") is None and find_reusable(root, None) is None
-    assert find_reusable(tmp_path / "absent", key) is None
+    assert find_reusable(root, "nothing-like-it") == (None, False) and find_reusable(root, None) == (None, False)
+    assert find_reusable(tmp_path / "absent", key) == (None, False)
 
 
 def test_a_dicomdir_stands_for_the_images_beside_it(tmp_path: Path) -> None:

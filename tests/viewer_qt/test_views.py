@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from tests.viewer_model.phantoms import SPHERE_DIAMETER_MM
@@ -226,7 +226,7 @@ def test_labels_of_neighbouring_markers_do_not_overlap(loaded, qtbot) -> None:
     # a lone marker keeps the usual place, above and to the right of its ring
     loaded.set_markers([tuple(vol.voxel_to_lps(c))], ["#1 2"])
     (t,) = ax._marker_texts
-    p = ax.vb.mapViewToDevice(QPointF(*ax._marker_xy[0]))
+    p = ax.vb.mapViewToDevice(t.pos())
     r = t.sceneBoundingRect()
     assert r.left() > p.x() and r.bottom() < p.y()
 

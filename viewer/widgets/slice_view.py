@@ -153,7 +153,6 @@ class SliceView(pg.GraphicsView):
         _passive(self.markers)
         self.vb.addItem(self.markers, ignoreBounds=True)
         self._marker_texts: list[pg.TextItem] = []
-        self._marker_xy: list[tuple[float, float]] = []
         # the labels are laid out on screen, so a zoom or pan can make or undo a collision
         self.vb.sigRangeChanged.connect(lambda *_: self._place_marker_labels())
         self._measure_items: list[object] = []
@@ -533,7 +532,6 @@ class SliceView(pg.GraphicsView):
         for t in self._marker_texts:
             self.vb.removeItem(t)
         self._marker_texts = []
-        self._marker_xy = []
         g, vol = self.geom, self.model.volume
         if g is None or vol is None or not self.model.markers:
             if len(self.markers.data):
@@ -555,7 +553,6 @@ class SliceView(pg.GraphicsView):
                 t.setPos(x, y)
                 self.vb.addItem(t, ignoreBounds=True)
                 self._marker_texts.append(t)
-                self._marker_xy.append((x, y))
         self.markers.setData(xs, ys)
         self._place_marker_labels()
 
@@ -571,7 +568,7 @@ class SliceView(pg.GraphicsView):
         """
         if not self._marker_texts:
             return
-        pts = [self.vb.mapViewToDevice(QPointF(x, y)) for x, y in self._marker_xy]
+        pts = [self.vb.mapViewToDevice(t.pos()) for t in self._marker_texts]  # each label sits at its marker
         if any(p is None for p in pts):
             return
         r = MARKER_RING_PX / 2
