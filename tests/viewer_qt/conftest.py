@@ -11,13 +11,21 @@ from PySide6.QtTest import QTest
 from tests.viewer_model.phantoms import sphere_volume
 
 
+@pytest.fixture(autouse=True)
+def themed_app(qapp):
+    """Every widget test runs under the app's own theme (Fusion, palette, QSS), as the user
+    sees it. Without this the theme arrived with the first test that built a MainWindow, and
+    sizes measured by later tests depended on the order the tests ran in."""
+    from viewer.app import make_app
+
+    return make_app()
+
+
 @pytest.fixture
 def window(qtbot):
-    from viewer.app import make_app
     from viewer.main_window import MainWindow
     from viewer.model.settings import Settings
 
-    make_app()
     w = MainWindow(settings=Settings())
     qtbot.addWidget(w)
     w.resize(1500, 950)

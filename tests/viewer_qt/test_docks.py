@@ -366,6 +366,18 @@ def test_mask_editor_paints_with_the_mouse(qtbot, state: AnalysisState) -> None:
     assert not ed.mask[k, 2, 2]
 
 
+def test_findings_dock_leaves_room_for_the_views(qtbot, state: AnalysisState) -> None:
+    """On a 1366 px laptop screen the study browser (230 px) and the findings dock share the
+    width with three views; the dock's buttons must not hold it wider than 480 px."""
+    w = FindingsDock(state)
+    qtbot.addWidget(w)
+    assert w.minimumSizeHint().width() <= 480
+    w.resize(480, 380)
+    w.show()
+    qtbot.waitExposed(w)
+    assert w.width() == 480 and w.show_rejected.isVisible() and w.spic_btn.isVisible()
+
+
 def test_render_docks_to_png(qtbot, state: AnalysisState, tmp_path: Path) -> None:
     """The docks draw at a realistic size (the PNGs are what reviewers look at)."""
     out = tmp_path / "shots"

@@ -130,10 +130,20 @@ class FindingsDock(QWidget):
         self.progress_row.hide()
         lay.addWidget(self.progress_row)
 
+        # The filter sits with the summary it changes, not in the action row: four
+        # review buttons plus it made the dock 566 px wide at least, more than a
+        # laptop screen can give a side panel beside three views.
+        head = QHBoxLayout()
         self.summary = QLabel()
         self.summary.setTextFormat(Qt.TextFormat.RichText)
         self.summary.setWordWrap(True)
-        lay.addWidget(self.summary)
+        head.addWidget(self.summary, 1)
+        self.show_rejected = QCheckBox("Show rejected")
+        self.show_rejected.setChecked(True)
+        self.show_rejected.setStyleSheet(f"color: {PALETTE['muted']};")
+        self.show_rejected.toggled.connect(lambda _v: self.refresh())
+        head.addWidget(self.show_rejected, 0, Qt.AlignmentFlag.AlignTop)
+        lay.addLayout(head)
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
@@ -185,11 +195,6 @@ class FindingsDock(QWidget):
         for b in (self.accept_btn, self.reject_btn, self.edit_btn, self.spic_btn):
             row.addWidget(b)
         row.addStretch(1)
-        self.show_rejected = QCheckBox("Show rejected")
-        self.show_rejected.setChecked(True)
-        self.show_rejected.setStyleSheet(f"color: {PALETTE['muted']};")
-        self.show_rejected.toggled.connect(lambda _v: self.refresh())
-        row.addWidget(self.show_rejected)
         lay.addLayout(row)
 
         # A / R / E are also window shortcuts of the viewer (angle, reset, ellipse
