@@ -130,20 +130,10 @@ class FindingsDock(QWidget):
         self.progress_row.hide()
         lay.addWidget(self.progress_row)
 
-        # The filter sits with the summary it changes, not in the action row: four
-        # review buttons plus it made the dock 566 px wide at least, more than a
-        # laptop screen can give a side panel beside three views.
-        head = QHBoxLayout()
         self.summary = QLabel()
         self.summary.setTextFormat(Qt.TextFormat.RichText)
         self.summary.setWordWrap(True)
-        head.addWidget(self.summary, 1)
-        self.show_rejected = QCheckBox("Show rejected")
-        self.show_rejected.setChecked(True)
-        self.show_rejected.setStyleSheet(f"color: {PALETTE['muted']};")
-        self.show_rejected.toggled.connect(lambda _v: self.refresh())
-        head.addWidget(self.show_rejected, 0, Qt.AlignmentFlag.AlignTop)
-        lay.addLayout(head)
+        lay.addWidget(self.summary)
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
@@ -167,10 +157,20 @@ class FindingsDock(QWidget):
         self.table.cellClicked.connect(lambda r, _c: self._goto_row(r))
         lay.addWidget(self.table, 1)
 
+        # The filter sits under the table it filters, not in the action row: four
+        # review buttons plus it held the dock 566 px wide at least, more than a
+        # laptop screen can give a side panel beside three views.
+        below = QHBoxLayout()
         self.resolved = QLabel()
         self.resolved.setProperty("role", "muted")
         self.resolved.setWordWrap(True)
-        lay.addWidget(self.resolved)
+        below.addWidget(self.resolved, 1)
+        self.show_rejected = QCheckBox("Show rejected")
+        self.show_rejected.setChecked(True)
+        self.show_rejected.setStyleSheet(f"color: {PALETTE['muted']};")
+        self.show_rejected.toggled.connect(lambda _v: self.refresh())
+        below.addWidget(self.show_rejected, 0, Qt.AlignmentFlag.AlignTop)
+        lay.addLayout(below)
         self.source = QLabel()
         self.source.setProperty("role", "source")
         self.source.setWordWrap(True)
