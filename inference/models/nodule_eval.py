@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["read_voc_boxes", "match_findings", "dense_box_coverage", "evaluate_synthetic", "evaluate_real", "main", "SIZE_BINS"]
+__all__ = ["read_voc_boxes", "match_findings", "baseline_lung_rads", "dense_box_coverage", "evaluate_synthetic", "evaluate_real", "main", "SIZE_BINS"]
 
 SIZE_BINS = [(0.0, 5.0), (5.0, 6.0), (6.0, 10.0), (10.0, 20.0), (20.0, 1e9)]
 
@@ -127,8 +127,50 @@ def _attribute_agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = print) -> dict[str, Any]:
-    """Per-size-bin metrics on synthetic patients (see module docstring)."""
+def baseline_lung_rads(kind: str | None, mean_diameter_mm: float, solid_component_mm: float | None,
+                       juxtapleural: bool, spiculated: bool) -> str | None:
+    """Lung-RADS v2022 category of a nodule on a baseline exam (no prior), or None for an unknown type.
+
+    Applied alike to the phantom's truth and to a finding, so that the evaluation
+    counts how often the measurement errors (type, size, solid component,
+    juxtapleural flag) change the category the reader is shown.
+    """
+    from inference.clinical.lungrads import LungRadsNodule, nodule_category
+
+    if kind not in ("solid", "part-solid", "ground-glass", "calcified"):
+        return None
+    return nodule_category(LungRadsNodule(
+        mean_diameter_mm=float(mean_diameter_mm), kind=kind,  # type: ignore[arg-type]
+        solid_component_mm=None if kind != "part-solid" else float(solid_component_mm or 0.0),
+        juxtapleural=juxtapleural, spiculated=spiculated))
+
+
+def _lung_rads_agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Found nodules whose reported Lung-RADS category equals the truth's: ``[agree, n]``, how many the
+    finding rates higher and lower, the confusion ``"truth -> finding": count``, and for nodules that are
+    or are reported part-solid the median absolute error of the solid component (mm)."""
+    from inference.clinical.lungrads import CATEGORY_ORDER
+
+    pairs = [r["lung_rads"] for r in rows if r.get("lung_rads") and None not in r["lung_rads"]]
+    conf: dict[str, int] = {}
+    for t, f in pairs:
+        if t != f:
+            conf[f"{t} -> {f}"] = conf.get(f"{t} -> {f}", 0) + 1
+    solid = [abs(f - t) for t, f in (r["solid_component_mm"] for r in rows if r.get("solid_component_mm"))
+             if t is not None and f is not None]
+    return {
+        "agree": [sum(t == f for t, f in pairs), len(pairs)],
+        "finding_higher": sum(CATEGORY_ORDER.index(f) > CATEGORY_ORDER.index(t) for t, f in pairs),
+        "finding_lower": sum(CATEGORY_ORDER.index(f) < CATEGORY_ORDER.index(t) for t, f in pairs),
+        "errors": conf,
+        "part_solid_n": len(solid),
+        "median_abs_solid_component_error_mm": round(float(np.median(solid)), 2) if solid else None,
+    }
+
+
+def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", kinds: list[str] | None = None,
+                       log: Any = print) -> dict[str, Any]:
+    """Per-size-bin metrics on synthetic patients (see module docstring); ``kinds`` draws only those nodule kinds."""
     from inference.models.nodule_data import phantom_available
     from inference.pipeline.imaging import run_imaging
     from inference.types import Volume
@@ -144,10 +186,12 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
             # thickness and pixel size drawn from clinical values, matrix 384²
             # to keep the 2-core evaluation within minutes (the same draw as
             # the classifier's training patients, on seeds never used there)
-            ph = draw_patient(seed, n_nodules=4)
+            ph = draw_patient(seed, n_nodules=4, kinds=kinds)
             kinds = {r.id: r.subtype for r in ph.records}
             truth_attr = {r.id: {"type": r.type, "side": r.side, "upper_lobe": r.lobe in ("RUL", "LUL"),
-                                 "juxtapleural": bool({"pleura", "mediastinum"} & set(r.attachments))}
+                                 "juxtapleural": bool({"pleura", "mediastinum"} & set(r.attachments)),
+                                 "mean_diameter_mm": r.mean_diameter_mm, "solid_component_mm": r.solid_component_mm,
+                                 "spiculated": bool(r.features.get("spiculated"))}
                           for r in ph.records}
             vol = ph.to_volume()
             truth_lab = np.asarray(ph.nodules)
@@ -179,6 +223,13 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
                     row["attributes"] = {"type": [t["type"], n.get("type")], "side": [t["side"], loc.get("side")],
                                          "upper_lobe": [t["upper_lobe"], bool(loc.get("upper_lobe"))],
                                          "juxtapleural": [t["juxtapleural"], bool(n.get("juxtapleural"))]}
+                    row["lung_rads"] = [baseline_lung_rads(t["type"], t["mean_diameter_mm"], t["solid_component_mm"],
+                                                           t["juxtapleural"], t["spiculated"]),
+                                        baseline_lung_rads(n.get("type"), n["mean_diameter_mm"],
+                                                           n.get("solid_component_mm"), bool(n.get("juxtapleural")),
+                                                           bool(n.get("spiculated")))]
+                    if "part-solid" in (t["type"], n.get("type")):
+                        row["solid_component_mm"] = [t["solid_component_mm"], n.get("solid_component_mm")]
                 row["dice"] = round(m["dice"], 4)
                 row["diameter_error_mm"] = round(n["mean_diameter_mm"] - m["diameter_mm"], 2)
                 row["probability"] = n["probability"]
@@ -215,6 +266,9 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", log: Any = prin
         # per attribute of found nodules >= 5 mm: [agree, n] (type, side, upper lobe, juxtapleural), and the
         # type confusion "truth -> finding": count
         "attributes": _attribute_agreement([r for r in ge5 if r.get("attributes")]),
+        # Lung-RADS (baseline exam) of each found nodule >= 5 mm: the finding's against the truth's,
+        # spiculation the phantom's on the truth side (the analysis leaves the margin to the reader)
+        "lung_rads": _lung_rads_agreement([r for r in ge5 if r.get("lung_rads")]),
         "seconds_median": round(float(np.median(secs)), 1) if secs else None,
         "rows": rows,
     }
@@ -324,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs=2, metavar=("START", "STOP"), default=[9000, 9010],
                     help="held-out synthetic patient seeds [START, STOP) -- never used in training")
     ap.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "data" / "lung-pet-ct-dx" / "A0001")
+    ap.add_argument("--no-real", action="store_true", help="skip the real CT")
+    ap.add_argument("--kinds", nargs="+", help="draw only these nodule kinds (e.g. ground-glass part-solid)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
@@ -331,8 +387,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(2)
     res: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "command": " ".join(["python -m inference.models.nodule_eval", *(argv or sys.argv[1:])])}
-    res["synthetic"] = evaluate_synthetic(list(range(a.seeds[0], a.seeds[1])), device=a.device, log=lambda s: print(s, flush=True))
-    if (a.real / "ct-lung-kernel").is_dir():
+    res["synthetic"] = evaluate_synthetic(list(range(a.seeds[0], a.seeds[1])), device=a.device, kinds=a.kinds,
+                                          log=lambda s: print(s, flush=True))
+    if not a.no_real and (a.real / "ct-lung-kernel").is_dir():
         res["real"] = evaluate_real(a.real, device=a.device, log=lambda s: print(s, flush=True))
     summary = {k: v for k, v in res["synthetic"].items() if k != "rows"}
     print(json.dumps(summary, indent=1))
