@@ -187,7 +187,7 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", kinds: list[str
             # to keep the 2-core evaluation within minutes (the same draw as
             # the classifier's training patients, on seeds never used there)
             ph = draw_patient(seed, n_nodules=4, kinds=kinds)
-            kinds = {r.id: r.subtype for r in ph.records}
+            kind_of = {r.id: r.subtype for r in ph.records}
             truth_attr = {r.id: {"type": r.type, "side": r.side, "upper_lobe": r.lobe in ("RUL", "LUL"),
                                  "juxtapleural": bool({"pleura", "mediastinum"} & set(r.attachments)),
                                  "mean_diameter_mm": r.mean_diameter_mm, "solid_component_mm": r.solid_component_mm,
@@ -203,7 +203,7 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", kinds: list[str
             hu = augment(c.hu, c.spacing, np.random.default_rng(seed)).round().astype(np.int16)
             vol = Volume(array=hu, spacing=c.spacing, origin=(0.0, 0.0, 0.0), direction=np.eye(3))
             truth_lab = c.nodules
-            kinds = {t.label: t.type for t in c.truth}
+            kind_of = {t.label: t.type for t in c.truth}
             truth_attr = {}
             source = "simple_chest (fallback)"
         t = time.perf_counter()
@@ -214,7 +214,7 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", kinds: list[str
         ids = [m["id"] for m in matches]
         for m in matches:
             n = m["finding"]
-            row = {"seed": seed, "id": m["id"], "kind": kinds.get(m["id"], ""), "diameter_mm": round(m["diameter_mm"], 2),
+            row = {"seed": seed, "id": m["id"], "kind": kind_of.get(m["id"], ""), "diameter_mm": round(m["diameter_mm"], 2),
                    "volume_mm3": round(m["volume_mm3"], 1), "found": n is not None}
             if n is not None:
                 t = truth_attr.get(m["id"])
