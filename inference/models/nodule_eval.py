@@ -190,7 +190,7 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", kinds: list[str
             kind_of = {r.id: r.subtype for r in ph.records}
             truth_attr = {r.id: {"type": r.type, "side": r.side, "upper_lobe": r.lobe in ("RUL", "LUL"),
                                  "juxtapleural": bool({"pleura", "mediastinum"} & set(r.attachments)),
-                                 "mean_diameter_mm": r.mean_diameter_mm, "solid_component_mm": r.solid_component_mm,
+                                 "solid_component_mm": r.solid_component_mm,
                                  "spiculated": bool(r.features.get("spiculated"))}
                           for r in ph.records}
             vol = ph.to_volume()
@@ -223,7 +223,9 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", kinds: list[str
                     row["attributes"] = {"type": [t["type"], n.get("type")], "side": [t["side"], loc.get("side")],
                                          "upper_lobe": [t["upper_lobe"], bool(loc.get("upper_lobe"))],
                                          "juxtapleural": [t["juxtapleural"], bool(n.get("juxtapleural"))]}
-                    row["lung_rads"] = [baseline_lung_rads(t["type"], t["mean_diameter_mm"], t["solid_component_mm"],
+                    # the truth's diameter as the product measures (the record's own axes differ by up to a
+                    # few tenths of a mm, which moved nodules across 6, 8 and 15 mm on their own)
+                    row["lung_rads"] = [baseline_lung_rads(t["type"], m["diameter_mm"], t["solid_component_mm"],
                                                            t["juxtapleural"], t["spiculated"]),
                                         baseline_lung_rads(n.get("type"), n["mean_diameter_mm"],
                                                            n.get("solid_component_mm"), bool(n.get("juxtapleural")),
