@@ -252,3 +252,15 @@ def test_a_part_solid_nodule_segmented_down_to_its_core_stays_part_solid() -> No
     core = lab == lab[lab.shape[0] // 2, 21, 21]
     assert 0 < core.sum() < whole.sum() / 4
     assert measure_nodule(core, hu, sp)["type"] == "part-solid"
+
+
+@pytest.mark.parametrize("core_r_mm, slice_mm", [(3.5, 1.25), (3.5, 2.5), (4.0, 1.25), (4.0, 2.5)])
+def test_the_solid_component_is_measured_at_its_half_contrast_edge(core_r_mm, slice_mm) -> None:
+    """Lung-RADS files a part-solid nodule by its solid component at 6 and 8 mm. Measured at -160 HU, a
+    7-8 mm soft-tissue core blurred into -600 HU ground glass came out up to 1 mm small (6.0 for 7 mm,
+    7.0 for 8 mm on 2.5 mm slices) -- category 3 instead of 4A, 4A instead of 4B. At the half-contrast
+    edge it measures within 0.4 mm; the type is unchanged."""
+    mask, hu, sp = _acquired(8.0, core_r_mm, 30.0, -600.0, slice_mm)
+    r = measure_nodule(mask, hu, sp)
+    assert r["type"] == "part-solid"
+    assert r["solid_component_mm"] == pytest.approx(2 * core_r_mm, abs=0.4), r
