@@ -122,6 +122,9 @@ CORE_EXCESS_HU = 110.0
 #: how far (mm) beyond its -160 HU outline a solid component's half-contrast outline may reach
 #: (:func:`solid_component_outline_mm`)
 SOLID_OUTLINE_REACH_MM = 2.0
+#: vessels are cut from a solid component by an opening with this share of its largest inscribed radius
+#: (:func:`_detach_vessels`; 0.6-0.9 alike on tuning patients' mean error, 0.6 lost two Lung-RADS categories)
+SOLID_OPEN_SHARE = 0.8
 #: the solid component's level for that outline: this percentile of its HU (chosen on tuning patients, 50-95 alike)
 SOLID_OUTLINE_CORE_PERCENTILE = 50.0
 
@@ -266,12 +269,13 @@ def solid_component_outline_mm(component: np.ndarray, mask: np.ndarray, hu: np.n
     outline is taken at the mean of the component's median HU
     (:data:`SOLID_OUTLINE_CORE_PERCENTILE`) and the median of the nodule's
     ground glass, grown only within :data:`SOLID_OUTLINE_REACH_MM` of the
-    component and inside the nodule, so that a vessel touching the core is not
-    followed far. The type is still decided on the -160 HU component; only the
-    reported size changes.
+    component and inside the nodule, after a vessel touching the core is cut
+    off (:func:`_detach_vessels`). The type is still decided on the -160 HU
+    component; only the reported size changes.
     """
     gg = hu[mask & ~component & (hu < SOLID_HU) & (hu >= GROUND_GLASS_FLOOR_HU)]
     vals = hu[component]
+    component = _detach_vessels(component, spacing)
     if gg.size < 8 or vals.size < 2:
         la, sa, _ = axes_on_largest_slice(component, spacing)
         return round((la + sa) / 2, 1)
@@ -286,6 +290,33 @@ def solid_component_outline_mm(component: np.ndarray, mask: np.ndarray, hu: np.n
         return round((la + sa) / 2, 1)
     la, sa, _ = axes_on_largest_slice(np.isin(lab, ids), spacing)
     return round((la + sa) / 2, 1)
+
+
+def _detach_vessels(component: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """``component`` opened with a ball of :data:`SOLID_OPEN_SHARE` of its largest inscribed radius, largest piece kept.
+
+    Why: a vessel that touches a solid core is one -160 HU component with it, and
+    its length was measured as the core's (on tuning patients 13.8 mm for a
+    7.9 mm core, 20.9 for 14.8). A vessel is thinner than the core and does not
+    survive the opening; the core's own edge, trimmed at its tips, is restored
+    by the half-contrast growth that follows (within SOLID_OUTLINE_REACH_MM).
+    Unchanged when the ball would be under a pixel or nothing survives.
+    """
+    sp = np.asarray(spacing, float)
+    edt = ndi.distance_transform_edt(np.pad(component, 1), sampling=sp)[1:-1, 1:-1, 1:-1]
+    r = SOLID_OPEN_SHARE * float(edt.max())
+    if r <= float(sp[1:].max()):
+        return component
+    body = edt > r
+    if not body.any():
+        return component
+    opened = component & (ndi.distance_transform_edt(~body, sampling=sp) <= r)
+    lab, n = ndi.label(opened)
+    if n == 0:
+        return component
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    return lab == int(np.argmax(sizes))
 
 
 def blurred_core_mm(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, float]) -> float:
