@@ -217,14 +217,14 @@ def nodule_type(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, f
     vals = hu[core].astype(float)
     if vals.size == 0:
         return "solid", 0.0
+    la, sa, _ = axes_on_largest_slice(mask, spacing)
+    whole_mm = round((la + sa) / 2, 1)  # a solid or calcified nodule's "solid component" is all of it
     if float(np.median(vals)) >= CALCIFIED_HU or benign_calcification(mask, hu, spacing):
-        la, sa, _ = axes_on_largest_slice(mask, spacing)
-        return "calcified", round((la + sa) / 2, 1)
+        return "calcified", whole_mm
     solid = mask & (hu >= SOLID_HU)
     frac = float(np.count_nonzero(hu[core] >= SOLID_HU)) / vals.size
     if frac >= SOLID_FRACTION:
-        la, sa, _ = axes_on_largest_slice(mask, spacing)
-        return "solid", round((la + sa) / 2, 1)
+        return "solid", whole_mm
     # largest connected solid component inside the nodule, vessels that cross it left out
     sol_mm = 0.0
     sol_report: float | None = None
@@ -232,25 +232,23 @@ def nodule_type(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, f
         lab, n = ndi.label(solid)
         sizes = np.bincount(lab.ravel())
         sizes[0] = 0
-        vessels = _crossing_vessels(mask, hu, spacing, lab, n)
+        vessels = _crossing_vessels(mask, hu, spacing, lab, n, (la + sa) / 2)
         sizes[vessels] = 0
         if sizes.any():
             big = lab == int(np.argmax(sizes))
-            la, sa, _ = axes_on_largest_slice(big, spacing)
-            sol_mm = round((la + sa) / 2, 1)
+            bla, bsa, _ = axes_on_largest_slice(big, spacing)
+            sol_mm = round((bla + bsa) / 2, 1)
             # what is reported is the component's half-contrast outline; the -160 HU one decides the type
             sol_report = solid_component_outline_mm(big, mask, hu, spacing)
     if float(np.median(vals)) >= GGN_HU and frac >= 0.5:
         # mostly dense but with a sub-solid rim: treat as solid
-        la, sa, _ = axes_on_largest_slice(mask, spacing)
-        return "solid", round((la + sa) / 2, 1)
+        return "solid", whole_mm
     if not (sol_mm >= 2.0 and frac >= 0.05):
         sol_mm = sol_report = blurred_core_mm(mask, hu, spacing)
     if sol_mm >= 2.0:
         if ground_glass_share(mask, hu, spacing) < GROUND_GLASS_MIN_SHARE and not _ground_glass_around(mask, hu, spacing):
             # the sub-solid voxels are the solid tissue's own rim (or a cavity), and lung lies around it
-            la, sa, _ = axes_on_largest_slice(mask, spacing)
-            return "solid", round((la + sa) / 2, 1)
+            return "solid", whole_mm
         return "part-solid", sol_mm if sol_report is None else sol_report
     return "ground-glass", 0.0
 
@@ -366,7 +364,7 @@ def blurred_core_mm(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, floa
 
 
 def _crossing_vessels(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, float], lab: np.ndarray,
-                      n: int) -> list[int]:
+                      n: int, diameter_mm: float) -> list[int]:
     """Ids of the solid components in ``lab`` that are vessels running through a sub-solid nodule.
 
     Why: a vessel crossing a ground-glass nodule is soft tissue inside it, and
@@ -387,8 +385,7 @@ def _crossing_vessels(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, fl
     ring = ndi.binary_dilation(mask, iterations=2) & ~mask & (hu >= SOLID_HU)
     if not ring.any():
         return []
-    la, sa, _ = axes_on_largest_slice(mask, spacing)
-    d = (la + sa) / 2
+    d = diameter_mm
     sp = np.asarray(spacing, float)
     out = []
     for i, box in enumerate(ndi.find_objects(lab, max_label=n), start=1):
