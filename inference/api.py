@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from inference.types import DemoPatient, Progress, ScanResult, SeriesInfo, Volume
+from inference.types import DemoPatient, ModelCard, Progress, ScanResult, SeriesInfo, Volume
 
 __all__ = [
     "ProgressFn",
@@ -34,6 +34,7 @@ __all__ = [
     "worker_command",
     "analysis_keys",
     "find_reusable_analysis",
+    "model_cards",
 ]
 
 ProgressFn = Callable[[Progress], None]
@@ -172,3 +173,11 @@ def find_reusable_analysis(root: str | Path, request: dict[str, Any]) -> tuple[P
 
     # without a review the inputs key is the cache key: only an exact match is searched for
     return find_reusable(Path(root), request.get("cache_key"), request.get("inputs_key") if request.get("review") else None)
+
+
+def model_cards() -> list[ModelCard]:
+    """A card for every shipped model: version, weights checked against their SHA-256, what it was trained
+    and tested on, and its limitations (:mod:`inference.models.cards`)."""
+    from inference.models.cards import model_cards as _cards
+
+    return _cards()

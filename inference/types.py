@@ -31,6 +31,7 @@ __all__ = [
     "ClinicalFacts",
     "Progress",
     "DemoPatient",
+    "ModelCard",
 ]
 
 
@@ -229,3 +230,24 @@ class DemoPatient:
     labs_csv: Path  # the same labs as CSV
     clinical_fhir: Path  # FHIR R4 Bundle: smoking, family history ...
     truth_json: Path  # ground truth of every nodule in both studies
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """One shipped model as its card shows it (:func:`inference.api.model_cards`).
+
+    ``sections`` maps a heading ("Trained on", "Tested on ...") to its lines, in
+    order; ``weights_check`` is ``"verified ..."``, ``"MISMATCH ..."`` or a note
+    for a model without learned weights; ``limitations`` are the model's own
+    words on where it is weak; ``problem`` is set, and the rest mostly empty,
+    when the model's files cannot be read.
+    """
+
+    name: str
+    version: str
+    task: str = ""
+    intended_use: str = ""
+    weights_check: str = ""
+    limitations: list[str] = field(default_factory=list)
+    sections: dict[str, list[str]] = field(default_factory=dict)
+    problem: str | None = None

@@ -237,6 +237,8 @@ class MainWindow(QMainWindow):
                                    tip="Show / hide patient and study text (H)")
         self.act_shortcuts = self._act("Keyboard shortcuts", self.show_shortcuts, "F1")
         self.act_about = self._act("About clinview", self._about)
+        self.act_models = self._act("AI models…", self.show_model_cards,
+                                    tip="Versions, weights check, training, tests and limitations of the AI models")
         self.act_cancel = self._act("Cancel", self._escape, "Esc", tip="Cancel loading or the measurement being drawn (Esc)")
 
     def _build_menus(self) -> None:
@@ -275,6 +277,7 @@ class MainWindow(QMainWindow):
             tools.addAction(a)
         helpm = mb.addMenu("&Help")
         helpm.addAction(self.act_shortcuts)
+        helpm.addAction(self.act_models)
         helpm.addAction(self.act_about)
         self._rebuild_recent()
 
@@ -758,6 +761,14 @@ class MainWindow(QMainWindow):
         box.setText(self.shortcuts_text())
         box.setStyleSheet("QLabel { min-width: 560px; }")
         box.open()
+
+    def show_model_cards(self) -> None:
+        """Help → AI models: each model's card, its weights checked against their SHA-256 as it opens."""
+        from inference.api import model_cards
+        from viewer.widgets.model_cards import ModelCardsDialog
+
+        self._model_cards = ModelCardsDialog(model_cards(), self)
+        self._model_cards.open()
 
     def _about(self) -> None:
         QMessageBox.about(self, "About clinview", f"clinview — chest CT viewer.\n\n{DECISION_SUPPORT_NOTICE}.")

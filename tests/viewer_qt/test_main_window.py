@@ -225,3 +225,21 @@ def test_previous_volume_is_released(window, qtbot) -> None:
     qtbot.wait(80)
     gc.collect()
     assert ref() is None
+
+
+def test_help_shows_the_ai_models_cards_with_their_limitations(window, qtbot, tmp_path) -> None:
+    """Help → AI models opens the shipped models' cards: versions, the weights checked, and the detector's
+    own limitations (ground glass), which a reader must know before trusting a short list of findings."""
+    help_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Help")
+    assert window.act_models in help_menu.actions()
+    window.act_models.trigger()
+    dlg = window._model_cards
+    qtbot.waitExposed(dlg)
+    text = dlg.browser.toPlainText()
+    assert "nodules v2.2.0" in text and "Weights: verified" in text
+    assert "Limitations" in text and "37 of 71" in text
+    assert text.index("nodules v2.2.0") < text.index("lungs v1.2.0")  # the detector's card first
+    img = dlg.grab().toImage()
+    assert img.width() >= 700
+    img.save(str(tmp_path / "model_cards.png"))
+    dlg.close()
