@@ -265,6 +265,9 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", kinds: list[str
         if any(r["found"] for r in ge5) else None,
         "bins": bins,
         "missed_ge5mm": [{k: r[k] for k in ("seed", "kind", "diameter_mm")} for r in ge5 if not r["found"]],
+        # found / drawn per nodule kind (>= 5 mm): where the detector is weak (the model card quotes these)
+        "found_by_kind_ge5mm": {k: f"{sum(r['found'] for r in ge5 if r['kind'] == k)}/{sum(r['kind'] == k for r in ge5)}"
+                                for k in sorted({r["kind"] for r in ge5})},
         # per attribute of found nodules >= 5 mm: [agree, n] (type, side, upper lobe, juxtapleural), and the
         # type confusion "truth -> finding": count
         "attributes": _attribute_agreement([r for r in ge5 if r.get("attributes")]),
