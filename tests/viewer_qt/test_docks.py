@@ -109,6 +109,7 @@ def test_findings_table_summary_and_badges(qtbot, state: AnalysisState) -> None:
     assert "3 nodules" in text and "7.8 %" in text and "2,954 mL" in text
     assert "prior #4" in dock.resolved.text()
     assert "clinview-nodule-det 0.3.0" in dock.source.text()
+    assert "what the AI misses: Help › AI models" in dock.source.text()
 
 
 def test_a_mass_reported_by_the_mass_rule_heads_the_table_and_says_so(qtbot) -> None:

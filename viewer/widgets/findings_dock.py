@@ -413,6 +413,8 @@ class FindingsDock(QWidget):
             src.append(f"candidates {cand['version']}"
                        + (f", mass rule ≥ {rule['min_diameter_mm']:g} mm" if "at least" in rule_words else ""))
         src.append("⌀: mean of long and short axis (Lung-RADS v2022 measurement)")
+        # where the reader learns what the detector misses (ground glass most of all)
+        src.append("what the AI misses: Help › AI models")
         self.source.setText(html.escape(" · ".join(src)))
         res = [x for x in st.findings.get("resolved_nodules") or [] if isinstance(x, dict)]
         lines = []
