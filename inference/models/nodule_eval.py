@@ -11,7 +11,10 @@ centre. Reported per size bin (true mean diameter): sensitivity, false
 positives per scan, Dice of matched nodules (on the CT grid) and the error of
 the measured mean diameter against the truth; how often a found nodule's
 type, side, upper-lobe flag and juxtapleural flag (Brock's and Lung-RADS'
-inputs) equal the phantom's. (How often the findings' ``spiculated`` flag was
+inputs) equal the phantom's; and how often its Lung-RADS category -- what the
+reader acts on -- equals the one its truth gets (:func:`baseline_lung_rads`
+on both), with the part-solid solid component's error. ``--kinds`` draws
+only some nodule kinds (the sub-solid ones, say), ``--no-real`` skips the real CT. (How often the findings' ``spiculated`` flag was
 set, which the analysis no longer does, was reported until 2026-12-03:
 benchmarks/RESULTS.md.)
 
