@@ -17,6 +17,7 @@ def test_the_shipped_cards_name_versions_check_weights_and_say_where_the_detecto
     assert nod.problem is None and nod.version == "2.2.0"
     assert nod.weights_check.startswith("verified")
     assert cards["lungs"].weights_check == "no learned weights"
+    assert any("synthetic cohort only" in x for x in cards["clinview-risk"].limitations)
     # the reader is told, in the model's own words, that ground glass is often missed
     assert any("Ground-glass" in x and "37 of 71" in x for x in nod.limitations)
     tested = nod.sections["Tested on (never trained or tuned on)"]
