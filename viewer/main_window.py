@@ -768,6 +768,8 @@ class MainWindow(QMainWindow):
         from viewer.widgets.model_cards import ModelCardsDialog
 
         self._model_cards = ModelCardsDialog(model_cards(), self)
+        # a new dialog each time (the weights are checked as it opens): the closed one is freed, not kept as a child
+        self._model_cards.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self._model_cards.open()
 
     def _about(self) -> None:

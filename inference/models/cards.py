@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from inference.models.catalogue import METADATA_FILE, model_dir, sha256_file
+from inference.models.catalogue import METADATA_FILE, models_root, sha256_file
 from inference.types import ModelCard
 
 __all__ = ["model_cards"]
@@ -81,7 +81,7 @@ def model_cards(root: Path | None = None) -> list[ModelCard]:
     that it is absent). Only ``metadata.json`` and the weights are read: each
     model's own loader decides which other files its folder may hold.
     """
-    base = model_dir("x", root).parent
+    base = models_root(root)
     cards: list[ModelCard] = []
     for d in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
         if not (d / METADATA_FILE).is_file():

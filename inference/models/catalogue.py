@@ -29,6 +29,7 @@ __all__ = [
     "ARCHITECTURES",
     "build_network",
     "model_dir",
+    "models_root",
     "read_model_info",
     "load_model",
     "save_model",
@@ -138,9 +139,14 @@ def build_network(architecture: dict[str, Any]) -> "torch.nn.Module":  # noqa: F
     return ARCHITECTURES[name](**dict(architecture.get("kwargs", {})))
 
 
+def models_root(root: Path | None = None) -> Path:
+    """The folder holding one folder per model: ``root``, or the shipped ``resources/models``."""
+    return root or resources_dir() / "models"
+
+
 def model_dir(name: str, root: Path | None = None) -> Path:
     """Folder of model ``name`` (under ``resources/models`` unless ``root``)."""
-    return (root or resources_dir() / "models") / name
+    return models_root(root) / name
 
 
 def sha256_file(path: Path) -> str:

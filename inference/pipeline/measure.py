@@ -128,7 +128,8 @@ SOLID_OUTLINE_REACH_MM = 2.0
 SOLID_OPEN_SHARE = 0.8
 #: ... and the cut is kept only when what is left measures at least this share of the component's short axis
 #: (without it one irregular core of 23 on 9600-9623 was cut to 4.1 mm from 9.5; 0.65 would have kept every
-#: helpful cut on the tuning crops, 0.8 keeps fewer of them and leaves a wider margin; benchmarks/RESULTS.md)
+#: cut that moved a size more than 0.8 mm towards the truth on the crops, 0.8 keeps fewer of them and leaves a
+#: wider margin; benchmarks/RESULTS.md)
 SOLID_CUT_MIN_SHORT = 0.8
 #: the solid component's level for that outline: this percentile of its HU (chosen on tuning patients, 50-95 alike)
 SOLID_OUTLINE_CORE_PERCENTILE = 50.0
