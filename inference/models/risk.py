@@ -36,7 +36,6 @@ other unexpected file is refused with :class:`inference.errors.ModelIntegrityErr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from torch import nn
 
 from inference.clinical.scoring import index_nodule
 from inference.errors import ModelIntegrityError
+from inference.models.catalogue import sha256_file
 from inference.paths import resources_dir
 from inference.types import ClinicalFacts, Volume
 
@@ -66,7 +66,6 @@ __all__ = [
     "patch_to_tensor",
     "load_risk_model",
     "predict_risk",
-    "sha256_file",
 ]
 
 MODEL_NAME = "clinview-risk"
@@ -372,14 +371,6 @@ def patch_to_tensor(patches: np.ndarray) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- loading
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class LoadedRisk:
     model: RiskModel

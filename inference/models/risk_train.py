@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from inference.models import risk as R
+from inference.models.catalogue import sha256_file
 from inference.models.risk_eval import auc, brier, ece
 
 __all__ = ["train", "main"]
@@ -215,7 +216,7 @@ def train(cfg: dict[str, Any]) -> dict[str, Any]:
     # No safetensors __metadata__: its key order is not stable between runs, and
     # byte-identical files let anyone check a retrained model by its sha256.
     save_file(state, str(wpath))
-    digest = R.sha256_file(wpath)
+    digest = sha256_file(wpath)
     nparams = sum(p.numel() for p in model.parameters())
     meta = {
         "name": cfg["name"],
