@@ -6,6 +6,7 @@ Usage::
     .venv/bin/python -m inference.models.fpr_train --config configs/nodules.yaml [--out DIR]
     .venv/bin/python -m inference.models.fpr_train --recalibrate [--out DIR]   # calibration + operating point only
     .venv/bin/python -m inference.models.fpr_train --test-seeds 9000 9036 [--test-dir .cache/fpr_test] [--json F]
+    .venv/bin/python -m inference.models.fpr_train --test-seeds 9000 9036 --out DIR_A --compare DIR_B   # paired, McNemar
 
 Reproducible: the config names the seeds, the training seed fixes sampling,
 augmentation and initialisation (``monai.utils.set_determinism``), and the
@@ -46,7 +47,7 @@ import numpy as np
 
 from inference.pipeline.detect import calibrate
 
-__all__ = ["load_patients", "froc", "train", "evaluate_cached", "main"]
+__all__ = ["load_patients", "froc", "train", "evaluate_cached", "compare_cached", "main"]
 
 REPO = Path(__file__).resolve().parents[2]
 #: operating-point candidates; fine at the low end too, where calibrated
@@ -488,6 +489,18 @@ def recalibrate(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict
     return _finish(cfg, net.to(device), vp, device, out_dir, record)
 
 
+def _score_cached(out_dir: Path, pats: list[dict[str, Any]], device: Any) -> tuple[dict[str, Any], list[np.ndarray], float]:
+    """The model in ``out_dir``: its metadata, its calibrated probabilities on ``pats``, its operating point."""
+    from inference.models.catalogue import load_model
+
+    net, info = load_model(out_dir.name, root=out_dir.parent)
+    meta = info.metadata
+    cal = meta.get("calibration", {})
+    logits = _predict(net.to(device), pats, device)
+    probs = [calibrate(lg, float(cal.get("temperature", 1.0)), float(cal.get("bias", 0.0))) for lg in logits]
+    return meta, probs, float(meta["postprocess"]["min_probability"])
+
+
 def evaluate_cached(out_dir: Path, folder: Path, seeds: list[int], *, device: Any = "cpu") -> dict[str, Any]:
     """Held-out sensitivity and FP/scan of the model in ``out_dir`` on cached candidates.
 
@@ -498,15 +511,10 @@ def evaluate_cached(out_dir: Path, folder: Path, seeds: list[int], *, device: An
     :mod:`inference.models.nodule_eval` (which also measures Dice and
     diameters) needs for a dozen. Same matching rule, same ≥ 5 mm count.
     """
-    from inference.models.catalogue import load_model
+    from inference.models.nodule_eval import proportion_ci95
 
-    net, info = load_model(out_dir.name, root=out_dir.parent)
-    meta = info.metadata
-    cal = meta.get("calibration", {})
-    thr = float(meta["postprocess"]["min_probability"])
     pats = load_patients(folder, seeds)
-    logits = _predict(net.to(device), pats, device)
-    probs = [calibrate(lg, float(cal.get("temperature", 1.0)), float(cal.get("bias", 0.0))) for lg in logits]
+    meta, probs, thr = _score_cached(out_dir, pats, device)
     at = froc(pats, probs, np.array([thr]))[0]
     ceiling = froc(pats, [np.ones(len(p["label"])) for p in pats], np.array([0.0]))[0]
     kinds: dict[str, list[int]] = {}
@@ -515,18 +523,49 @@ def evaluate_cached(out_dir: Path, folder: Path, seeds: list[int], *, device: An
             kinds.setdefault(tr["subtype"], [0, 0])[0] += hit
             kinds[tr["subtype"]][1] += 1
     curve = froc(pats, probs, THRESHOLDS)
+    n = sum(v[1] for v in kinds.values())
     return {
         "model": f"{meta['name']} {meta['version']}",
         "patients": len(pats),
         "seeds": [min(seeds), max(seeds) + 1],
-        "nodules_ge5mm": sum(v[1] for v in kinds.values()),
+        "nodules_ge5mm": n,
         "operating_threshold": thr,
         "sensitivity_ge5mm": round(at["sensitivity"], 4),
+        "sensitivity_ge5mm_ci95": proportion_ci95(sum(v[0] for v in kinds.values()), n),
         "fp_per_scan": round(at["fp_per_scan"], 3),
         "candidate_stage_sensitivity_ge5mm": round(ceiling["sensitivity"], 4),
         "by_kind": {k: f"{v[0]}/{v[1]}" for k, v in sorted(kinds.items())},
         "froc": _froc_table(curve, (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)),
     }
+
+
+def compare_cached(a_dir: Path, b_dir: Path, folder: Path, seeds: list[int], *, device: Any = "cpu") -> dict[str, Any]:
+    """Two models, each at its own operating point, on the same held-out patients' cached candidates.
+
+    Paired by nodule (:func:`inference.models.nodule_eval.paired_difference`):
+    which nodules ≥ 5 mm only one of them finds, McNemar's exact p-value, and
+    both false-positive rates. This is the test a retrained or changed
+    classifier has to pass before it replaces the shipped one; a gain of a
+    nodule or two on ~120 is within chance (RESULTS.md).
+    """
+    from inference.models.nodule_eval import paired_difference
+
+    pats = load_patients(folder, seeds)
+    out: dict[str, Any] = {"patients": len(pats), "seeds": [min(seeds), max(seeds) + 1]}
+    found: list[list[bool]] = []
+    names: list[list[str]] = []
+    for key, d in (("a", a_dir), ("b", b_dir)):
+        meta, probs, thr = _score_cached(d, pats, device)
+        rows = [(f"{pat['seed']}#{tr['id']} {tr['subtype']} {tr['diameter_mm']:g} mm", hit)
+                for pat, p in zip(pats, probs) for tr, hit in _found(pat, p >= thr)]
+        found.append([h for _, h in rows])
+        names.append([nm for nm, _ in rows])
+        out[key] = {"model": f"{meta['name']} {meta['version']}", "operating_threshold": thr,
+                    "fp_per_scan": round(froc(pats, probs, np.array([thr]))[0]["fp_per_scan"], 3)}
+    out |= paired_difference(found[0], found[1])
+    out["found_only_by_a"] = [nm for nm, a, b in zip(names[0], *found) if a and not b]
+    out["found_only_by_b"] = [nm for nm, a, b in zip(names[0], *found) if b and not a]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -542,10 +581,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-seeds", type=int, nargs=2, metavar=("START", "STOP"),
                     help="only evaluate the model in --out on these held-out patients' cached candidates")
     ap.add_argument("--test-dir", type=Path, default=REPO / ".cache" / "fpr_test")
+    ap.add_argument("--compare", type=Path, metavar="DIR",
+                    help="with --test-seeds: compare the model in --out (a) with the one in DIR (b), paired by nodule")
     ap.add_argument("--json", type=Path, help="also write the --test-seeds result here")
     a = ap.parse_args(argv)
     if a.test_seeds:
-        r = evaluate_cached(a.out, a.test_dir, list(range(*a.test_seeds)))
+        seeds = list(range(*a.test_seeds))
+        r = compare_cached(a.out, a.compare, a.test_dir, seeds) if a.compare else evaluate_cached(a.out, a.test_dir, seeds)
         print(json.dumps(r, indent=1), flush=True)
         if a.json:
             a.json.write_text(json.dumps(r, indent=1), encoding="utf-8")

@@ -186,3 +186,38 @@ def test_ensemble_members_trained_in_forked_workers_equal_those_trained_one_afte
     # the two members differ (seed + k), so equality is not trivial
     k0 = next(k for k in a if k.startswith("members.0.") and a[k].ndim > 1)
     assert not np.array_equal(a[k0], a[k0.replace("members.0.", "members.1.")])
+
+
+def test_compare_pairs_two_models_on_the_same_nodules(tmp_path: Path) -> None:
+    """A stricter copy of the shipped model finds a subset: the nodules it loses are listed, none it gains."""
+    import shutil
+
+    from inference.models.catalogue import model_dir
+    from inference.models.fpr_train import compare_cached
+
+    rng = np.random.default_rng(5)
+    n = 16
+    patches = rng.integers(0, 255, (n, 3, PATCH, PATCH, PATCH), dtype=np.uint8)
+    feats = rng.uniform(0, 1, (n, len(FEATURES))).astype(np.float32)
+    match = np.array([1, 2, 3, 4, 5, 6] + [0] * 10, np.int16)
+    truth = [{"id": i, "subtype": "solid", "diameter_mm": 8.0} for i in range(1, 7)]
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    np.savez_compressed(cache / "fpr_5.npz", patches=patches, features=feats, label=(match > 0).astype(np.uint8),
+                        match=match, truth=json.dumps(truth), spacing=np.ones(3))
+    strict = tmp_path / "models" / "nodules"
+    shutil.copytree(model_dir("nodules"), strict)
+    meta = json.loads((strict / "metadata.json").read_text(encoding="utf-8"))
+    shipped = evaluate_cached(model_dir("nodules"), cache, [5])
+    meta["postprocess"]["min_probability"] = 0.9999999  # the same weights, an operating point almost nothing passes
+    (strict / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
+
+    same = compare_cached(model_dir("nodules"), model_dir("nodules"), cache, [5])
+    assert same["only_a"] == same["only_b"] == 0 and same["p_mcnemar_exact"] == 1.0
+
+    r = compare_cached(model_dir("nodules"), strict, cache, [5])
+    assert r["n"] == 6
+    assert r["found_a"] == round(shipped["sensitivity_ge5mm"] * 6)
+    assert r["only_b"] == 0 and r["found_b"] <= r["found_a"]
+    assert r["only_a"] == r["found_a"] - r["found_b"] == len(r["found_only_by_a"])
+    assert r["b"]["fp_per_scan"] <= r["a"]["fp_per_scan"]

@@ -1,8 +1,10 @@
-"""The evaluation's Lung-RADS agreement: what a measurement error does to the category the reader sees."""
+"""The evaluation's Lung-RADS agreement (what a measurement error does to the category the reader sees) and how sure its numbers are."""
 
 from __future__ import annotations
 
-from inference.models.nodule_eval import _lung_rads_agreement, baseline_lung_rads
+import pytest
+
+from inference.models.nodule_eval import _lung_rads_agreement, baseline_lung_rads, paired_difference, proportion_ci95
 
 
 def test_baseline_category_follows_the_guideline_for_truth_and_finding_alike() -> None:
@@ -30,3 +32,27 @@ def test_agreement_counts_over_and_under_calls_and_the_solid_component_error() -
     assert a["finding_higher"] == 1 and a["finding_lower"] == 1
     assert a["errors"] == {"3 -> 4A": 1, "4A -> 2": 1}
     assert a["part_solid_n"] == 2 and a["median_abs_solid_component_error_mm"] == 4.0  # of 1.5 and 6.5
+
+
+def test_sensitivity_interval_holds_the_estimate_and_narrows_with_more_nodules() -> None:
+    lo, hi = proportion_ci95(107, 123)
+    assert lo < 107 / 123 < hi
+    # the held-out set's size: a detector two nodules better lies well inside this interval
+    assert hi - lo > 0.1 and lo < 109 / 123 < hi
+    lo10, hi10 = proportion_ci95(1070, 1230)
+    assert lo < lo10 < hi10 < hi
+    assert proportion_ci95(20, 20)[1] == 1.0 and proportion_ci95(20, 20)[0] < 1.0
+    assert proportion_ci95(0, 0) is None
+
+
+def test_paired_difference_counts_only_the_nodules_one_detector_finds_and_the_other_misses() -> None:
+    a = [True] * 100 + [False] * 20
+    b = [True] * 100 + [True] * 2 + [False] * 18  # two more found, none lost
+    r = paired_difference(a, b)
+    assert (r["found_a"], r["found_b"], r["only_a"], r["only_b"]) == (100, 102, 0, 2)
+    assert r["p_mcnemar_exact"] == 0.5  # 2:0 is chance
+    many = paired_difference([False] * 12 + [True] * 50, [True] * 12 + [True] * 50)
+    assert many["only_b"] == 12 and many["p_mcnemar_exact"] < 0.001
+    assert paired_difference(a, a)["p_mcnemar_exact"] == 1.0
+    with pytest.raises(ValueError, match="same nodules"):
+        paired_difference(a, b[:-1])
