@@ -65,6 +65,11 @@ class Phantom:
         uint16 label map, value = nodule id.
     records
         One :class:`NoduleRecord` per nodule visible in the image.
+    cores
+        Part-solid nodules' solid cores: id -> ``{"core": bool mask, "box": [z0, z1, y0, y1, x0, x1]}``
+        on this grid (the box the mask covers). The record's ``solid_component_mm`` measures them
+        corner to corner; an evaluation that compares the product's measurement re-measures
+        them with the product's own ruler.
     """
 
     hu: np.ndarray
@@ -83,6 +88,7 @@ class Phantom:
     anatomy: Anatomy | None = field(default=None, repr=False)
     options: dict[str, Any] = field(default_factory=dict)
     followup: Any = None  # inference.synth.followup.FollowupInfo for a follow-up scan
+    cores: dict[int, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
     def kernel(self) -> str:
@@ -367,6 +373,7 @@ def render_phantom(
         options=dict(options or {}),
     )
     ph.records = _records(ph, cores)
+    ph.cores = cores
     return ph
 
 

@@ -49,6 +49,27 @@ def test_oblique_ellipse_short_axis_is_perpendicular_to_long_axis() -> None:
     assert la == pytest.approx(40, abs=0.8) and sa == pytest.approx(12, abs=0.8)
 
 
+@pytest.mark.parametrize("pixel_mm", [0.75, 1.0])
+def test_small_discs_measure_without_bias_on_coarse_pixels(pixel_mm: float) -> None:
+    """5-12 mm discs (Lung-RADS' 6 and 8 mm lines) anywhere on the pixel grid: no systematic error.
+
+    The evaluation compares findings with truth masks measured by this same
+    ruler; a ruler biased by half a pixel would move every nodule near a
+    category line the same way.
+    """
+    rng = np.random.default_rng(11)
+    err = []
+    for radius in rng.uniform(2.5, 6.0, 40):
+        cy, cx = rng.uniform(0, 1, 2)
+        n = int(2 * radius / pixel_mm) + 6
+        yy, xx = np.mgrid[:n, :n] - n / 2
+        disc = ((yy - cy) ** 2 + (xx - cx) ** 2) * pixel_mm**2 <= radius**2
+        la, sa = axes_2d(disc, (pixel_mm, pixel_mm))
+        err.append(0.5 * (la + sa) - 2 * radius)
+    assert abs(float(np.mean(err))) < 0.15
+    assert max(abs(e) for e in err) < pixel_mm
+
+
 def _typed(inner_hu: float, outer_hu: float, inner_r: float = 4.0) -> dict:
     sp = (1.0, 0.7, 0.7)
     shape = (30, 43, 43)

@@ -56,3 +56,23 @@ def test_paired_difference_counts_only_the_nodules_one_detector_finds_and_the_ot
     assert paired_difference(a, a)["p_mcnemar_exact"] == 1.0
     with pytest.raises(ValueError, match="same nodules"):
         paired_difference(a, b[:-1])
+
+
+def test_truth_solid_component_is_measured_with_the_products_ruler() -> None:
+    """The phantom's record measures a core corner to corner; the evaluation re-measures it as the product does."""
+    pytest.importorskip("inference.synth.phantom")
+    from inference.models.fpr_data import draw_patient
+    from inference.models.nodule_eval import _truth_solid_component_mm
+    from inference.pipeline.measure import axes_on_largest_slice
+
+    ph = draw_patient(9601, n_nodules=4, kinds=["part-solid"])
+    cores = [r for r in ph.records if r.type == "part-solid" and r.solid_component_mm > 3.0]
+    assert cores, "seed 9601 draws part-solid nodules with a solid core"
+    for r in cores:
+        la, sa, _ = axes_on_largest_slice(ph.cores[r.id]["core"], ph.spacing)
+        assert _truth_solid_component_mm(ph, r) == round(0.5 * (la + sa), 1)
+        # corner to corner adds about a pixel (0.75-1.0 mm here): the gap the old comparison read as an error
+        assert 0.3 < r.solid_component_mm - _truth_solid_component_mm(ph, r) < 1.5
+    solid = next((r for r in draw_patient(9000, n_nodules=4).records if r.type == "solid"), None)
+    if solid is not None:
+        assert _truth_solid_component_mm(ph, solid) == solid.solid_component_mm
