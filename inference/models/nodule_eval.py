@@ -13,7 +13,9 @@ the measured mean diameter against the truth; how often a found nodule's
 type, side, upper-lobe flag and juxtapleural flag (Brock's and Lung-RADS'
 inputs) equal the phantom's; and how often its Lung-RADS category -- what the
 reader acts on -- equals the one its truth gets (:func:`baseline_lung_rads`
-on both), with the part-solid solid component's error. ``--kinds`` draws
+on both), with the part-solid solid component's error (the truth's core measured with the product's
+ruler, :func:`_truth_solid_component_mm`). Every sensitivity carries its Wilson 95 % interval
+(:func:`proportion_ci95`): on ~120 nodules it is about ±6 points wide. ``--kinds`` draws
 only some nodule kinds (the sub-solid ones, say), ``--no-real`` skips the real CT. (How often the findings' ``spiculated`` flag was
 set, which the analysis no longer does, was reported until 2026-12-03:
 benchmarks/RESULTS.md.)
