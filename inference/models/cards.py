@@ -34,7 +34,7 @@ def _fmt(v: Any) -> str:
 
 
 _WORDS = {"ge5mm": "≥ 5 mm", "ge6mm": "≥ 6 mm", "fp": "FP", "auc": "AUC", "ece": "ECE", "ct": "CT", "val": "validation",
-          "mm": "(mm)"}
+          "mm": "(mm)", "ci95": "95 % interval"}
 
 
 def _key(k: Any) -> str:
@@ -55,6 +55,8 @@ def _lines(d: Any, prefix: str = "") -> list[str]:
             continue
         if isinstance(v, dict) and any(isinstance(x, (dict, list)) for x in v.values()):
             out += _lines(v, f"{prefix}{key} / ")
+        elif str(k).endswith("ci95") and isinstance(v, (list, tuple)) and len(v) == 2:
+            out.append(f"{prefix}{key}: {_fmt(v[0])}-{_fmt(v[1])}")
         else:
             out.append(f"{prefix}{key}: {_fmt(v)}")
     return out

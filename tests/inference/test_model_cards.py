@@ -22,6 +22,8 @@ def test_the_shipped_cards_name_versions_check_weights_and_say_where_the_detecto
     assert any("Ground-glass" in x and "37 of 71" in x for x in nod.limitations)
     tested = nod.sections["Tested on (never trained or tuned on)"]
     assert any(line.startswith("held out / sensitivity ≥ 5 mm: 0.875") for line in tested), tested
+    # ... with how sure that number is, as a range a reader can read
+    assert "held out / sensitivity ≥ 5 mm 95 % interval: 0.801-0.924" in tested, tested
 
 
 def test_altered_weights_and_unreadable_metadata_are_shown_not_hidden(tmp_path: Path) -> None:
