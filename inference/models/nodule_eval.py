@@ -216,10 +216,11 @@ def _truth_solid_component_mm(ph: Any, record: Any) -> float:
     Why: the phantom's record measures the core corner to corner
     (:func:`inference.synth.nodules.measure_axial`), the product from pixel
     centres plus half a pixel (:func:`inference.pipeline.measure.axes_2d`,
-    checked on analytic spheres); on 0.75-1.0 mm pixels that alone read as a
-    0.4-0.5 mm under-measurement and moved cores across Lung-RADS' 6 and 8 mm
-    lines. The whole nodule's diameter is compared the same way (its truth
-    mask re-measured).
+    unbiased on analytic discs); on 0.75-1.0 mm pixels the record comes out
+    0.7-0.9 mm larger, which read as the product measuring cores a median
+    0.4-0.5 mm small (against the same ruler: 0.05-0.3 mm large) and moved
+    cores across Lung-RADS' 6 and 8 mm lines. The whole nodule's diameter is
+    compared the same way (its truth mask re-measured).
     """
     from inference.pipeline.measure import axes_on_largest_slice
 
