@@ -84,6 +84,16 @@ def test_a_malformed_size_in_findings_json_shows_a_dash_not_a_made_up_number(qtb
     row = next(r for r in range(t.rowCount()) if t.item(r, 0).text() == str(part["id"]))
     assert t.item(row, _col(t, "⌀ mm")).text() == "—"
     assert t.item(row, _col(t, "Type")).text() == "part-solid"
+    # its category was written with a size the file no longer holds: shown, but marked unchecked
+    lr = t.item(row, _col(t, "Lung-RADS"))
+    assert lr.text() == f"{part['lung_rads']} ?"
+    assert "cannot be checked" in lr.toolTip() and "Analyze" in lr.toolTip()
+    ok = next(r for r in range(t.rowCount()) if r != row)
+    assert "?" not in t.item(ok, _col(t, "Lung-RADS")).text()
+    risk = RiskDock(st)
+    qtbot.addWidget(risk)
+    cells = {risk.table.item(r, 0).text(): risk.table.item(r, 2) for r in range(risk.table.rowCount())}
+    assert cells[str(part["id"])].text() == f"{part['lung_rads']} ?" and "cannot be checked" in cells[str(part["id"])].toolTip()
 
 
 def test_findings_table_summary_and_badges(qtbot, state: AnalysisState) -> None:

@@ -322,7 +322,9 @@ class AnalysisState:
         Each dict is a copy of the worker's nodule with ``review`` set to the
         current state and, for edited nodules, the re-measured sizes plus
         ``edited: True`` and ``measurement_source``; where the reader called
-        the margin, ``spiculated`` is theirs and ``spiculated_source`` says so.
+        the margin, ``spiculated`` is theirs and ``spiculated_source`` says so; a
+        nodule whose size in findings.json is unreadable keeps the analysis's
+        Lung-RADS category with ``lung_rads_unverified`` saying why it is unchecked.
         Once the review changed anything the scores depend on (a rejection, an
         edit, a spiculation call), Brock and the changed nodules' Lung-RADS
         are re-scored from the reviewed values
@@ -348,6 +350,10 @@ class AnalysisState:
             if nid in self._spiculated:
                 d["spiculated"] = self._spiculated[nid]
                 d["spiculated_source"] = "reader"
+            if d.get("lung_rads") is not None and finite_number(d.get("mean_diameter_mm")) is None:
+                # the category was written with a size this file no longer holds (another process, an
+                # older version): shown as the analysis wrote it, never as if it had been checked
+                d["lung_rads_unverified"] = "its size in findings.json is unreadable, so the category cannot be checked here"
             out.append(d)
         if self.review_changed_findings():
             rescore_reviewed(out, set(self._edits) | self._calls_since_analysis(),

@@ -34,6 +34,7 @@ from viewer.widgets.identity_banner import (
     IdentityBanner,
     badge_html,
     fmt_pct,
+    lung_rads_cell,
     lung_rads_color,
 )
 
@@ -361,7 +362,7 @@ class FindingsDock(QWidget):
             loc_short, loc_words = _location(n)
             cells = [str(n["id"]), _size(n), _type(n), loc_short,
                      fmt_pct(n.get("probability"), 0) + (" · mass" if n.get("detected_by") == "mass rule" else ""),
-                     str(n.get("lung_rads") or "—"),
+                     lung_rads_cell(n)[0],
                      _REVIEW_STYLE.get(n["review"], (n["review"], muted))[0]]
             for c, text in enumerate(cells):
                 it = QTableWidgetItem(text)
@@ -377,7 +378,7 @@ class FindingsDock(QWidget):
                     f = QFont()
                     f.setBold(True)
                     it.setFont(f)
-                    it.setToolTip(f"Lung-RADS v2022 category {n.get('lung_rads')}")
+                    it.setToolTip(lung_rads_cell(n)[1])
                 elif c == 6:
                     it.setForeground(QBrush(QColor(_REVIEW_STYLE.get(n["review"], ("", muted))[1])))
                 if c == 3:

@@ -39,6 +39,7 @@ __all__ = [
     "confirm_identity_dialog",
     "PALETTE",
     "lung_rads_color",
+    "lung_rads_cell",
     "badge_html",
     "lung_rads_badge_html",
     "evidence_color",
@@ -104,6 +105,18 @@ def lung_rads_color(category: Any) -> tuple[str, str]:
     if lung_rads_rank(c) < 0:
         return ("#4a5058", "#dfe3e8")
     return _LR_COLORS.get(c, ("#4a5058", "#dfe3e8"))
+
+
+def lung_rads_cell(nodule: dict[str, Any]) -> tuple[str, str]:
+    """(text, tooltip) of a nodule's Lung-RADS category in a table: "—" when it has none, a "?" and
+    the reason when the analysis's category could not be checked (``lung_rads_unverified``, set by
+    :meth:`viewer.model.analysis.AnalysisState.all_nodules`)."""
+    cat = nodule.get("lung_rads")
+    if cat is None:
+        return ("—", "")
+    why = nodule.get("lung_rads_unverified")
+    tip = f"Lung-RADS v2022 category {cat}"
+    return (f"{cat} ?", f"{tip} as the analysis wrote it; {why} (run Analyze again)") if why else (str(cat), tip)
 
 
 def evidence_color(level: Any) -> tuple[str, str]:

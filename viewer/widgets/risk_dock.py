@@ -35,6 +35,7 @@ from viewer.widgets.identity_banner import (
     IdentityBanner,
     fmt_pct,
     lung_rads_badge_html,
+    lung_rads_cell,
     lung_rads_color,
     not_available,
 )
@@ -281,7 +282,7 @@ class RiskDock(QWidget):
                 tip += f" over {g['days']} days"
             vdt = g.get("volume_doubling_time_days")
             vdt_txt = f"{float(vdt):.0f} d" if isinstance(vdt, (int, float)) else "—"
-            cells = [str(n["id"]), brock_txt, str(n.get("lung_rads") or "—"), growth, vdt_txt]
+            cells = [str(n["id"]), brock_txt, lung_rads_cell(n)[0], growth, vdt_txt]
             for c, text in enumerate(cells):
                 it = QTableWidgetItem(text)
                 if c in (0, 1, 4):
@@ -297,6 +298,7 @@ class RiskDock(QWidget):
                     it.setBackground(QBrush(QColor(bg)))
                     it.setForeground(QBrush(QColor(fg)))
                     it.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                    it.setToolTip(lung_rads_cell(n)[1])
                 if c == 3 and tip:
                     it.setToolTip(tip)
                 if c == 4 and isinstance(vdt, (int, float)) and vdt < 400:
