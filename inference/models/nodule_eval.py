@@ -3,6 +3,7 @@
 Usage::
 
     .venv/bin/python -m inference.models.nodule_eval --seeds 9000 9010 [--real DIR] [--json OUT]
+    .venv/bin/python -m inference.models.nodule_eval --paired BEFORE.json AFTER.json   # a change, nodule by nodule
 
 Synthetic: every patient runs through :func:`inference.pipeline.imaging.run_imaging`
 (the product's code path) on its own grid; a finding matches a true nodule
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["read_voc_boxes", "match_findings", "baseline_lung_rads", "dense_box_coverage", "evaluate_synthetic", "evaluate_real",
-           "proportion_ci95", "paired_difference", "main", "SIZE_BINS"]
+           "proportion_ci95", "paired_difference", "compare_runs", "main", "SIZE_BINS"]
 
 SIZE_BINS = [(0.0, 5.0), (5.0, 6.0), (6.0, 10.0), (10.0, 20.0), (20.0, 1e9)]
 
@@ -78,6 +79,37 @@ def paired_difference(found_a: list[bool], found_b: list[bool]) -> dict[str, Any
     p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
     return {"n": len(found_a), "found_a": int(sum(found_a)), "found_b": int(sum(found_b)),
             "only_a": int(only_a), "only_b": int(only_b), "p_mcnemar_exact": round(float(p), 4)}
+
+
+def compare_runs(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Two ``--json`` results of the same patients (a change's before and after), paired nodule by nodule.
+
+    Why: a change to the candidates, the classifier or a measurement moves a
+    few nodules; whether it helped is read from those nodules, not from two
+    totals (:func:`paired_difference`). Reported: detection of nodules ≥ 5 mm
+    (McNemar), false positives per scan, and every found nodule whose
+    Lung-RADS category changed, with the truth's -- the change a reader would see.
+    Raises ``ValueError`` when the runs are not of the same nodules.
+    """
+    ra = {(r["seed"], r["id"]): r for r in before["synthetic"]["rows"]}
+    rb = {(r["seed"], r["id"]): r for r in after["synthetic"]["rows"]}
+    if set(ra) != set(rb):
+        raise ValueError(f"the runs hold different nodules ({len(ra)} and {len(rb)}; seeds "
+                         f"{before['synthetic']['seeds'][:1]}... and {after['synthetic']['seeds'][:1]}...)")
+    keys = sorted(k for k in ra if ra[k]["diameter_mm"] >= 5)
+    out = paired_difference([bool(ra[k]["found"]) for k in keys], [bool(rb[k]["found"]) for k in keys])
+    out["fp_per_scan"] = [before["synthetic"]["fp_per_scan"], after["synthetic"]["fp_per_scan"]]
+    changed = []
+    both = [k for k in keys if ra[k].get("lung_rads") and rb[k].get("lung_rads")]
+    for k in both:
+        (ta, fa), (tb, fb) = ra[k]["lung_rads"], rb[k]["lung_rads"]
+        if (ta, fa) != (tb, fb):  # the finding's category, or the truth's (an evaluation change), moved
+            changed.append({"seed": k[0], "id": k[1], "kind": ra[k]["kind"], "truth": [ta, tb], "finding": [fa, fb]})
+    out["lung_rads_changed"] = changed
+    # over the nodules found in both runs, so that a change in what is found does not move it
+    out["lung_rads_agree"] = [sum(ra[k]["lung_rads"][0] == ra[k]["lung_rads"][1] for k in both),
+                              sum(rb[k]["lung_rads"][0] == rb[k]["lung_rads"][1] for k in both), len(both)]
+    return out
 
 
 def read_voc_boxes(annotations: Path, series_files: list[Path], volume: Any) -> list[tuple[int, int, int, int, int]]:
@@ -452,7 +484,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kinds", nargs="+", help="draw only these nodule kinds (e.g. ground-glass part-solid)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--paired", type=Path, nargs=2, metavar=("BEFORE", "AFTER"),
+                    help="compare two --json results of the same patients nodule by nodule (runs nothing)")
     a = ap.parse_args(argv)
+    if a.paired:
+        runs = [json.loads(f.read_text(encoding="utf-8")) for f in a.paired]
+        print(json.dumps(compare_runs(*runs), indent=1))
+        return 0
     import torch
 
     torch.set_num_threads(2)

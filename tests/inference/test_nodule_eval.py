@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inference.models.nodule_eval import _lung_rads_agreement, baseline_lung_rads, paired_difference, proportion_ci95
+from inference.models.nodule_eval import _lung_rads_agreement, baseline_lung_rads, compare_runs, paired_difference, proportion_ci95
 
 
 def test_baseline_category_follows_the_guideline_for_truth_and_finding_alike() -> None:
@@ -76,3 +76,25 @@ def test_truth_solid_component_is_measured_with_the_products_ruler() -> None:
     solid = next((r for r in draw_patient(9000, n_nodules=4).records if r.type == "solid"), None)
     if solid is not None:
         assert _truth_solid_component_mm(ph, solid) == solid.solid_component_mm
+
+
+def test_two_runs_are_compared_nodule_by_nodule() -> None:
+    """A change's before and after: which nodules it found or lost, and whose category a reader would see move."""
+    def run(rows, fp):
+        return {"synthetic": {"seeds": [1, 2], "fp_per_scan": fp, "rows": rows}}
+
+    def row(seed, nid, found, d=8.0, lr=None):
+        return {"seed": seed, "id": nid, "kind": "solid", "diameter_mm": d, "found": found, **({"lung_rads": lr} if lr else {})}
+
+    before = run([row(1, 1, True, lr=["3", "3"]), row(1, 2, False), row(2, 1, True, lr=["4A", "3"]), row(2, 2, True, 3.0)], 0.5)
+    after = run([row(1, 1, True, lr=["3", "3"]), row(1, 2, True, lr=["3", "3"]), row(2, 1, True, lr=["4A", "4A"]),
+                 row(2, 2, False, 3.0)], 1.0)
+    r = compare_runs(before, after)
+    # the 3 mm nodule does not count; one nodule gained, none lost
+    assert (r["n"], r["only_a"], r["only_b"]) == (3, 0, 1)
+    assert r["fp_per_scan"] == [0.5, 1.0]
+    assert r["lung_rads_changed"] == [{"seed": 2, "id": 1, "kind": "solid", "truth": ["4A", "4A"], "finding": ["3", "4A"]}]
+    # agreement over the nodules found in both runs with a category: 1 of 2 before, 2 of 2 after
+    assert r["lung_rads_agree"] == [1, 2, 2]
+    with pytest.raises(ValueError, match="different nodules"):
+        compare_runs(before, run(after["synthetic"]["rows"][:-1], 1.0))
