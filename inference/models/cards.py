@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from inference.models.catalogue import METADATA_FILE, models_root, sha256_file
+from inference.models.catalogue import METADATA_FILE, models_root, weights_mismatch
 from inference.types import ModelCard
 
 __all__ = ["model_cards"]
@@ -69,10 +69,8 @@ def _weights_check(folder: Path, meta: dict[str, Any]) -> str:
     path = folder / str(weights)
     if not path.is_file():
         return f"MISMATCH: {weights} is missing"
-    actual = sha256_file(path)
-    if meta.get("sha256") and actual == meta["sha256"]:
-        return f"verified, sha256 {actual}"
-    return f"MISMATCH: sha256 of {weights} is {actual}, metadata says {meta.get('sha256')}"
+    actual, mismatch = weights_mismatch(path, meta.get("sha256"))
+    return f"MISMATCH: {mismatch}" if mismatch else f"verified, sha256 {actual}"
 
 
 def model_cards(root: Path | None = None) -> list[ModelCard]:

@@ -34,6 +34,7 @@ __all__ = [
     "load_model",
     "save_model",
     "sha256_file",
+    "weights_mismatch",
 ]
 
 WEIGHTS_FILE = "model.safetensors"
@@ -158,6 +159,19 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def weights_mismatch(path: Path, expected: str | None) -> tuple[str, str | None]:
+    """``(sha256 of path, None)`` when it is the ``expected`` one from the metadata, else ``(sha256, why not)``.
+
+    The one integrity comparison: the catalogue's loader, the risk model's
+    loader and the model cards all refuse or flag weights by it, in the same words.
+    """
+    actual = sha256_file(path)
+    if expected and actual == expected:
+        return actual, None
+    return actual, (f"sha256 of {path.name} is {actual[:12]}…, metadata says {str(expected)[:12]}…: "
+                    "the weights were altered or replaced")
+
+
 def read_model_info(name: str, *, root: Path | None = None) -> ModelInfo:
     """Read and validate ``metadata.json`` of ``name`` (weights not loaded).
 
@@ -248,13 +262,10 @@ def load_model(name: str, *, device: Any = "cpu", root: Path | None = None) -> t
         )
     if not wpath.is_file():
         raise ModelIntegrityError("weights file is missing", where=str(wpath), fix="reinstall clinview")
-    actual = sha256_file(wpath)
-    if not info.sha256 or actual != info.sha256:
-        raise ModelIntegrityError(
-            f"sha256 mismatch (file {actual[:12]}…, metadata {str(info.sha256)[:12]}…): the weights were altered or replaced",
-            where=str(wpath),
-            fix="reinstall clinview or retrain (see the model's metadata.json: training.command)",
-        )
+    _, mismatch = weights_mismatch(wpath, info.sha256)
+    if mismatch:
+        raise ModelIntegrityError(mismatch, where=str(wpath),
+                                  fix="reinstall clinview or retrain (see the model's metadata.json: training.command)")
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 

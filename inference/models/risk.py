@@ -48,7 +48,7 @@ from torch import nn
 
 from inference.clinical.scoring import index_nodule
 from inference.errors import ModelIntegrityError
-from inference.models.catalogue import sha256_file
+from inference.models.catalogue import weights_mismatch
 from inference.paths import resources_dir
 from inference.types import ClinicalFacts, Volume
 
@@ -418,12 +418,9 @@ def load_risk_model(root: Path | None = None, *, device: str = "cpu") -> LoadedR
     wpath = d / weights_name
     if not wpath.is_file():
         raise ModelIntegrityError("risk model weights missing", where=str(wpath), fix="reinstall clinview")
-    digest = sha256_file(wpath)
-    if not meta.get("sha256") or digest != meta["sha256"]:
-        raise ModelIntegrityError(
-            f"sha256 {digest[:12]}... does not match metadata {str(meta.get('sha256'))[:12]}...",
-            where=str(wpath), fix="the weights were altered or corrupted; reinstall clinview",
-        )
+    digest, mismatch = weights_mismatch(wpath, meta.get("sha256"))
+    if mismatch:
+        raise ModelIntegrityError(mismatch, where=str(wpath), fix="reinstall clinview")
     key = (str(wpath.resolve()) + digest, device)
     if key in _CACHE:
         return _CACHE[key]
