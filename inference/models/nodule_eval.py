@@ -272,6 +272,7 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", kinds: list[str
 
     rows = []  # per true nodule
     fps: list[int] = []
+    fp_rows: list[dict[str, Any]] = []  # per false-positive finding: what reported it, at which probability
     secs: list[float] = []
     for seed in seeds:
         if phantom_available():
@@ -330,8 +331,11 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", kinds: list[str
                 row["dice"] = round(m["dice"], 4)
                 row["diameter_error_mm"] = round(n["mean_diameter_mm"] - m["diameter_mm"], 2)
                 row["probability"] = n["probability"]
+                row["detected_by"] = n.get("detected_by", "")
             rows.append(row)
         fps.append(len(fp))
+        fp_rows += [{"seed": seed, "mean_diameter_mm": n["mean_diameter_mm"], "probability": n.get("probability"),
+                     "detected_by": n.get("detected_by", "")} for n in fp]
         log(json.dumps({"seed": seed, "truth": len(ids), "found": sum(r["found"] for r in rows if r["seed"] == seed),
                         "fp": len(fp), "fp_diameters": [n["mean_diameter_mm"] for n in fp], "seconds": round(dt, 1)}))
     bins = []
@@ -372,7 +376,11 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", kinds: list[str
         # spiculation the phantom's on the truth side (the analysis leaves the margin to the reader)
         "lung_rads": _lung_rads_agreement([r for r in ge5 if r.get("lung_rads")]),
         "seconds_median": round(float(np.median(secs)), 1) if secs else None,
+        # false positives per scan by what reported them (classifier, mass rule, dense network)
+        "fp_per_scan_by_source": {k: round(sum(f["detected_by"] == k for f in fp_rows) / len(seeds), 2)
+                                  for k in sorted({f["detected_by"] for f in fp_rows})} if seeds else {},
         "rows": rows,
+        "false_positives": fp_rows,
     }
 
 

@@ -61,6 +61,8 @@ def cached_case(seed: int, cfg: dict[str, Any], **phantom_kw: Any) -> Any:
         z = np.load(f, allow_pickle=False)
         truth = [NoduleTruth(**t) for t in json.loads(str(z["truth"]))]
         return Case(z["hu"].astype(np.float32), spacing, z["nodules"], z["lungs"], truth, str(z["source"]), seed)
+    if src == "clinical":
+        phantom_kw = {"n_nodules": cfg["data"].get("n_nodules", 4), **phantom_kw}
     c = make_case(seed, spacing, source=src, **phantom_kw)
     np.savez_compressed(
         f,
@@ -73,7 +75,8 @@ def cached_case(seed: int, cfg: dict[str, Any], **phantom_kw: Any) -> Any:
     return c
 
 
-def sample_patch(case: Any, patch: tuple[int, int, int], rng: np.random.Generator, pos_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+def sample_patch(case: Any, patch: tuple[int, int, int], rng: np.random.Generator, pos_fraction: float,
+                 type_weights: dict[str, float] | None = None, augmentation: str = "full") -> tuple[np.ndarray, np.ndarray]:
     """One augmented (image HU, label) training patch.
 
     With probability ``pos_fraction`` the patch holds a nodule (random offset),
@@ -88,7 +91,8 @@ def sample_patch(case: Any, patch: tuple[int, int, int], rng: np.random.Generato
     s = rng.uniform(0.85, 1.2)
     size = np.array([max(16, int(round(p * s))) for p in patch])
     if case.truth and rng.random() < pos_fraction:
-        t = case.truth[int(rng.integers(len(case.truth)))]
+        w = np.array([float((type_weights or {}).get(t.type, 1.0)) for t in case.truth])
+        t = case.truth[int(rng.choice(len(case.truth), p=w / w.sum()))]
         c = np.array(t.center_zyx) + rng.uniform(-0.35, 0.35, 3) * size
     else:
         lz = np.nonzero(case.lungs.reshape(-1))[0] if case.lungs.any() else np.arange(case.hu.size)
@@ -104,7 +108,10 @@ def sample_patch(case: Any, patch: tuple[int, int, int], rng: np.random.Generato
         srcs = tuple(slice(a, b) for a, b in zip(src_lo, src_hi))
         img[dst] = case.hu[srcs]
         lab[dst] = case.nodules[srcs] > 0
-    img = augment(img, case.spacing, rng)
+    if augmentation == "light":
+        img = img * rng.uniform(0.96, 1.04) + rng.uniform(-25, 25) + rng.normal(0, rng.uniform(0, 15), img.shape).astype(np.float32)
+    else:
+        img = augment(img, case.spacing, rng)
     for ax in range(3):
         if rng.random() < 0.5:
             img = np.flip(img, ax)
@@ -130,7 +137,7 @@ def _val_dice(net: Any, cases: list[Any], cfg: dict[str, Any], device: Any) -> f
         crop = lung_crop(c.lungs, c.spacing)
         if crop is None:
             continue
-        img = augment(c.hu[crop], c.spacing, np.random.default_rng(c.seed))
+        img = c.hu[crop] if cfg["data"].get("source") == "clinical" else augment(c.hu[crop], c.spacing, np.random.default_rng(c.seed))
         t = normalise(torch.from_numpy(img)[None, None], cfg["normalisation"])
         p = predict_probability(net, t, roi_size=tuple(cfg["inference"]["roi_size"]), device=device,
                                 sw_batch_size=int(cfg["inference"]["sw_batch_size"]))
@@ -152,7 +159,7 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
     from monai.utils import set_determinism
 
     from inference.models.catalogue import build_network, save_model
-    from inference.models.device import choose_device
+    from inference.models.device import autocast, choose_device
 
     device, note = choose_device(cfg.get("device", "auto"))
     tr = dict(cfg["train"])
@@ -164,13 +171,10 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
     rng = np.random.default_rng(seed)
     log(f"device {device} {note}".strip())
     t0 = time.time()
-    a, b = cfg["data"]["train_seeds"]
-    train_cases = [cached_case(s, cfg) for s in range(int(a), int(b))]
-    for extra in cfg["data"].get("extra", []):
-        kw = {k: v for k, v in extra.items() if k != "seeds"}
-        train_cases += [cached_case(s, cfg, **kw) for s in range(int(extra["seeds"][0]), int(extra["seeds"][1]))]
-    a, b = cfg["data"]["val_seeds"]
-    val_cases = [cached_case(s, cfg) for s in range(int(a), int(b))]
+    jobs = _case_jobs(cfg)
+    n_val = len(range(*(int(v) for v in cfg["data"]["val_seeds"])))
+    cases = [cached_case(s, cfg, **kw) for s, kw in jobs]
+    train_cases, val_cases = cases[: len(cases) - n_val], cases[len(cases) - n_val:]
     n_nod = sum(len(c.truth) for c in train_cases)
     log(f"data: {len(train_cases)} training patients ({n_nod} nodules), {len(val_cases)} validation, "
         f"source {train_cases[0].source if train_cases else '?'}; {time.time() - t0:.0f}s")
@@ -196,14 +200,17 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
         te = time.time()
         losses = []
         for _ in range(steps):
-            xs, ys = zip(*(sample_patch(train_cases[int(rng.integers(len(train_cases)))], patch, rng, float(tr["pos_fraction"])) for _ in range(bs)))
+            xs, ys = zip(*(sample_patch(train_cases[int(rng.integers(len(train_cases)))], patch, rng, float(tr["pos_fraction"]),
+                                        tr.get("type_weights"), str(tr.get("augment", "full"))) for _ in range(bs)))
             x = torch.from_numpy(np.stack(xs))[:, None]
             y = torch.from_numpy(np.stack(ys))[:, None]
             x = ((x.clamp(cfg["normalisation"]["hu_min"], cfg["normalisation"]["hu_max"]) - cfg["normalisation"]["hu_min"])
                  / (cfg["normalisation"]["hu_max"] - cfg["normalisation"]["hu_min"]))
             x, y = x.to(device), y.to(device)
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(x), y)
+            with autocast(device, tr.get("cpu_autocast")):
+                out = net(x)
+            loss = loss_fn(out.float(), y)
             loss.backward()
             opt.step()
             sched.step()
@@ -215,6 +222,11 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
         if vd >= best["val_dice"]:  # ties: the later (longer-trained) epoch
             best = {"val_dice": round(vd, 4), "epoch": ep}
             best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+            # the best epoch so far, readable while training goes on (a long CPU run can be looked at, or resumed with --init)
+            from safetensors.torch import save_file
+
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            save_file(best_state, str(Path(out_dir) / "best_so_far.safetensors"))
         if time.time() > deadline:
             log(f"stopping after epoch {ep}: max_minutes reached")
             break
@@ -243,9 +255,13 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
             "train_seeds": cfg["data"]["train_seeds"],
             "val_seeds": cfg["data"]["val_seeds"],
             "nodules": n_nod,
-            "augmentation": "noise 5-60 HU, soft/sharp kernel, z blur FWHM 0.5-5 mm, HU scale ±5 % / offset ±30, scale 0.85-1.2, flips",
+            "augmentation": ("HU scale ±4 % / offset ±25, noise 0-15 HU, scale 0.85-1.2, flips (the acquisition -- pixel, "
+                             "slice, kernel, dose -- is drawn per patient)" if str(tr.get("augment", "full")) == "light" else
+                             "noise 5-60 HU, soft/sharp kernel, z blur FWHM 0.5-5 mm, HU scale ±5 % / offset ±30, scale 0.85-1.2, flips"),
+            "sampling": {"pos_fraction": float(tr["pos_fraction"]), "type_weights": dict(tr.get("type_weights") or {})},
+            "extra": cfg["data"].get("extra", []),
         },
-        "training": {"config": "configs/nodules_unet.yaml", "seed": seed, "device": device.type,
+        "training": {"config": str(cfg.get("config_path", "configs/nodules_unet.yaml")), "seed": seed, "device": device.type,
                      "init": Path(str(cfg["init"])).name if cfg.get("init") else None,
                      "epochs": epochs, "steps_per_epoch": steps, "lr": float(tr["lr"]),
                      "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "history": history},
@@ -253,6 +269,33 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
     }
     save_model(net.cpu(), meta, out_dir)
     return metrics
+
+
+def _case_jobs(cfg: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """Every (seed, phantom arguments) the config trains and validates on."""
+    a, b = cfg["data"]["train_seeds"]
+    jobs: list[tuple[int, dict[str, Any]]] = [(s, {}) for s in range(int(a), int(b))]
+    for extra in cfg["data"].get("extra", []):
+        kw = {k: v for k, v in extra.items() if k != "seeds"}
+        jobs += [(s, kw) for s in range(int(extra["seeds"][0]), int(extra["seeds"][1]))]
+    a, b = cfg["data"]["val_seeds"]
+    return jobs + [(s, {}) for s in range(int(a), int(b))]
+
+
+def _prepare_one(job: tuple[int, dict[str, Any], dict[str, Any]]) -> str:
+    seed, kw, cfg = job
+    t = time.time()
+    c = cached_case(seed, cfg, **kw)
+    return f"{seed}: {c.hu.shape}, {len(c.truth)} nodules, {time.time() - t:.1f}s"
+
+
+def prepare(cfg: dict[str, Any], processes: int) -> None:
+    """Draw and cache every patient of ``cfg`` in ``processes`` worker processes (training then only reads)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max(1, processes)) as pool:
+        for line in pool.map(_prepare_one, [(s, kw, cfg) for s, kw in _case_jobs(cfg)]):
+            print(line, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,8 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", choices=["auto", "phantom", "simple"])
     ap.add_argument("--init", type=Path, help="start from these safetensors weights (continue a run)")
     ap.add_argument("--lr", type=float)
+    ap.add_argument("--prepare", type=int, metavar="PROCESSES", help="only draw and cache the training and validation patients")
     a = ap.parse_args(argv)
     cfg = load_config(a.config)
+    cfg["config_path"] = str(a.config.resolve().relative_to(REPO)) if a.config.resolve().is_relative_to(REPO) else str(a.config)
     if a.epochs:
         cfg["train"]["epochs"] = cfg.setdefault("gpu", {})["epochs"] = a.epochs
     if a.steps:
@@ -286,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg["init"] = str(a.init)
     if a.lr:
         cfg["train"]["lr"] = cfg.setdefault("gpu", {})["lr"] = a.lr
+    if a.prepare:
+        prepare(cfg, a.prepare)
+        return 0
     m = train(cfg, a.out, log=lambda s: print(s, flush=True))
     print(json.dumps(m), flush=True)
     return 0

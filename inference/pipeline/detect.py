@@ -43,6 +43,7 @@ __all__ = [
     "calibrate",
     "classify",
     "detect_nodules",
+    "add_dense_findings",
     "mass_rule",
     "MASS_RULE",
 ]
@@ -231,8 +232,16 @@ def detect_nodules(
     device: Any,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
+    dense: tuple[Any, Any] | None = None,
 ) -> Detection:
     """Candidates → patches → classifier → kept nodules on the CT grid, their halos grown.
+
+    ``dense`` -- ``(net, info)`` of a dense segmentation network
+    (``configs/nodules_dense.yaml``), or None -- adds its components that no
+    kept finding touches, each with the network's own mask and probability
+    (``detected_by`` ``"dense network"``): the second reader for the nodules
+    whose classical segmentation is too poor for the classifier (ground
+    glass beside a vessel, :func:`add_dense_findings`).
 
     The halo growth (:func:`inference.pipeline.candidates.grow_halos`) runs on
     the kept nodules only: it may change a finding's mask, never which
@@ -289,18 +298,63 @@ def detect_nodules(
                           [b if i in kept_set else None for i, b in enumerate(boxes)], cancel)
     if cancel is not None and cancel():
         raise CancelledError()
+    t3 = time.perf_counter()
+    probs = {i: float(p[i]) for i in kept}
+    source = {i: "mass rule" if by_rule[i] else "classifier" for i in kept}
+    seconds = {"candidates": round(t1 - t0, 3), "classifier": round(t2 - t1, 3), "halos": round(t3 - t2, 3)}
+    if dense is not None:
+        rep(0.9, "dense nodule network")
+        added = add_dense_findings(volume, lung_labels, kept_map, boxes, dense, first_id=n + 1, device=device,
+                                   warnings=warnings, cancel=cancel)
+        for i, prob in added.items():
+            kept.append(i)
+            probs[i] = prob
+            source[i] = "dense network"
+        seconds["dense"] = round(time.perf_counter() - t3, 3)
     # ids 1..n by volume, largest first (the contract)
     sizes = {i: int((kept_map[boxes[i]] == i + 1).sum()) if boxes[i] is not None else 0 for i in kept}
     keep = sorted(kept, key=lambda i: -sizes[i])
     labels = renumber(kept_map, [(boxes[i], i + 1) for i in keep])
-    t3 = time.perf_counter()
     rep(1.0, f"{len(keep)} nodule(s) kept of {n} candidates")
     return Detection(
         labels=labels,
-        probabilities=[round(float(p[i]), 3) for i in keep],
-        detected_by=["mass rule" if by_rule[i] else "classifier" for i in keep],
+        probabilities=[round(probs[i], 3) for i in keep],
+        detected_by=[source[i] for i in keep],
         candidates=n,
         device=str(getattr(dev, "type", dev)),
         warnings=warnings,
-        seconds={"candidates": round(t1 - t0, 3), "classifier": round(t2 - t1, 3), "halos": round(t3 - t2, 3)},
+        seconds=seconds,
     )
+
+
+def add_dense_findings(volume: Volume, lung_labels: np.ndarray, kept_map: np.ndarray, boxes: list[Any],
+                       dense: tuple[Any, Any], *, first_id: int, device: Any, warnings: list[str],
+                       cancel: CancelFn | None = None) -> dict[int, float]:
+    """Write the dense network's new findings into ``kept_map`` (ids from ``first_id``); returns ``{index: probability}``.
+
+    A component is new when none of its voxels is already a kept finding: the
+    classifier's findings keep their own masks and probabilities (they were
+    measured against the validation patients), and the network only adds
+    what the two-stage detector did not report. ``boxes`` gets each new
+    finding's bounding box at index ``id - 1``.
+    """
+    from inference.pipeline.nodules import segment_nodules
+
+    dnet, dinfo = dense
+    seg = segment_nodules(volume, lung_labels, dnet, dinfo, device=device, cancel=cancel)
+    warnings.extend(seg.warnings)
+    out: dict[int, float] = {}
+    m = len(seg.probabilities)
+    for j, box in enumerate(ndi.find_objects(seg.labels, max_label=m)):
+        if box is None:
+            continue
+        comp = seg.labels[box] == j + 1
+        if (kept_map[box][comp] > 0).any():
+            continue
+        i = first_id - 1 + len(out)
+        kept_map[box][comp] = i + 1
+        while len(boxes) <= i:
+            boxes.append(None)
+        boxes[i] = box
+        out[i] = float(seg.probabilities[j])
+    return out

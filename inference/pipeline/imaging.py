@@ -73,6 +73,28 @@ def preload_model(model_name: str = "nodules", device: str = "auto") -> str:
     return str(dev)
 
 
+def _second_reader(info: Any, device: str, model_root: Path | None,
+                   warnings: list[str]) -> tuple[tuple[Any, Any] | None, dict[str, Any]]:
+    """The dense network the nodule model names as its second reader (``metadata["second_reader"]``).
+
+    Returns ``((net, info) or None, {"dense_model": {name, version, sha256}})``.
+    A second reader that cannot be loaded (weights missing or altered) is
+    left out with a warning: the two-stage detector alone still reports, and
+    the findings say which models ran.
+    """
+    from inference.errors import ModelIntegrityError
+
+    name = (info.metadata.get("second_reader") or {}).get("model")
+    if not name:
+        return None, {}
+    try:
+        dnet, dinfo = _cached_model(str(name), device, str(model_root) if model_root else None)
+    except (ModelIntegrityError, FileNotFoundError, OSError) as e:
+        warnings.append(f"second reader {name!r} not used ({e}): nodules are from the classifier only")
+        return None, {}
+    return (dnet, dinfo), {"dense_model": {k: v for k, v in dinfo.as_findings(device).items() if k != "device"}}
+
+
 def _z_up_sign(volume: Volume) -> float:
     dz = float(volume.voxel_to_lps([1, 0, 0])[2] - volume.voxel_to_lps([0, 0, 0])[2])
     return 1.0 if dz >= 0 else -1.0
@@ -219,11 +241,12 @@ def run_imaging(
         from inference.pipeline.candidates import CANDIDATES_VERSION, HALO_GROWTH
         from inference.pipeline.detect import MASS_RULE, detect_nodules
 
-        seg = detect_nodules(volume, lung_labels, net, info, device=dev, progress=sub, cancel=cancel)
+        dense, dense_source = _second_reader(info, str(dev), model_root, warnings)
+        seg = detect_nodules(volume, lung_labels, net, info, device=dev, progress=sub, cancel=cancel, dense=dense)
         stage_seconds = dict(seg.seconds)
-        # the classifier rescored these candidates; a finding may come from the mass rule instead
+        # the classifier rescored these candidates; a finding may come from the mass rule or the dense network instead
         stage_source = {"candidates": {"version": CANDIDATES_VERSION, "mass_rule": dict(MASS_RULE),
-                                       "halo_growth": dict(HALO_GROWTH)}}
+                                       "halo_growth": dict(HALO_GROWTH)}, **dense_source}
     else:  # a dense segmentation network (configs/nodules_unet.yaml)
         from inference.pipeline.nodules import segment_nodules
 
