@@ -76,11 +76,14 @@ def cached_case(seed: int, cfg: dict[str, Any], **phantom_kw: Any) -> Any:
 
 
 def sample_patch(case: Any, patch: tuple[int, int, int], rng: np.random.Generator, pos_fraction: float,
-                 type_weights: dict[str, float] | None = None, augmentation: str = "full") -> tuple[np.ndarray, np.ndarray]:
+                 type_weights: dict[str, float] | None = None, augmentation: str = "full",
+                 anywhere: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One augmented (image HU, label) training patch.
 
-    With probability ``pos_fraction`` the patch holds a nodule (random offset),
-    otherwise it is centred on a random lung voxel. Scale augmentation: the
+    With probability ``pos_fraction`` the patch holds a nodule (random offset;
+    a nodule picked with ``type_weights`` by its type), otherwise it is centred
+    on a random lung voxel -- or, with probability ``anywhere``, anywhere in
+    the case. Scale augmentation: the
     patch is cut ``s``× larger/smaller and resized, which mimics other spacings
     and nodule sizes.
     """
@@ -95,9 +98,13 @@ def sample_patch(case: Any, patch: tuple[int, int, int], rng: np.random.Generato
         t = case.truth[int(rng.choice(len(case.truth), p=w / w.sum()))]
         c = np.array(t.center_zyx) + rng.uniform(-0.35, 0.35, 3) * size
     else:
-        lz = np.nonzero(case.lungs.reshape(-1))[0] if case.lungs.any() else np.arange(case.hu.size)
-        i = int(lz[int(rng.integers(lz.size))])
-        c = np.array(np.unravel_index(i, case.hu.shape), float)
+        if rng.random() < anywhere or not case.lungs.any():
+            # anywhere in the case (the lung crop): inference sees the hilum, heart and chest wall too
+            c = rng.uniform(0, 1, 3) * np.array(case.hu.shape)
+        else:
+            lz = np.nonzero(case.lungs.reshape(-1))[0]
+            i = int(lz[int(rng.integers(lz.size))])
+            c = np.array(np.unravel_index(i, case.hu.shape), float)
     lo = np.round(c - size / 2).astype(int)
     img = np.full(tuple(size), -1000.0, np.float32)
     lab = np.zeros(tuple(size), np.float32)
@@ -129,7 +136,7 @@ def _val_dice(net: Any, cases: list[Any], cfg: dict[str, Any], device: Any) -> f
     import torch
 
     from inference.models.nodule_data import augment
-    from inference.pipeline.nodules import lung_crop, normalise, predict_probability
+    from inference.pipeline.nodules import components, lung_crop, normalise, predict_probability
 
     inter = tot = 0.0
     net.eval()
@@ -141,7 +148,14 @@ def _val_dice(net: Any, cases: list[Any], cfg: dict[str, Any], device: Any) -> f
         t = normalise(torch.from_numpy(img)[None, None], cfg["normalisation"])
         p = predict_probability(net, t, roi_size=tuple(cfg["inference"]["roi_size"]), device=device,
                                 sw_batch_size=int(cfg["inference"]["sw_batch_size"]))
-        pred = p[0, 0].numpy() >= 0.5
+        if cfg.get("val_metric") == "reported":
+            # what the product would report: components in the lungs, of the postprocess's size and shape
+            post = cfg["postprocess"]
+            pred = components(p[0, 0].numpy(), c.lungs[crop], c.spacing, threshold=float(post.get("threshold", 0.5)),
+                              min_volume_mm3=float(post.get("min_volume_mm3", 15.0)), min_probability=0.5,
+                              max_elongation=float(post["max_elongation"]) if post.get("max_elongation") else None)[0] > 0
+        else:
+            pred = p[0, 0].numpy() >= 0.5
         gt = c.nodules[crop] > 0
         inter += float((pred & gt).sum())
         tot += float(pred.sum() + gt.sum())
@@ -201,7 +215,8 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
         losses = []
         for _ in range(steps):
             xs, ys = zip(*(sample_patch(train_cases[int(rng.integers(len(train_cases)))], patch, rng, float(tr["pos_fraction"]),
-                                        tr.get("type_weights"), str(tr.get("augment", "full"))) for _ in range(bs)))
+                                        tr.get("type_weights"), str(tr.get("augment", "full")),
+                                        float(tr.get("negatives_anywhere", 0.0))) for _ in range(bs)))
             x = torch.from_numpy(np.stack(xs))[:, None]
             y = torch.from_numpy(np.stack(ys))[:, None]
             x = ((x.clamp(cfg["normalisation"]["hu_min"], cfg["normalisation"]["hu_max"]) - cfg["normalisation"]["hu_min"])
