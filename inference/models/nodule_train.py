@@ -163,6 +163,12 @@ def _val_dice(net: Any, cases: list[Any], cfg: dict[str, Any], device: Any) -> f
     return 2 * inter / tot if tot else 1.0
 
 
+def _best_so_far(out_dir: Path) -> Path:
+    """Where the best epoch so far is written during training: beside the model folder, not in it
+    (the catalogue refuses weights its metadata does not list)."""
+    return Path(out_dir).parent / f"{Path(out_dir).name}.best_so_far.safetensors"
+
+
 def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, Any]:
     """Train per ``cfg`` and save the best epoch to ``out_dir``.
 
@@ -241,7 +247,7 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
             from safetensors.torch import save_file
 
             Path(out_dir).mkdir(parents=True, exist_ok=True)
-            save_file(best_state, str(Path(out_dir) / "best_so_far.safetensors"))
+            save_file(best_state, str(_best_so_far(out_dir)))
         if time.time() > deadline:
             log(f"stopping after epoch {ep}: max_minutes reached")
             break
