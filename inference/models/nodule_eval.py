@@ -332,10 +332,11 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", kinds: list[str
                 row["diameter_error_mm"] = round(n["mean_diameter_mm"] - m["diameter_mm"], 2)
                 row["probability"] = n["probability"]
                 row["detected_by"] = n.get("detected_by", "")
+                row["mean_hu"] = n.get("mean_hu")
             rows.append(row)
         fps.append(len(fp))
         fp_rows += [{"seed": seed, "mean_diameter_mm": n["mean_diameter_mm"], "probability": n.get("probability"),
-                     "detected_by": n.get("detected_by", "")} for n in fp]
+                     "detected_by": n.get("detected_by", ""), "type": n.get("type"), "mean_hu": n.get("mean_hu")} for n in fp]
         log(json.dumps({"seed": seed, "truth": len(ids), "found": sum(r["found"] for r in rows if r["seed"] == seed),
                         "fp": len(fp), "fp_diameters": [n["mean_diameter_mm"] for n in fp], "seconds": round(dt, 1)}))
     bins = []

@@ -341,16 +341,20 @@ def add_dense_findings(volume: Volume, lung_labels: np.ndarray, kept_map: np.nda
     from inference.pipeline.nodules import segment_nodules
 
     dnet, dinfo = dense
+    max_hu = dinfo.metadata.get("postprocess", {}).get("max_mean_hu")
     seg = segment_nodules(volume, lung_labels, dnet, dinfo, device=device, cancel=cancel)
     warnings.extend(seg.warnings)
     out: dict[int, float] = {}
     m = len(seg.probabilities)
+    hu = np.asarray(volume.array)
     for j, box in enumerate(ndi.find_objects(seg.labels, max_label=m)):
         if box is None:
             continue
         comp = seg.labels[box] == j + 1
         if (kept_map[box][comp] > 0).any():
             continue
+        if max_hu is not None and float(hu[box][comp].mean()) > float(max_hu):
+            continue  # solid: the classifier's to report (see the model's postprocess.max_mean_hu)
         i = first_id - 1 + len(out)
         kept_map[box][comp] = i + 1
         while len(boxes) <= i:
