@@ -14,7 +14,7 @@ def test_the_shipped_cards_name_versions_check_weights_and_say_where_the_detecto
     cards = {c.name: c for c in shipped_cards()}
     assert {"nodules", "lungs", "clinview-risk"} <= set(cards)
     nod = cards["nodules"]
-    assert nod.problem is None and nod.version == "2.2.0"
+    assert nod.problem is None and nod.version == "2.4.0"
     assert nod.weights_check.startswith("verified")
     assert cards["lungs"].weights_check == "no learned weights"
     assert any("synthetic cohort only" in x for x in cards["clinview-risk"].limitations)

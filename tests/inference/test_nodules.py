@@ -116,3 +116,101 @@ def test_a_chest_ct_without_nodules_gives_no_findings() -> None:
     r = run_imaging(ph.to_volume(), device="cpu")
     assert r.nodules == [], [(n["mean_diameter_mm"], n["probability"], n["center_voxel_zyx"]) for n in r.nodules]
     assert r.lungs["right_ml"] > 1000 and r.lungs["left_ml"] > 1000
+
+
+def test_the_model_grid_averages_noise_instead_of_sampling_it() -> None:
+    """Down to the dense network's 2 mm, a 0.8 mm image's noise must fall as averaging over the model voxel
+    predicts, not stay as it is (plain trilinear sampling), and a uniform
+    region and the extent in mm must stay what they were."""
+    from inference.pipeline.nodules import model_grid_shape, to_model_grid
+
+    rng = np.random.default_rng(0)
+    sp, model = (1.25, 0.8, 0.8), (2.0, 2.0, 2.0)
+    noise = rng.normal(-800.0, 100.0, (64, 160, 160)).astype(np.float32)
+    out = to_model_grid(noise, sp, model)[0, 0].numpy()
+    assert out.shape == model_grid_shape(noise.shape, sp, model) == (40, 64, 64)
+    inner = out[5:-5, 5:-5, 5:-5]
+    assert abs(float(inner.mean()) + 800.0) < 2.0
+    plain = torch.nn.functional.interpolate(torch.from_numpy(noise)[None, None], size=out.shape, mode="trilinear",
+                                            align_corners=False)[0, 0].numpy()[5:-5, 5:-5, 5:-5]
+    # a box average over the 2 mm voxel (~10 native voxels) gives 100 / sqrt(10) = 32 HU; plain sampling ~50
+    assert float(inner.std()) < 0.6 * float(plain.std())
+    assert 20.0 < float(inner.std()) < 36.0
+
+
+@pytest.fixture(scope="module")
+def ground_glass_ct():
+    from inference.synth.phantom import make_phantom
+
+    ph = make_phantom(7002, shape=(224, 224), pixel_mm=1.5, slice_mm=2.0, n_nodules=1,
+                      nodule_types=("ground-glass",), nodule_size_mm=(14.0, 16.0), emphysema=False,
+                      effusion=False, atelectasis=False, fov_clip=False)
+    vol = Volume(array=ph.hu, spacing=tuple(ph.spacing), origin=tuple(ph.origin), direction=np.asarray(ph.direction))
+    return vol, ph
+
+
+def _dense_reader() -> tuple:
+    from inference.models.catalogue import load_model, read_model_info
+
+    return load_model(str(read_model_info("nodules").metadata["second_reader"]["model"]))
+
+
+@pytest.mark.slow
+def test_the_dense_second_reader_reports_ground_glass_once_and_leaves_solid_nodules_to_the_classifier(
+        ground_glass_ct, one_nodule_ct) -> None:
+    """With nothing kept, the shipped dense network reports the ground-glass nodule with its own mask; once
+    a kept finding holds it, the network adds nothing there (a nodule is never reported twice); a solid
+    nodule it leaves to the classifier (its postprocess.max_mean_hu), so it adds no solid look-alikes."""
+    from scipy import ndimage as ndi
+
+    from inference.pipeline.detect import add_dense_findings
+    from inference.pipeline.lungs import segment_lungs
+
+    dense = _dense_reader()
+    vol, ph = ground_glass_ct
+    lungs = segment_lungs(vol)
+    truth = ph.nodules == ph.records[0].id
+    kept = np.zeros(vol.shape, np.uint16)
+    boxes: list = []
+    added = add_dense_findings(vol, lungs, kept, boxes, dense, first_id=1, device=torch.device("cpu"), warnings=[])
+    hit = [i for i in added if (kept[boxes[i]] == i + 1)[truth[boxes[i]]].any()]
+    assert len(hit) == 1 and float(dense[1].metadata["postprocess"]["min_probability"]) <= added[hit[0]] <= 1.0
+    pred = kept == hit[0] + 1
+    assert 2 * (pred & truth).sum() / (pred.sum() + truth.sum()) > 0.6
+    # the same nodule already reported (id 1): nothing new overlaps it
+    kept2 = np.zeros(vol.shape, np.uint16)
+    kept2[ndi.binary_erosion(truth, iterations=2)] = 1
+    boxes2: list = [ndi.find_objects(kept2)[0]]
+    added2 = add_dense_findings(vol, lungs, kept2, boxes2, dense, first_id=2, device=torch.device("cpu"), warnings=[])
+    assert not any((kept2[boxes2[i]] == i + 1)[truth[boxes2[i]]].any() for i in added2)
+    assert len(added2) == len(added) - 1
+    # a solid 12 mm nodule: not the second reader's to report
+    svol, sph = one_nodule_ct
+    skept = np.zeros(svol.shape, np.uint16)
+    sboxes: list = []
+    sadded = add_dense_findings(svol, segment_lungs(svol), skept, sboxes, dense, first_id=1, device=torch.device("cpu"),
+                                warnings=[])
+    assert not (skept[sph.nodules == sph.records[0].id] > 0).any(), sadded
+
+
+@pytest.mark.slow
+def test_a_second_reader_with_altered_weights_is_left_out_with_one_warning(one_nodule_ct, tmp_path) -> None:
+    """Altered dense weights must not stop the analysis: the classifier still reports, one warning says
+    which model was left out, and the findings do not name it."""
+    import shutil
+
+    from inference.models.catalogue import models_root, read_model_info
+    from inference.pipeline.imaging import run_imaging
+
+    name = str(read_model_info("nodules").metadata["second_reader"]["model"])
+    root = tmp_path / "models"
+    shutil.copytree(models_root(), root)
+    w = root / name / "model.safetensors"
+    data = bytearray(w.read_bytes())
+    data[-1] ^= 0xFF
+    w.write_bytes(bytes(data))
+    vol, ph = one_nodule_ct
+    res = run_imaging(vol, device="cpu", model_root=root)
+    assert [x for x in res.warnings if "second reader" in x and name in x], res.warnings
+    assert "dense_model" not in res.model
+    assert any(n["detected_by"] == "classifier" for n in res.nodules)

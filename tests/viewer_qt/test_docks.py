@@ -144,6 +144,28 @@ def test_a_mass_reported_by_the_mass_rule_heads_the_table_and_says_so(qtbot) -> 
     assert "candidates 0.4.0, mass rule ≥ 40 mm" in dock.source.text()
 
 
+def test_a_finding_of_the_second_reader_says_which_network_reported_it(qtbot) -> None:
+    """A nodule only the dense network reported is marked as its own, its uncalibrated number explained,
+    and the source line names that network and version next to the classifier's."""
+    f = sample()
+    dense = f["nodules"][0]
+    dense["detected_by"] = "dense network"
+    f["model"]["dense_model"] = {"name": "nodules-dense", "version": "1.0.0", "sha256": "0" * 64}
+    vol, labels = volume_and_labels(f)
+    st = AnalysisState()
+    st.set_result(f, labels, None, volume=vol)
+    dock = FindingsDock(st)
+    qtbot.addWidget(dock)
+    t, c = dock.table, _col(dock.table, COLUMNS[4])
+    row = next(r for r in range(t.rowCount()) if t.item(r, 0).text() == str(dense["id"]))
+    assert t.item(row, c).text().endswith(" · 2nd")
+    tip = t.item(row, c).toolTip()
+    assert "nodules-dense 1.0.0" in tip and "not calibrated" in tip
+    others = [r for r in range(t.rowCount()) if r != row]
+    assert others and all("2nd" not in t.item(r, c).text() and not t.item(r, c).toolTip() for r in others)
+    assert "second reader nodules-dense 1.0.0" in dock.source.text()
+
+
 def test_prior_nodules_not_confirmed_are_listed_apart_from_resolved_ones(qtbot) -> None:
     """A prior nodule with tissue still at its place must not read as "resolved"."""
     f = sample()

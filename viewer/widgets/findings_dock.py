@@ -88,6 +88,10 @@ def _type(n: dict[str, Any]) -> str:
     return t + (", spiculated" if n.get("spiculated") else "")
 
 
+#: what the probability cell adds for a finding the classifier did not report itself
+_SOURCE_TAG = {"mass rule": " · mass", "dense network": " · 2nd"}
+
+
 class FindingsDock(QWidget):
     """Nodule table with Accept / Reject / Edit / Spiculated (keys A / R / E / S).
 
@@ -355,13 +359,15 @@ class FindingsDock(QWidget):
         # the rule's thresholds as the analysis recorded them (findings model.candidates)
         mdl = st.findings.get("model") if isinstance(st.findings.get("model"), dict) else {}
         rule = (mdl.get("candidates") or {}).get("mass_rule") or {}
+        dm = mdl.get("dense_model") if isinstance(mdl.get("dense_model"), dict) else {}
+        dense_name = f"{dm.get('name', '?')} {dm.get('version', '')}".strip()
         rule_words = (f"at least {rule['min_diameter_mm']:g} mm, round, mostly surrounded by lung"
                       if isinstance(rule.get("min_diameter_mm"), (int, float)) else "a large round mass in the lung")
         for r, n in enumerate(rows):
             rejected = n["review"] == "rejected"
             loc_short, loc_words = _location(n)
             cells = [str(n["id"]), _size(n), _type(n), loc_short,
-                     fmt_pct(n.get("probability"), 0) + (" · mass" if n.get("detected_by") == "mass rule" else ""),
+                     fmt_pct(n.get("probability"), 0) + _SOURCE_TAG.get(str(n.get("detected_by")), ""),
                      lung_rads_cell(n)[0],
                      _REVIEW_STYLE.get(n["review"], (n["review"], muted))[0]]
             for c, text in enumerate(cells):
@@ -386,6 +392,11 @@ class FindingsDock(QWidget):
                 if c == 4 and n.get("detected_by") == "mass rule":
                     it.setToolTip(f"Reported by the mass rule ({rule_words}), not by the classifier: its "
                                   f"probability for this finding is {fmt_pct(n.get('probability'), 0)}")
+                elif c == 4 and n.get("detected_by") == "dense network":
+                    it.setToolTip(f"Reported by the second reader, the dense network {dense_name}, where the "
+                                  f"classifier reported nothing: {fmt_pct(n.get('probability'), 0)} is that "
+                                  "network's highest voxel probability in the finding, not calibrated like the "
+                                  "classifier's")
                 if c == 1 and n.get("edited"):
                     it.setToolTip(str(n.get("measurement_source", "")))
                 if c == 2:
@@ -413,6 +424,9 @@ class FindingsDock(QWidget):
         if cand.get("version"):
             src.append(f"candidates {cand['version']}"
                        + (f", mass rule ≥ {rule['min_diameter_mm']:g} mm" if "at least" in rule_words else ""))
+        dense = m.get("dense_model") if isinstance(m.get("dense_model"), dict) else {}
+        if dense.get("name"):
+            src.append(f"second reader {dense['name']} {dense.get('version', '')}".rstrip())
         src.append("⌀: mean of long and short axis (Lung-RADS v2022 measurement)")
         # where the reader learns what the detector misses (ground glass most of all)
         src.append("what the AI misses: Help › AI models")
