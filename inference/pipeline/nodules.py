@@ -336,10 +336,16 @@ def components(
         return np.zeros(prob.shape, np.uint16), []
     vox = float(np.prod(spacing))
     idx = np.arange(1, n + 1)
-    sizes = ndi.sum_labels(fg, lab, idx)
-    pmax = ndi.maximum(prob, lab, idx)
+    # per-component statistics over the foreground voxels only (scipy's label-wise maximum sorts the whole
+    # grid: 1.6 s of a 64x512x512 CT's 2.5 s here)
+    ids = lab[fg]
+    sizes = np.bincount(ids, minlength=n + 1)[1:].astype(float)
+    pmax_all = np.zeros(n + 1, np.float64)
+    np.maximum.at(pmax_all, ids, prob[fg].astype(np.float64))
+    pmax = pmax_all[1:]
     region = lung_region(lungs, spacing)
-    inside = ndi.mean(region.astype(np.float32), lab, idx) if region.any() else np.zeros(n)
+    inside = (np.bincount(ids, weights=region[fg].astype(np.float64), minlength=n + 1)[1:] / np.maximum(sizes, 1)
+              if region.any() else np.zeros(n))
     keep = [(int(i), float(s), float(p)) for i, s, p, f in zip(idx, sizes, pmax, inside)
             if s * vox >= min_volume_mm3 and p >= min_probability and f >= 0.5]
     if max_elongation:

@@ -41,7 +41,8 @@ def _card_html(c: ModelCard) -> str:
 
 def cards_html(cards: list[ModelCard]) -> str:
     """The cards as one HTML page (the nodule model first: its findings are what the reader reviews)."""
-    order = sorted(cards, key=lambda c: (c.name != "nodules", c.name))
+    # the detector first, its second reader next to it, then the rest by name
+    order = sorted(cards, key=lambda c: (c.name != "nodules", not c.name.startswith("nodules"), c.name))
     body = "<hr>".join(_card_html(c) for c in order) or "<p>No models found in resources/models.</p>"
     return (f"<div style='color:{PALETTE['text']}'><p style='color:{PALETTE['muted']}'>Every AI number in clinview "
             f"names the model version that made it. These are those models, as measured; decision support only."
