@@ -45,15 +45,20 @@ def test_vessel_like_tube_is_dropped_by_the_elongation_filter() -> None:
     assert lab.max() == 2
 
 
-@pytest.fixture(scope="module")
-def one_nodule_ct():
+def _one_nodule_phantom(seed: int, kind: str, size_mm: tuple[float, float], matrix: int, pixel_mm: float, slice_mm: float):
+    """A plain chest phantom (no emphysema, effusion, atelectasis or clipped field) with one nodule of ``kind``."""
     from inference.synth.phantom import make_phantom
 
-    ph = make_phantom(7001, shape=(200, 200), pixel_mm=1.6, slice_mm=2.5, n_nodules=1,
-                      nodule_types=("solid",), nodule_size_mm=(12.0, 14.0), emphysema=False,
+    ph = make_phantom(seed, shape=(matrix, matrix), pixel_mm=pixel_mm, slice_mm=slice_mm, n_nodules=1,
+                      nodule_types=(kind,), nodule_size_mm=size_mm, emphysema=False,
                       effusion=False, atelectasis=False, fov_clip=False)
     vol = Volume(array=ph.hu, spacing=tuple(ph.spacing), origin=tuple(ph.origin), direction=np.asarray(ph.direction))
     return vol, ph
+
+
+@pytest.fixture(scope="module")
+def one_nodule_ct():
+    return _one_nodule_phantom(7001, "solid", (12.0, 14.0), 200, 1.6, 2.5)
 
 
 @pytest.mark.slow
@@ -140,13 +145,7 @@ def test_the_model_grid_averages_noise_instead_of_sampling_it() -> None:
 
 @pytest.fixture(scope="module")
 def ground_glass_ct():
-    from inference.synth.phantom import make_phantom
-
-    ph = make_phantom(7002, shape=(224, 224), pixel_mm=1.5, slice_mm=2.0, n_nodules=1,
-                      nodule_types=("ground-glass",), nodule_size_mm=(14.0, 16.0), emphysema=False,
-                      effusion=False, atelectasis=False, fov_clip=False)
-    vol = Volume(array=ph.hu, spacing=tuple(ph.spacing), origin=tuple(ph.origin), direction=np.asarray(ph.direction))
-    return vol, ph
+    return _one_nodule_phantom(7002, "ground-glass", (14.0, 16.0), 224, 1.5, 2.0)
 
 
 def _dense_reader() -> tuple:

@@ -122,6 +122,16 @@ def test_findings_table_summary_and_badges(qtbot, state: AnalysisState) -> None:
     assert "what the AI misses: Help › AI models" in dock.source.text()
 
 
+def _findings_dock(qtbot, f: dict) -> FindingsDock:
+    """A findings dock on ``f`` (findings.json as a dict) with its volume and label map."""
+    vol, labels = volume_and_labels(f)
+    st = AnalysisState()
+    st.set_result(f, labels, None, volume=vol)
+    dock = FindingsDock(st)
+    qtbot.addWidget(dock)
+    return dock
+
+
 def test_a_mass_reported_by_the_mass_rule_heads_the_table_and_says_so(qtbot) -> None:
     """The mass rule reports a large mass the classifier scored low: the reader must see it first,
     marked as the rule's, with the classifier's own number kept and explained."""
@@ -130,11 +140,7 @@ def test_a_mass_reported_by_the_mass_rule_heads_the_table_and_says_so(qtbot) -> 
     lowest["detected_by"] = "mass rule"
     f["model"]["candidates"] = {"version": "0.4.0",
                                 "mass_rule": {"min_diameter_mm": 40.0, "min_elongation": 0.5, "min_air_ring": 0.5}}
-    vol, labels = volume_and_labels(f)
-    st = AnalysisState()
-    st.set_result(f, labels, None, volume=vol)
-    dock = FindingsDock(st)
-    qtbot.addWidget(dock)
+    dock = _findings_dock(qtbot, f)
     t, c = dock.table, _col(dock.table, COLUMNS[4])
     assert t.item(0, 0).text() == str(lowest["id"])
     assert t.item(0, c).text() == f"{round(lowest['probability'] * 100)} % · mass"
@@ -151,11 +157,7 @@ def test_a_finding_of_the_second_reader_says_which_network_reported_it(qtbot) ->
     dense = f["nodules"][0]
     dense["detected_by"] = "dense network"
     f["model"]["dense_model"] = {"name": "nodules-dense", "version": "1.0.0", "sha256": "0" * 64}
-    vol, labels = volume_and_labels(f)
-    st = AnalysisState()
-    st.set_result(f, labels, None, volume=vol)
-    dock = FindingsDock(st)
-    qtbot.addWidget(dock)
+    dock = _findings_dock(qtbot, f)
     t, c = dock.table, _col(dock.table, COLUMNS[4])
     row = next(r for r in range(t.rowCount()) if t.item(r, 0).text() == str(dense["id"]))
     assert t.item(row, c).text().endswith(" · 2nd")
