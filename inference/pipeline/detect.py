@@ -79,10 +79,11 @@ class Detection:
 
     ``labels`` are ids ``1..n`` on the CT grid, largest first;
     ``probabilities[i-1]`` is the classifier's calibrated probability that id
-    ``i`` is a nodule; ``detected_by[i-1]`` says what reported it
-    (``"classifier"``: probability at or above the operating point;
-    ``"mass rule"``: :func:`mass_rule`); ``candidates`` is how many places
-    were scored.
+    ``i`` is a nodule -- for a ``"dense network"`` finding, that network's
+    highest voxel probability in it, uncalibrated; ``detected_by[i-1]`` says
+    what reported it (``"classifier"``: probability at or above the operating
+    point; ``"mass rule"``: :func:`mass_rule`; ``"dense network"``:
+    :func:`add_dense_findings`); ``candidates`` is how many places were scored.
     """
 
     labels: np.ndarray

@@ -64,12 +64,14 @@ def preload_model(model_name: str = "nodules", device: str = "auto") -> str:
     request (the viewer's spare, :mod:`inference.worker`) calls this while it
     waits, so that time is not the user's. Same cache key as
     :func:`run_imaging` (model, resolved device, default root): the request
-    uses exactly this network.
+    uses exactly this network -- and the second reader it names, which
+    :func:`run_imaging` would otherwise load on the user's first request.
     """
     from inference.models.device import choose_device
 
     dev, _ = choose_device(device)
-    _cached_model(model_name, str(dev), None)
+    _, info = _cached_model(model_name, str(dev), None)
+    _second_reader(info, str(dev), None, [])
     return str(dev)
 
 
@@ -114,10 +116,11 @@ def nodule_findings(
 ) -> list[dict[str, Any]]:
     """Per-nodule contract dicts from a label map (ids 1..n) on ``volume``'s grid.
 
-    ``detected_by[i-1]``: what reported id ``i`` (``"classifier"`` or
-    ``"mass rule"``, :func:`inference.pipeline.detect.mass_rule`); the
-    ``probability`` stays the classifier's either way, so a number never
-    claims more than the model said.
+    ``detected_by[i-1]``: what reported id ``i`` (``"classifier"``,
+    ``"mass rule"`` -- :func:`inference.pipeline.detect.mass_rule` -- or
+    ``"dense network"``, the second reader); the ``probability`` is the
+    reporting model's own number (the classifier's for the first two), so a
+    number never claims more than the model said.
     """
     out: list[dict[str, Any]] = []
     from scipy import ndimage as ndi
