@@ -136,7 +136,7 @@ def _val_dice(net: Any, cases: list[Any], cfg: dict[str, Any], device: Any) -> f
     import torch
 
     from inference.models.nodule_data import augment
-    from inference.pipeline.nodules import components, lung_crop, normalise, predict_probability
+    from inference.pipeline.nodules import components, lung_crop, normalise, predict_probability, window_size
 
     inter = tot = 0.0
     net.eval()
@@ -146,8 +146,9 @@ def _val_dice(net: Any, cases: list[Any], cfg: dict[str, Any], device: Any) -> f
             continue
         img = c.hu[crop] if cfg["data"].get("source") == "clinical" else augment(c.hu[crop], c.spacing, np.random.default_rng(c.seed))
         t = normalise(torch.from_numpy(img)[None, None], cfg["normalisation"])
-        p = predict_probability(net, t, roi_size=tuple(cfg["inference"]["roi_size"]), device=device,
-                                sw_batch_size=int(cfg["inference"]["sw_batch_size"]))
+        # the window the product uses (one over the whole crop when the model's inference block says so)
+        roi = window_size(tuple(t.shape[2:]), tuple(cfg["inference"]["roi_size"]), cfg["inference"])
+        p = predict_probability(net, t, roi_size=roi, device=device, sw_batch_size=int(cfg["inference"]["sw_batch_size"]))
         if cfg.get("val_metric") == "reported":
             # what the product would report: components in the lungs, of the postprocess's size and shape
             post = cfg["postprocess"]

@@ -35,7 +35,7 @@ from inference.errors import CancelledError
 from inference.types import Progress, Volume
 
 __all__ = ["NoduleSegmentation", "segment_nodules", "lung_crop", "lung_region", "components", "normalise", "predict_probability",
-           "to_model_grid", "model_grid_shape"]
+           "to_model_grid", "model_grid_shape", "window_size"]
 
 ProgressFn = Callable[[Progress], None]
 CancelFn = Callable[[], bool]
@@ -111,6 +111,25 @@ def normalise(t: "torch.Tensor", spec: dict[str, Any]) -> "torch.Tensor":  # noq
     return (t.clamp(a, b) - a) / (b - a)
 
 
+def window_size(shape: tuple[int, ...], roi: tuple[int, int, int], inference: dict[str, Any]) -> tuple[int, int, int]:
+    """The sliding window for an image of ``shape``: the model's ``roi_size``, or one window over it all.
+
+    Why one window: the lung crop at 2 mm is about 150 x 100 x 130 voxels,
+    and 96³ windows with a quarter overlap tile it with 8 of them -- 3.5x
+    the crop's voxels, most computed twice and blended. A fully
+    convolutional network takes any size that its pooling divides
+    (``inference.size_divisor``), so when the crop, padded to that, holds at
+    most ``inference.whole_crop_max_voxels``, it is one window (each axis at
+    least ``roi_size``, as the tiles were). Absent from the metadata: tiles.
+    """
+    cap = inference.get("whole_crop_max_voxels")
+    if not cap:
+        return roi
+    div = int(inference.get("size_divisor", 16))
+    whole = tuple(max(r, -(-int(s) // div) * div) for s, r in zip(shape, roi))
+    return whole if math.prod(whole) <= int(cap) else roi  # type: ignore[return-value]
+
+
 def predict_probability(
     net: Any,
     image: "torch.Tensor",  # noqa: F821
@@ -122,11 +141,14 @@ def predict_probability(
     cpu_autocast: str | None = None,
     progress: Callable[[float], None] | None = None,
     cancel: CancelFn | None = None,
+    channels_last: bool = False,
 ) -> "torch.Tensor":  # noqa: F821
     """Foreground probability (1, 1, z, y, x) on ``image``'s grid (CPU tensor).
 
     MONAI sliding window with Gaussian blending; the predictor polls
-    ``cancel`` and reports the fraction of windows done.
+    ``cancel`` and reports the fraction of windows done. ``channels_last``:
+    windows go to ``net`` in the channels-last 3-D layout (``net``'s weights
+    must be in it already, see :func:`segment_nodules`).
     """
     import torch
     from monai.inferers import sliding_window_inference
@@ -141,11 +163,13 @@ def predict_probability(
     n_batches = max(1, math.ceil(n_win / sw_batch_size))
     done = [0]
 
+    layout = torch.channels_last_3d if channels_last else torch.contiguous_format
+
     def predictor(x: torch.Tensor) -> torch.Tensor:
         if cancel is not None and cancel():
             raise CancelledError()
         with autocast(device, cpu_autocast):
-            y = net(x)
+            y = net(x.contiguous(memory_format=layout))
         done[0] += 1
         if progress is not None:
             progress(min(1.0, done[0] / n_batches))
@@ -207,7 +231,6 @@ def segment_nodules(
     meta = info.metadata
     inf = dict(meta.get("inference", {}))
     post = dict(meta.get("postprocess", {}))
-    roi = tuple(int(r) for r in inf.get("roi_size", (96, 96, 96)))
     warnings: list[str] = []
     shape = volume.shape
     empty = NoduleSegmentation(np.zeros(shape, np.uint16), [], device=device.type, warnings=warnings)
@@ -217,15 +240,21 @@ def segment_nodules(
         return empty
     sub = volume.array[crop]
     t = normalise(to_model_grid(sub, volume.spacing, info.spacing), info.normalisation)
+    roi = window_size(tuple(t.shape[2:]), tuple(int(r) for r in inf.get("roi_size", (96, 96, 96))), inf)  # type: ignore[arg-type]
 
     def sw_progress(f: float) -> None:
         if progress is not None:
             progress(Progress(f, "nodule network"))
 
+    # Channels-last 3-D on the CPU: oneDNN's convolutions run 1.6x faster in that layout (BasicUNet 8-16-24-32-64
+    # on a 160x128x160 window, bf16, 2 threads: 0.79 s vs 1.29 s), with the same probabilities (a test). Not on
+    # CUDA, where it is not measured; not in training, where a step was slower (0.36 s vs 0.28 s).
     def run(dev: "torch.device", batch: int) -> "torch.Tensor":  # noqa: F821
+        last = dev.type == "cpu"
         return predict_probability(
-            net.to(dev),
+            net.to(dev, memory_format=torch.channels_last_3d if last else torch.contiguous_format),
             t,
+            channels_last=last,
             roi_size=roi,  # type: ignore[arg-type]
             device=dev,
             sw_batch_size=batch,

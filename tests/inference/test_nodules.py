@@ -213,3 +213,47 @@ def test_a_second_reader_with_altered_weights_is_left_out_with_one_warning(one_n
     assert [x for x in res.warnings if "second reader" in x and name in x], res.warnings
     assert "dense_model" not in res.model
     assert any(n["detected_by"] == "classifier" for n in res.nodules)
+
+
+def test_a_lung_crop_that_fits_is_one_window_padded_to_what_the_network_divides() -> None:
+    """The dense network runs the whole 2 mm lung crop as one window when it fits (8 tiles computed it 3.5x
+    over); every axis stays at least the trained window, and a crop over the cap, or a model without the
+    option, keeps the tiles."""
+    from inference.pipeline.nodules import window_size
+
+    opt = {"whole_crop_max_voxels": 8_000_000, "size_divisor": 16}
+    assert window_size((160, 98, 128), (96, 96, 96), opt) == (160, 112, 128)
+    assert window_size((40, 98, 150), (96, 96, 96), opt) == (96, 112, 160)
+    assert window_size((250, 200, 220), (96, 96, 96), opt) == (96, 96, 96)
+    assert window_size((160, 98, 128), (96, 96, 96), {}) == (96, 96, 96)
+
+
+@pytest.mark.slow
+def test_one_window_finds_the_ground_glass_nodule_the_tiles_find(ground_glass_ct) -> None:
+    """The speed-ups must not change what the second reader sees: on a ground-glass nodule, the shipped dense
+    network's probability over the nodule agrees between one window and 96³ tiles, and between the
+    channels-last and the default layout."""
+    from inference.pipeline.lungs import segment_lungs
+    from inference.pipeline.nodules import lung_crop, normalise, predict_probability, to_model_grid, window_size
+
+    net, info = _dense_reader()
+    vol, ph = ground_glass_ct
+    crop = lung_crop(segment_lungs(vol), vol.spacing)
+    t = normalise(to_model_grid(vol.array[crop], vol.spacing, info.spacing), info.normalisation)
+    inf = info.metadata["inference"]
+    tile = tuple(inf["roi_size"])
+    whole = window_size(tuple(t.shape[2:]), tile, inf)
+    assert whole != tile
+    kw = dict(device=torch.device("cpu"), sw_batch_size=1, overlap=float(inf["overlap"]), cpu_autocast=inf["cpu_autocast"])
+    p_tiles = predict_probability(net, t, roi_size=tile, **kw)
+    p_whole = predict_probability(net, t, roi_size=whole, **kw)
+    truth = torch.nn.functional.interpolate(torch.from_numpy((ph.nodules[crop] == ph.records[0].id).astype(np.float32))[None, None],
+                                            size=tuple(t.shape[2:]), mode="trilinear", align_corners=False)[0, 0] > 0.5
+    a, b = p_tiles[0, 0] > 0.5, p_whole[0, 0] > 0.5
+    # the product's CPU layout (channels-last 3-D, 1.6x faster here) gives the same probabilities
+    import copy
+
+    last = copy.deepcopy(net).to(memory_format=torch.channels_last_3d)
+    assert torch.allclose(predict_probability(last, t, roi_size=whole, channels_last=True, **kw), p_whole, atol=1e-3)
+    assert int((a & truth).sum()) > 0.5 * int(truth.sum())
+    assert 2 * int((a & b & truth).sum()) / (int((a & truth).sum()) + int((b & truth).sum())) > 0.9
