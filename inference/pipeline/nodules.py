@@ -240,7 +240,9 @@ def segment_nodules(
         return empty
     sub = volume.array[crop]
     t = normalise(to_model_grid(sub, volume.spacing, info.spacing), info.normalisation)
-    roi = window_size(tuple(t.shape[2:]), tuple(int(r) for r in inf.get("roi_size", (96, 96, 96))), inf)  # type: ignore[arg-type]
+    tile = tuple(int(r) for r in inf.get("roi_size", (96, 96, 96)))
+    roi = window_size(tuple(t.shape[2:]), tile, inf)  # type: ignore[arg-type]
+    first_batch = int(inf.get("sw_batch_size", 4))
 
     def sw_progress(f: float) -> None:
         if progress is not None:
@@ -249,13 +251,15 @@ def segment_nodules(
     # Channels-last 3-D on the CPU: oneDNN's convolutions run 1.6x faster in that layout (BasicUNet 8-16-24-32-64
     # on a 160x128x160 window, bf16, 2 threads: 0.79 s vs 1.29 s), with the same probabilities (a test). Not on
     # CUDA, where it is not measured; not in training, where a step was slower (0.36 s vs 0.28 s).
+    # One window cannot be split into smaller batches: after a CUDA out-of-memory the GPU retries with the
+    # model's tiles (run_with_oom_fallback halves the batch and says so), and only then moves to the CPU.
     def run(dev: "torch.device", batch: int) -> "torch.Tensor":  # noqa: F821
         last = dev.type == "cpu"
         return predict_probability(
             net.to(dev, memory_format=torch.channels_last_3d if last else torch.contiguous_format),
             t,
             channels_last=last,
-            roi_size=roi,  # type: ignore[arg-type]
+            roi_size=roi if (last or batch == first_batch) else tile,  # type: ignore[arg-type]
             device=dev,
             sw_batch_size=batch,
             overlap=float(inf.get("overlap", 0.25)),
@@ -264,7 +268,7 @@ def segment_nodules(
             cancel=cancel,
         )
 
-    prob, dev = run_with_oom_fallback(run, device, int(inf.get("sw_batch_size", 4)), warnings, "window")
+    prob, dev = run_with_oom_fallback(run, device, first_batch, warnings, "window")
     if cancel is not None and cancel():
         raise CancelledError()
     # back to the CT's own grid (on the crop)
