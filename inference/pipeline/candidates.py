@@ -468,9 +468,23 @@ def _opening_seeds(work: np.ndarray, region: np.ndarray) -> list[tuple[np.ndarra
     # local contrast against the mean of the surrounding ~2 cm of lung (removes dependent
     # density gradients and soft-kernel haze that share the band's HU range)
     bg = ndi.uniform_filter(sm[::2, ::2, ::2], size=9)
-    bg = ndi.zoom(bg, [a / b for a, b in zip(sm.shape, bg.shape)], order=1)[: sm.shape[0], : sm.shape[1], : sm.shape[2]]
-    band = region & (sm > OPEN_SEED_HU) & (sm < GGN_BAND_MAX_HU) & (sm - bg > GGN_LOCAL_CONTRAST_HU)
+    idx = np.nonzero(region & (sm > OPEN_SEED_HU) & (sm < GGN_BAND_MAX_HU))
+    band = np.zeros(sm.shape, bool)
+    band[idx] = sm[idx] - _zoom_at(bg, sm.shape, idx) > GGN_LOCAL_CONTRAST_HU
     return _component_seeds(_opened(band, k), k, BAND_TAG, MAX_OPEN_SEEDS)
+
+
+def _zoom_at(small: np.ndarray, shape: tuple[int, ...], idx: tuple[np.ndarray, ...]) -> np.ndarray:
+    """``scipy.ndimage.zoom(small, shape / small.shape, order=1)`` at the voxels ``idx`` of a ``shape`` grid only.
+
+    Why: the band test needs the background level only where the smoothed CT
+    is in the ground-glass band (~7 % of the work grid); zooming the whole
+    grid took 0.21-0.36 s of the candidate stage. Same coordinates as
+    ``zoom`` (output index × (n_in - 1) / (n_out - 1)) and the same linear
+    interpolation: identical values (compared on four CTs).
+    """
+    coords = [i * ((n_in - 1) / (n_out - 1)) if n_out > 1 else np.zeros(len(i)) for i, n_in, n_out in zip(idx, small.shape, shape)]
+    return ndi.map_coordinates(small, coords, order=1)
 
 
 #: an enclosed air pocket smaller than this (equivalent diameter, mm) in dense lung tissue is a cavity

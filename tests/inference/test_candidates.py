@@ -472,3 +472,17 @@ def test_renumber_orders_findings_box_by_box_and_keeps_numbers_of_empty_ids() ->
     assert out.dtype == np.uint16 and sorted(np.unique(out).tolist()) == [0, 1, 3]
     assert (out == 1).sum() == 64 and (out == 3).sum() == 8 and out[0, 9, 9] == 0
     assert np.array_equal(out > 0, (lab == 4) | (lab == 7))
+
+
+def test_the_band_background_sampled_at_its_voxels_equals_the_whole_grid_zoom() -> None:
+    """The ground-glass band's background level, computed only where the band test needs it, must be the value
+    a whole-grid ``ndi.zoom`` gives there -- the candidates (and the classifier calibrated on them) stay the same."""
+    from inference.pipeline.candidates import _zoom_at
+
+    rng = np.random.default_rng(3)
+    small = rng.normal(-800.0, 60.0, (17, 23, 30)).astype(np.float32)
+    for shape in [(34, 46, 60), (33, 45, 59), (1, 46, 60)]:
+        src = small[:1] if shape[0] == 1 else small
+        whole = ndi.zoom(src, [a / b for a, b in zip(shape, src.shape)], order=1)
+        idx = np.nonzero(rng.random(shape) < 0.1)
+        assert np.array_equal(_zoom_at(src, shape, idx), whole[idx])
