@@ -213,7 +213,8 @@ def segment_nodules(
         Output of :func:`inference.pipeline.lungs.segment_lungs` (same grid).
     net, info
         From :func:`inference.models.catalogue.load_model`; ``info.metadata``
-        holds ``inference`` (roi_size, overlap, sw_batch_size, cpu_autocast)
+        holds ``inference`` (roi_size, overlap, sw_batch_size, cpu_autocast, and optionally
+        whole_crop_max_voxels / size_divisor: :func:`window_size`)
         and ``postprocess`` (threshold, min_volume_mm3, min_probability).
     device
         Where to run; CUDA OOM falls back to smaller batches, then the CPU.
