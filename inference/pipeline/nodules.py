@@ -175,20 +175,31 @@ def predict_probability(
             progress(min(1.0, done[0] / n_batches))
         return y.float()
 
-    with torch.inference_mode():
-        logits = sliding_window_inference(
-            image.to(device),
-            roi_size=roi_size,
-            sw_batch_size=sw_batch_size,
-            predictor=predictor,
-            overlap=overlap,
-            mode="gaussian",
-            padding_mode="constant",
-            cval=0.0,
-            sw_device=device,
-            device=torch.device("cpu"),
-        )
-        return torch.sigmoid(logits)
+    # Polled before every block of the network too, not only between windows: one window over the whole lung
+    # crop runs 1-2 s on two cores (up to ~9 s at whole_crop_max_voxels), and a cancel must not wait for it.
+    def poll(_module: Any, _inputs: Any) -> None:
+        if cancel is not None and cancel():
+            raise CancelledError()
+
+    hooks = [m.register_forward_pre_hook(poll) for m in net.children()] if cancel is not None else []
+    try:
+        with torch.inference_mode():
+            logits = sliding_window_inference(
+                image.to(device),
+                roi_size=roi_size,
+                sw_batch_size=sw_batch_size,
+                predictor=predictor,
+                overlap=overlap,
+                mode="gaussian",
+                padding_mode="constant",
+                cval=0.0,
+                sw_device=device,
+                device=torch.device("cpu"),
+            )
+            return torch.sigmoid(logits)
+    finally:
+        for h in hooks:
+            h.remove()
 
 
 def segment_nodules(

@@ -257,3 +257,37 @@ def test_one_window_finds_the_ground_glass_nodule_the_tiles_find(ground_glass_ct
     assert torch.allclose(predict_probability(last, t, roi_size=whole, channels_last=True, **kw), p_whole, atol=1e-3)
     assert int((a & truth).sum()) > 0.5 * int(truth.sum())
     assert 2 * int((a & b & truth).sum()) / (int((a & truth).sum()) + int((b & truth).sum())) > 0.9
+
+
+def test_cancel_stops_the_dense_network_inside_its_one_window(ground_glass_ct) -> None:
+    """One window over the whole lung crop is one network call: a cancel pressed during it must stop it
+    between the network's blocks, not after the whole window (1-2 s here, up to ~9 s at the size cap)."""
+    from inference.pipeline.lungs import segment_lungs
+    from inference.pipeline.nodules import lung_crop, normalise, predict_probability, to_model_grid, window_size
+
+    net, info = _dense_reader()
+    vol, _ = ground_glass_ct
+    crop = lung_crop(segment_lungs(vol), vol.spacing)
+    t = normalise(to_model_grid(vol.array[crop], vol.spacing, info.spacing), info.normalisation)
+    inf = info.metadata["inference"]
+    whole = window_size(tuple(t.shape[2:]), tuple(inf["roi_size"]), inf)
+    reached_the_end: list[bool] = []
+    last = list(net.children())[-1]
+    handle = last.register_forward_hook(lambda *_: reached_the_end.append(True))
+    calls = {"n": 0}
+
+    def cancel() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 3  # the window's own check, then two blocks of the network
+
+    try:
+        with pytest.raises(CancelledError):
+            predict_probability(net, t, roi_size=whole, device=torch.device("cpu"), sw_batch_size=1, cancel=cancel,
+                                cpu_autocast=inf["cpu_autocast"])
+    finally:
+        handle.remove()
+    assert calls["n"] == 4 and not reached_the_end
+    # and the hooks are gone: the same network runs to the end afterwards
+    p = predict_probability(net, t, roi_size=whole, device=torch.device("cpu"), sw_batch_size=1, cancel=lambda: False,
+                            cpu_autocast=inf["cpu_autocast"])
+    assert p.shape == t.shape
