@@ -176,7 +176,7 @@ def predict_probability(
         return y.float()
 
     # Polled before every block of the network too, not only between windows: one window over the whole lung
-    # crop runs 1-2 s on two cores (up to ~9 s at whole_crop_max_voxels), and a cancel must not wait for it.
+    # crop runs 1-2 s on two cores (4.4 s at whole_crop_max_voxels), and a cancel must not wait for it.
     def poll(_module: Any, _inputs: Any) -> None:
         if cancel is not None and cancel():
             raise CancelledError()

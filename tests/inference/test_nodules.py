@@ -261,7 +261,7 @@ def test_one_window_finds_the_ground_glass_nodule_the_tiles_find(ground_glass_ct
 
 def test_cancel_stops_the_dense_network_inside_its_one_window(ground_glass_ct) -> None:
     """One window over the whole lung crop is one network call: a cancel pressed during it must stop it
-    between the network's blocks, not after the whole window (1-2 s here, up to ~9 s at the size cap)."""
+    between the network's blocks, not after the whole window (1-2 s here, 4.4 s at the size cap)."""
     from inference.pipeline.lungs import segment_lungs
     from inference.pipeline.nodules import lung_crop, normalise, predict_probability, to_model_grid, window_size
 
