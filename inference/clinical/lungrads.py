@@ -22,7 +22,7 @@ What is decided here (and why):
   taken as *not spiculated*; the oval/lentiform/triangular shape is not
   measured, which the caller states.
 * Benign calcification or fat -> 1. A nodule typed ``calcified`` is treated
-  as benign calcification; the caller warns that the pattern was not checked.
+  as benign calcification; the caller asks the reader to confirm the pattern on the image.
 * ``slow_growing`` (growing over several screens) -> 4B for solid and
   part-solid nodules (v2022).
 * A new part-solid nodule < 6 mm whose solid component is >= 4 mm meets both

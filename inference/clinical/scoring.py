@@ -228,8 +228,12 @@ def _lung_rads_for(n: dict[str, Any], prior_available: bool, warnings: list[str]
             f"Lung-RADS: nodule {n.get('id')}: solid-component size missing, assumed equal to the whole nodule"
         )
     if kind == "calcified":
+        # The analysis types a nodule calcified only when it is mostly calcified or its calcium is central or
+        # popcorn (inference.pipeline.measure.benign_calcification); a reader's "calcified" is the reader's call.
+        # Either way category 1 stands on the pattern, which the reader confirms on the image.
         warnings.append(
-            f"Lung-RADS: nodule {n.get('id')}: calcified, treated as benign calcification (pattern not checked)"
+            f"Lung-RADS: nodule {n.get('id')}: calcified, filed as a benign pattern (category 1): "
+            "confirm complete, central, popcorn or laminated (concentric) calcification on the image"
         )
     return _lr.nodule_category(
         _lr.LungRadsNodule(

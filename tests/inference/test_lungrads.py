@@ -141,3 +141,13 @@ def test_nodule_without_type_is_not_guessed() -> None:
     assert any("nodule 1" in w and "type" in w for w in warnings)
     assert f["exam"]["lung_rads"]["category"] == "2"
     assert f["exam"]["lung_rads"]["uncategorised_nodules"] == [1] and "understated" in f["exam"]["lung_rads"]["note"]
+
+
+def test_a_calcified_nodule_is_category_1_and_the_reader_is_asked_to_confirm_its_pattern() -> None:
+    """Category 1 stands on a benign calcification pattern: the line under it must say so and name the
+    patterns Lung-RADS accepts, not claim the pattern went unchecked."""
+    f = {"patient": {"age_years": 60, "sex": "F"}, "lungs": {}, "nodules": [_n(1, 9.0, "calcified")]}
+    warnings = apply_guidelines(f, None, prior_available=False)
+    assert f["nodules"][0]["lung_rads"] == "1"
+    line = [w for w in warnings if w.startswith("Lung-RADS: nodule 1")]
+    assert len(line) == 1 and "confirm" in line[0] and "popcorn" in line[0] and "not checked" not in line[0]
