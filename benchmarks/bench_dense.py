@@ -27,44 +27,23 @@ from inference.process import prepare_analysis_process
 
 prepare_analysis_process()
 
-import argparse  # noqa: E402
 import copy  # noqa: E402
 import json  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _median_time(fn: Any, repeats: int) -> tuple[float, Any]:
-    out = fn()  # warm-up (oneDNN builds its kernels for the shape)
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts), out
+from benchmarks.bench_inference import _time, bench_args, bench_cases  # noqa: E402
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=9100)
-    ap.add_argument("--real", type=Path, default=REPO.parent / "shared" / "data" / "lung-pet-ct-dx" / "A0001" / "ct-lung-kernel")
-    a = ap.parse_args()
+    a = bench_args(3)
     import torch
 
     from inference.models.catalogue import load_model
     from inference.pipeline.lungs import segment_lungs
     from inference.pipeline.nodules import lung_crop, normalise, predict_probability, to_model_grid, window_size
-    from inference.synth.phantom import make_phantom
-    from inference.types import Volume
 
     torch.set_num_threads(a.threads)
     net, info = load_model("nodules-dense", device="cpu")
@@ -72,25 +51,16 @@ def main() -> int:
     last = copy.deepcopy(net).to(memory_format=torch.channels_last_3d)
     print(json.dumps({"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "threads": a.threads,
                       "torch": torch.__version__, "model": f"{info.name} {info.version}", "repeats": a.repeats}), flush=True)
-    cases = []
-    ph = make_phantom(a.seed, shape=(512, 512), pixel_mm=0.8, slice_mm=5.0, n_nodules=4, nodule_size_mm=(6.0, 20.0))
-    cases.append((f"synthetic seed {a.seed}",
-                  Volume(array=ph.hu, spacing=tuple(ph.spacing), origin=tuple(ph.origin), direction=np.asarray(ph.direction))))
-    if a.real.is_dir():
-        from inference.pipeline.analyze import _scan_and_load
-
-        rv, _, _ = _scan_and_load(a.real, None, None, None)
-        cases.append(("real A0001 lung kernel", rv))
-    for name, v in cases:
+    for name, v, _ in bench_cases(a.seed, a.real):
         crop = lung_crop(segment_lungs(v), v.spacing)
         t = normalise(to_model_grid(np.asarray(v.array)[crop], v.spacing, info.spacing), info.normalisation)
         tile = tuple(int(r) for r in inf["roi_size"])
         whole = window_size(tuple(t.shape[2:]), tile, inf)
         kw = dict(device=torch.device("cpu"), sw_batch_size=int(inf["sw_batch_size"]), overlap=float(inf["overlap"]),
                   cpu_autocast=inf.get("cpu_autocast"))
-        s_tiles, p_tiles = _median_time(lambda: predict_probability(net, t, roi_size=tile, **kw), a.repeats)
-        s_whole, p_whole = _median_time(lambda: predict_probability(net, t, roi_size=whole, **kw), a.repeats)
-        s_last, p_last = _median_time(lambda: predict_probability(last, t, roi_size=whole, channels_last=True, **kw),
+        s_tiles, p_tiles = _time(lambda: predict_probability(net, t, roi_size=tile, **kw), a.repeats)
+        s_whole, p_whole = _time(lambda: predict_probability(net, t, roi_size=whole, **kw), a.repeats)
+        s_last, p_last = _time(lambda: predict_probability(last, t, roi_size=whole, channels_last=True, **kw),
                                       a.repeats)
 
         def diff(p: Any, q: Any) -> dict[str, float]:

@@ -89,6 +89,23 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * (a & b).sum() / s) if s else 1.0
 
 
+def bench_cases(seed: int, real: Path) -> list[tuple[str, Any, Any]]:
+    """``(name, volume, truth labels or None)``: the synthetic chest CT of ``seed`` (69×512×512) and, when the
+    folder is there, the real CT -- the cases every inference benchmark here runs on."""
+    from inference.synth.phantom import make_phantom
+    from inference.types import Volume
+
+    ph = make_phantom(seed, shape=(512, 512), pixel_mm=0.8, slice_mm=5.0, n_nodules=4, nodule_size_mm=(6.0, 20.0))
+    vol = Volume(array=ph.hu, spacing=tuple(ph.spacing), origin=tuple(ph.origin), direction=np.asarray(ph.direction))
+    cases: list[tuple[str, Any, Any]] = [("synthetic seed %d" % seed, vol, np.asarray(ph.nodules))]
+    if real.is_dir():
+        from inference.pipeline.analyze import _scan_and_load
+
+        rv, _, _ = _scan_and_load(real, None, None, None)
+        cases.append(("real A0001 lung kernel", rv, None))
+    return cases
+
+
 def _time(fn: Any, repeats: int) -> tuple[float, Any]:
     fn()  # warm-up
     ts = []
@@ -100,19 +117,22 @@ def _time(fn: Any, repeats: int) -> tuple[float, Any]:
     return statistics.median(ts), out
 
 
-def main() -> int:
+def bench_args(repeats: int) -> argparse.Namespace:
+    """The command line the inference benchmarks share: threads, repeats, the synthetic seed, the real CT's folder."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=repeats)
     ap.add_argument("--seed", type=int, default=9100)
     ap.add_argument("--real", type=Path, default=REPO.parent / "shared" / "data" / "lung-pet-ct-dx" / "A0001" / "ct-lung-kernel")
-    a = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> int:
+    a = bench_args(1)
     import torch
 
     from inference.models.catalogue import read_model_info
     from inference.pipeline.lungs import segment_lungs
-    from inference.synth.phantom import make_phantom
-    from inference.types import Volume
 
     torch.set_num_threads(a.threads)
     net, info = baseline_model()
@@ -120,16 +140,7 @@ def main() -> int:
     res: dict[str, Any] = {"threads": a.threads, "torch": torch.__version__, "baseline_model": info.version,
                            "shipped_model": shipped.version, "sha256": str(shipped.sha256)[:12],
                            "numpy_madvise_hugepage": os.environ.get("NUMPY_MADVISE_HUGEPAGE")}
-    cases = []
-    ph = make_phantom(a.seed, shape=(512, 512), pixel_mm=0.8, slice_mm=5.0, n_nodules=4, nodule_size_mm=(6.0, 20.0))
-    vol = Volume(array=ph.hu, spacing=tuple(ph.spacing), origin=tuple(ph.origin), direction=np.asarray(ph.direction))
-    cases.append(("synthetic seed %d" % a.seed, vol, np.asarray(ph.nodules)))
-    if a.real.is_dir():
-        from inference.pipeline.analyze import _scan_and_load
-
-        rv, _, _ = _scan_and_load(a.real, None, None, None)
-        cases.append(("real A0001 lung kernel", rv, None))
-    for name, v, truth in cases:
+    for name, v, truth in bench_cases(a.seed, a.real):
         lungs = segment_lungs(v)
         tp, lp = _time(lambda: plain(v, net, info, lungs), a.repeats)
         to, lo = _time(lambda: ours(v), a.repeats)
