@@ -410,23 +410,21 @@ class FindingsDock(QWidget):
                     f.setStrikeOut(True)
                     it.setFont(f)
                 self.table.setItem(r, c, it)
-        m = st.findings.get("model") if isinstance(st.findings.get("model"), dict) else {}
         src = []
-        if m.get("name"):
-            secs = (m.get("seconds") or {}).get("total") if isinstance(m.get("seconds"), dict) else None
+        if mdl.get("name"):
+            secs = (mdl.get("seconds") or {}).get("total") if isinstance(mdl.get("seconds"), dict) else None
             when = st.analysed_at
-            run = ", ".join(x for x in (str(m.get("device") or ""), f"{float(secs):.1f} s" if secs else "",
+            run = ", ".join(x for x in (str(mdl.get("device") or ""), f"{float(secs):.1f} s" if secs else "",
                                         f"{when:%Y-%m-%d %H:%M}" if when else "") if x)
-            src.append(f"AI: {m['name']} {m.get('version', '(no version)')}" + (f" ({run})" if run else ""))
+            src.append(f"AI: {mdl['name']} {mdl.get('version', '(no version)')}" + (f" ({run})" if run else ""))
         else:
             src.append("AI: model not named in the analysis")
-        cand = m.get("candidates") if isinstance(m.get("candidates"), dict) else {}
+        cand = mdl.get("candidates") if isinstance(mdl.get("candidates"), dict) else {}
         if cand.get("version"):
             src.append(f"candidates {cand['version']}"
                        + (f", mass rule ≥ {rule['min_diameter_mm']:g} mm" if "at least" in rule_words else ""))
-        dense = m.get("dense_model") if isinstance(m.get("dense_model"), dict) else {}
-        if dense.get("name"):
-            src.append(f"second reader {dense['name']} {dense.get('version', '')}".rstrip())
+        if dm.get("name"):
+            src.append(f"second reader {dense_name}")
         src.append("⌀: mean of long and short axis (Lung-RADS v2022 measurement)")
         # where the reader learns what the detector misses (ground glass most of all)
         src.append("what the AI misses: Help › AI models")
