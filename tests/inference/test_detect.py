@@ -52,6 +52,36 @@ def test_a_candidate_at_the_edge_of_the_ct_gets_air_outside_it() -> None:
     assert p[0, 2].sum() == 0  # the mask of candidate 1 is elsewhere
 
 
+def _patches_by_map_coordinates(hu, labels, sp, centres):
+    """The sampler the classifier was trained and calibrated with: trilinear ``map_coordinates`` at each point."""
+    out = np.zeros((len(centres), 3, PATCH, PATCH, PATCH), np.float32)
+    g = np.arange(PATCH) - (PATCH - 1) / 2.0
+    for i, c in enumerate(centres):
+        for ch, mm in enumerate(PATCH_MM):
+            zz, yy, xx = np.meshgrid(*[c[k] + g * mm / sp[k] for k in range(3)], indexing="ij")
+            v = ndi.map_coordinates(hu.astype(np.float32), [zz, yy, xx], order=1, mode="constant", cval=-1000.0)
+            out[i, ch] = (np.clip(v, -1000.0, 400.0) + 1000.0) / 1400.0
+            if ch == 0:
+                out[i, 2] = ndi.map_coordinates((labels == i + 1).astype(np.float32), [zz, yy, xx], order=0,
+                                                mode="constant", cval=0.0)
+    return out
+
+
+def test_patches_hold_the_values_the_classifier_was_calibrated_on_also_at_the_ct_edges() -> None:
+    """The separable sampler gives the float32 values of point-wise trilinear sampling: a changed value
+    would move the calibrated probabilities and the validated operating point."""
+    rng = np.random.default_rng(7)
+    sp = (2.5, 0.7, 0.7)
+    hu = rng.normal(-600.0, 400.0, (30, 90, 90)).astype(np.int16).astype(np.float32)
+    labels = (rng.random(hu.shape) > 0.6).astype(np.uint16) * rng.integers(1, 4, hu.shape).astype(np.uint16)
+    # inside, at a corner, off the grid on one axis, at a half-voxel position
+    centres = np.array([[15.2, 44.7, 40.1], [0.3, 1.2, 88.6], [29.0, 45.5, -3.0], [14.5, 44.5, 45.5]])
+    got = candidate_patches(hu, labels, sp, centres)
+    want = _patches_by_map_coordinates(hu, labels, sp, centres)
+    assert np.abs(got - want).max() <= 1e-6
+    assert got[:, 2].any() and (got[:, :2] > 0).any()
+
+
 def test_features_are_scaled_in_the_documented_order() -> None:
     f = {k: 2.0 * s for k, s in FEATURES.items()}
     x = candidate_features([f, {}])
