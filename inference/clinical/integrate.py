@@ -126,7 +126,9 @@ def add_clinical(
 
         findings["risk"] = predict_risk(findings, inputs.facts, volume=volume, genomics=findings.get("genomics"),
                                         labs=findings.get("labs"), device=device)
-        warnings.extend(f"risk model: {n}" for n in findings["risk"].get("notes") or [])
+        # a note that names its source already ("Risk model: ...") is not prefixed again
+        warnings.extend(str(n) if str(n).lower().startswith("risk model:") else f"risk model: {n}"
+                        for n in findings["risk"].get("notes") or [])
     except ClinviewError as e:  # altered/missing weights: the guideline scores still stand
         findings["risk"] = None
         warnings.append(f"deep risk model not run: {e.one_line()}")

@@ -209,6 +209,22 @@ def test_missing_inputs_collects_risk_missing_and_brock_assumptions(state: Analy
     assert len([line for line in lines if "family history" in line]) <= 2
 
 
+def test_the_risk_panel_says_each_assumption_once_however_the_engine_worded_it(state: AnalysisState) -> None:
+    """The engine repeats the risk model's notes and the Brock assumptions among its warnings, with
+    other source prefixes; the panel lists each once and keeps every warning it does not already say."""
+    note = "Risk model: genomic variants enter as driver-present flags (EGFR, KRAS, other)"
+    emph = "emphysema present from CT: LAA-950 7.1 % (>= 5 % threshold, an assumption)"
+    state.findings["risk"]["notes"] = [note]
+    for n in state.findings["nodules"]:
+        n.setdefault("brock", {"probability": 0.1})["assumptions"] = [emph]
+    other = "Lung-RADS: nodule 5: calcified, filed as a benign pattern (category 1)"
+    state.findings["warnings"] = [f"Brock: {emph}", other, f"risk model: {note}", f"risk model: {note.upper()}"]
+    lines = state.missing_inputs()
+    assert note in lines and any(line.endswith(emph) and line.startswith("Brock (nodules #1") for line in lines)
+    assert state.unstated_warnings() == [other]
+    assert len(state.warnings()) == 4  # the contract's list itself is untouched
+
+
 def test_lung_rads_rank_orders_categories() -> None:
     assert lung_rads_rank("4B") > lung_rads_rank("4A") > lung_rads_rank("3") > lung_rads_rank("2")
     assert lung_rads_rank("4X") > lung_rads_rank("4B")

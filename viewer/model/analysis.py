@@ -200,6 +200,20 @@ def finite_number(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+#: a source named at the start of an assumption or warning: "risk model: ", "Brock (nodules #1, #2): ", "Deep model: "
+_SOURCE_PREFIX = re.compile(r"^\s*(?:risk model|deep model|brock(?:\s*\([^)]*\))?)\s*:\s*", re.IGNORECASE)
+
+
+def _without_source(text: str) -> str:
+    """``text`` without its leading source name(s), lower case: what the line says, whoever says it."""
+    t = str(text)
+    while True:
+        m = _SOURCE_PREFIX.match(t)
+        if not m:
+            return t.strip().lower()
+        t = t[m.end():]
+
+
 @dataclass
 class AnalysisState:
     """The findings of one analysis plus the reader's review of them.
@@ -595,6 +609,18 @@ class AnalysisState:
 
     def warnings(self) -> list[str]:
         return [str(w) for w in (self.findings.get("warnings") or [])]
+
+    def unstated_warnings(self) -> list[str]:
+        """The analysis warnings that :meth:`missing_inputs` does not already say.
+
+        Why: the engine repeats the risk model's notes and the Brock assumptions in
+        its warnings (the headless contract lists every warning), so a panel that
+        shows both said each of them twice, in two wordings ("Brock: emphysema ..."
+        and "Brock (nodules #1, #2): emphysema ..."). Compared without their source
+        prefixes, case-insensitively.
+        """
+        said = {_without_source(line) for line in self.missing_inputs()}
+        return [w for w in self.warnings() if _without_source(w) not in said]
 
     # ------------------------------------------------------------------ identity
     def identity_consistent(self) -> bool:

@@ -358,7 +358,7 @@ class RiskDock(QWidget):
 
         # ---- missing inputs
         lines = st.missing_inputs()
-        warns = st.warnings()
+        warns = st.unstated_warnings()
         if lines or warns:
             items = [f"<li>{html.escape(x)}</li>" for x in lines]
             items += [f'<li style="color:{muted};">{html.escape(w)}</li>' for w in warns]
