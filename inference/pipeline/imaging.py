@@ -248,8 +248,10 @@ def run_imaging(
         seg = detect_nodules(volume, lung_labels, net, info, device=dev, progress=sub, cancel=cancel, dense=dense)
         stage_seconds = dict(seg.seconds)
         # the classifier rescored these candidates; a finding may come from the mass rule or the dense network instead
+        from inference.pipeline.measure import VESSEL_CUT
+
         stage_source = {"candidates": {"version": CANDIDATES_VERSION, "mass_rule": dict(MASS_RULE),
-                                       "halo_growth": dict(HALO_GROWTH)}, **dense_source}
+                                       "halo_growth": dict(HALO_GROWTH), "vessel_cut": dict(VESSEL_CUT)}, **dense_source}
     else:  # a dense segmentation network (configs/nodules_unet.yaml)
         from inference.pipeline.nodules import segment_nodules
 

@@ -317,3 +317,92 @@ def test_a_vessel_touching_the_solid_core_is_not_measured_with_it() -> None:
     cross = flat & (((abs(yy - 15.0) <= 1.4) & (abs(xx - 15.0) <= 4.5)) | ((abs(xx - 15.0) <= 1.4) & (abs(yy - 15.0) <= 4.5)))
     mask, hu, sp = _core_in_ground_glass(cross)
     assert solid_component_outline_mm(cross, mask, hu, sp) == pytest.approx(9.0, abs=0.5)
+
+
+def _sphere_with_vessel(sp=(2.0, 0.7, 0.7), r_mm=3.5, vessel_r_mm=1.0, vessel_len_mm=7.0):
+    shape = (15, 50, 50)
+    c = (15.0, 17.5, 17.5)  # on a slice at 1.25 and 5 mm, between two at 2 mm
+    ball = _ellipsoid(shape, sp, c, (r_mm, r_mm, r_mm))
+    zz, yy, xx = np.indices(shape) * np.array(sp)[:, None, None, None]
+    vessel = ((zz - c[0]) ** 2 + (yy - c[1]) ** 2 <= vessel_r_mm**2) & (xx >= c[2]) & (xx <= c[2] + r_mm + vessel_len_mm)
+    return ball, vessel, sp
+
+
+@pytest.mark.parametrize("sp", [(2.0, 0.7, 0.7), (1.25, 0.8, 0.8), (5.0, 0.9, 0.9)])
+def test_a_vessel_stub_followed_out_of_a_solid_nodule_is_cut_off_before_it_is_measured(sp) -> None:
+    """Held-out 6.4-6.7 mm juxtavascular nodules measured 8.5-9.4 mm with the vessel their contour followed
+    (Lung-RADS 4A instead of 3); without the stub a 7 mm nodule measures 7 mm again."""
+    from inference.pipeline.measure import cut_attached_vessels
+
+    ball, vessel, sp = _sphere_with_vessel(sp)
+    found = ball | vessel
+    hu = np.where(found, 30, -860).astype(np.int16)
+    assert measure_nodule(found, hu, sp)["long_axis_mm"] >= 12.0  # the stub lengthens the long axis
+    cut = cut_attached_vessels(found, sp)
+    assert (cut <= found).all() and (cut & ball).sum() >= 0.9 * ball.sum()
+    r = measure_nodule(cut, hu, sp)
+    assert r["long_axis_mm"] <= 8.5 and abs(r["mean_diameter_mm"] - measure_nodule(ball, hu, sp)["mean_diameter_mm"]) <= 0.8
+
+
+def test_round_oval_and_cavitary_nodules_keep_their_outline() -> None:
+    from inference.pipeline.measure import cut_attached_vessels
+
+    sp = (1.25, 0.7, 0.7)
+    shape = (25, 50, 50)
+    sphere = _ellipsoid(shape, sp, (15.0, 17.5, 17.5), (5.0, 5.0, 5.0))
+    oval = _ellipsoid(shape, sp, (15.0, 17.5, 17.5), (3.0, 8.0, 3.5))
+    wall = sphere & ~_ellipsoid(shape, sp, (15.0, 17.5, 17.5), (3.2, 3.2, 3.2))  # a 10 mm cavity with a 1.8 mm wall
+    for m in (sphere, oval, wall):
+        assert np.array_equal(cut_attached_vessels(m, sp), m)
+
+
+def test_only_solid_findings_lose_their_stubs_in_the_label_map() -> None:
+    """A ground-glass finding's halo around a vessel is the nodule, not a stub: only solid findings are cut."""
+    from scipy import ndimage as ndi
+
+    from inference.pipeline.detect import _cut_vessel_stubs
+
+    ball, vessel, sp = _sphere_with_vessel()
+    labels = np.zeros((15, 50, 100), np.uint16)
+    labels[:, :, :50][ball | vessel] = 1
+    labels[:, :, 50:][ball | vessel] = 2
+    hu = np.full(labels.shape, -860, np.int16)
+    hu[labels == 1] = 30
+    hu[labels == 2] = -600
+    before = labels.copy()
+    _cut_vessel_stubs(hu, sp, labels, [0, 1], list(ndi.find_objects(labels)))
+    assert 0 < (labels == 1).sum() < (before == 1).sum()
+    assert ((labels == 1) <= (before == 1)).all()
+    assert np.array_equal(labels == 2, before == 2)
+
+
+def test_a_nodule_keeps_its_contact_with_the_pleura() -> None:
+    """What touches the outside of the lung is the nodule's pleural contact (what makes it juxtapleural and
+    Lung-RADS's juxtapleural rule apply), not a vessel in the lung: it is never cut."""
+    from inference.pipeline.measure import cut_attached_vessels
+
+    ball, tail, sp = _sphere_with_vessel()  # the 'vessel' runs from the ball to x = 28 mm
+    found = ball | tail
+    xx = np.indices(found.shape)[2] * sp[2]
+    wall = xx > 27.5  # chest wall beyond the tail's end: the tail reaches the pleura
+    assert not np.array_equal(cut_attached_vessels(found, sp), found)
+    assert np.array_equal(cut_attached_vessels(found, sp, outside_lung=wall & ~found), found)
+
+
+def test_a_mass_is_left_as_segmented() -> None:
+    """30 mm and more across no size category depends on a stub; the tumour's box is where the cut costs time."""
+    from scipy import ndimage as ndi
+
+    from inference.pipeline.detect import _cut_vessel_stubs
+
+    sp = (2.5, 0.8, 0.8)
+    ball, vessel, _ = _sphere_with_vessel(sp, r_mm=16.0, vessel_r_mm=1.2, vessel_len_mm=8.0)
+    small, small_vessel, _ = _sphere_with_vessel(sp)
+    labels = np.zeros((15, 50, 100), np.uint16)
+    labels[:, :, :50][ball | vessel] = 1
+    labels[:, :, 50:][small | small_vessel] = 2
+    hu = np.where(labels > 0, 30, -860).astype(np.int16)
+    before = labels.copy()
+    _cut_vessel_stubs(hu, sp, labels, [0, 1], list(ndi.find_objects(labels)))
+    assert np.array_equal(labels == 1, before == 1)
+    assert (labels == 2).sum() < (before == 2).sum()
