@@ -325,6 +325,22 @@ def solid_component_outline_mm(component: np.ndarray, mask: np.ndarray, hu: np.n
     return _mean_diameter_mm(np.isin(lab, ids) if ids.size else component, spacing)
 
 
+def _opened_by_share(mask: np.ndarray, spacing: tuple[float, float, float], share: float) -> np.ndarray | None:
+    """``mask`` opened with a ball of ``share`` of its largest inscribed radius (mm, the grid's spacing).
+
+    None when that ball would be under a pixel or nothing survives: too small to tell a stub from the body.
+    """
+    sp = np.asarray(spacing, float)
+    edt = ndi.distance_transform_edt(np.pad(mask, 1), sampling=sp)[1:-1, 1:-1, 1:-1]
+    r = share * float(edt.max())
+    if r <= float(sp[1:].max()):
+        return None
+    body = edt > r
+    if not body.any():
+        return None
+    return mask & (ndi.distance_transform_edt(~body, sampling=sp) <= r)
+
+
 def _detach_vessels(component: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
     """``component`` opened with a ball of :data:`SOLID_OPEN_SHARE` of its largest inscribed radius, largest piece kept.
 
@@ -335,15 +351,9 @@ def _detach_vessels(component: np.ndarray, spacing: tuple[float, float, float]) 
     by the half-contrast growth that follows (within SOLID_OUTLINE_REACH_MM).
     Unchanged when the ball would be under a pixel or nothing survives.
     """
-    sp = np.asarray(spacing, float)
-    edt = ndi.distance_transform_edt(np.pad(component, 1), sampling=sp)[1:-1, 1:-1, 1:-1]
-    r = SOLID_OPEN_SHARE * float(edt.max())
-    if r <= float(sp[1:].max()):
+    opened = _opened_by_share(component, spacing, SOLID_OPEN_SHARE)
+    if opened is None:
         return component
-    body = edt > r
-    if not body.any():
-        return component
-    opened = component & (ndi.distance_transform_edt(~body, sampling=sp) <= r)
     lab, n = ndi.label(opened)
     if n == 0:
         return component
@@ -358,32 +368,27 @@ def cut_attached_vessels(mask: np.ndarray, spacing: tuple[float, float, float],
 
     Why: a juxtavascular nodule's contour runs a few millimetres along the
     vessel it touches, and the stub lengthens the axial long axis the
-    Lung-RADS size is taken from (validation 5000-5035: juxtavascular findings
-    a median 1.1 mm large; held-out 6.4-6.7 mm nodules measured 8.5-9.4 mm, in
-    category 4A instead of 3). A stub is thinner than the nodule: an opening
-    with a ball of :data:`VESSEL_CUT_SHARE` of the finding's largest inscribed
-    radius removes it, while the nodule's own body survives. What the
-    opening removes is cut only where it reaches :data:`VESSEL_CUT_REACH_MM`
-    or more beyond the surviving body -- the rim the opening merely rounds
-    stays -- and nothing is cut when that would be more than
-    :data:`VESSEL_CUT_MAX_SHARE` of the finding (a cavitary nodule's wall
-    broken up by the opening). Of what is left, the largest piece, when it
-    holds at least ``1 - VESSEL_CUT_MAX_SHARE`` of the finding. A removed
-    piece that touches ``outside_lung`` (same shape; True where the lung map
-    is not) stays: that is the nodule's contact with the pleura or the
-    mediastinum -- what makes it juxtapleural -- not a vessel in the lung.
-    Unchanged when the ball would be under a pixel.
+    Lung-RADS size is taken from (juxtavascular findings a median 1.1 mm
+    large on validation 5000-5035, 0.7 mm held-out; 0.3 mm with the cut --
+    benchmarks/RESULTS.md; the stubs of 6-7 mm nodules on thick slices are as
+    thick as the ball and stay). A stub is thinner than the nodule: an
+    opening with a ball of :data:`VESSEL_CUT_SHARE` of the finding's largest
+    inscribed radius removes it, while the nodule's own body survives. What
+    the opening removes is cut only where it reaches
+    :data:`VESSEL_CUT_REACH_MM` or more beyond the surviving body -- the rim
+    the opening merely rounds stays -- and not where it touches
+    ``outside_lung`` (same shape; True where the lung map is not): that is
+    the nodule's contact with the pleura or the mediastinum, what makes it
+    juxtapleural, not a vessel in the lung. Of what is left, the largest
+    piece -- unless it holds less than ``1 - VESSEL_CUT_MAX_SHARE`` of the
+    finding (a cavitary wall broken up by the opening, not a stub). Returns
+    ``mask`` itself (as a bool array) when nothing is cut.
     """
     m = np.asarray(mask, bool)
     sp = np.asarray(spacing, float)
-    edt = ndi.distance_transform_edt(np.pad(m, 1), sampling=sp)[1:-1, 1:-1, 1:-1]
-    r = VESSEL_CUT_SHARE * float(edt.max())
-    if r <= float(sp[1:].max()):
+    opened = _opened_by_share(m, spacing, VESSEL_CUT_SHARE)
+    if opened is None:
         return m
-    body = edt > r
-    if not body.any():
-        return m
-    opened = m & (ndi.distance_transform_edt(~body, sampling=sp) <= r)
     lab, n = ndi.label(m & ~opened)
     if n == 0:
         return m
