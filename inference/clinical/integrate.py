@@ -126,9 +126,8 @@ def add_clinical(
 
         findings["risk"] = predict_risk(findings, inputs.facts, volume=volume, genomics=findings.get("genomics"),
                                         labs=findings.get("labs"), device=device)
-        # a note that names its source already ("Risk model: ...") is not prefixed again
-        warnings.extend(str(n) if str(n).lower().startswith("risk model:") else f"risk model: {n}"
-                        for n in findings["risk"].get("notes") or [])
+        # each note names its source already ("Risk model: ..."; inference.models.risk.predict_risk)
+        warnings.extend(str(n) for n in findings["risk"].get("notes") or [])
     except ClinviewError as e:  # altered/missing weights: the guideline scores still stand
         findings["risk"] = None
         warnings.append(f"deep risk model not run: {e.one_line()}")

@@ -136,8 +136,8 @@ SOLID_CUT_MIN_SHORT = 0.8
 #: a solid finding's attached vessel stubs: what an opening with this share of the finding's largest inscribed
 #: radius removes, reaching at least VESSEL_CUT_REACH_MM beyond what survives, is cut off
 #: (:func:`cut_attached_vessels`), unless what is left is less than 1 - VESSEL_CUT_MAX_SHARE of the finding
-#: (a ring broken up, or a nodule in pieces, not a stub). Chosen on crops of validation 5000-5035 and tuning patients 9700-9723 (scratch
-#: trimstudy.py; 0.6 and a 2.5 mm reach did worse, benchmarks/RESULTS.md)
+#: (a ring broken up, or a nodule in pieces, not a stub). Chosen on product-path crops of validation 5000-5035
+#: and tuning patients 9700-9723: a share of 0.6 and a 2.5 mm reach did worse (benchmarks/RESULTS.md)
 VESSEL_CUT_SHARE = 0.5
 VESSEL_CUT_REACH_MM = 1.5
 VESSEL_CUT_MAX_SHARE = 0.4
