@@ -242,7 +242,7 @@ def run_imaging(
     t = time.perf_counter()
     if info.metadata.get("pipeline") == "candidates+classifier":
         from inference.pipeline.candidates import CANDIDATES_VERSION, HALO_GROWTH
-        from inference.pipeline.detect import MASS_RULE, detect_nodules
+        from inference.pipeline.detect import ENCLOSED_MERGE, MASS_RULE, detect_nodules
 
         dense, dense_source = _second_reader(info, str(dev), model_root, warnings)
         seg = detect_nodules(volume, lung_labels, net, info, device=dev, progress=sub, cancel=cancel, dense=dense)
@@ -251,7 +251,8 @@ def run_imaging(
         from inference.pipeline.measure import VESSEL_CUT
 
         stage_source = {"candidates": {"version": CANDIDATES_VERSION, "mass_rule": dict(MASS_RULE),
-                                       "halo_growth": dict(HALO_GROWTH), "vessel_cut": dict(VESSEL_CUT)}, **dense_source}
+                                       "halo_growth": dict(HALO_GROWTH), "vessel_cut": dict(VESSEL_CUT),
+                                       "enclosed_merge": dict(ENCLOSED_MERGE)}, **dense_source}
     else:  # a dense segmentation network (configs/nodules_unet.yaml)
         from inference.pipeline.nodules import segment_nodules
 

@@ -137,3 +137,56 @@ def test_the_mass_rule_reports_only_large_round_masses_surrounded_by_lung(change
     mass = {"mass": 1.0, "diameter_mm": 60.0, "elongation": 0.7, "air_ring": 0.8, **change}
     assert mass_rule([mass, {}]).tolist() == [reported, False]
     assert mass_rule([]).shape == (0,)
+
+
+def test_a_core_segmented_apart_from_its_ground_glass_is_reported_as_one_nodule() -> None:
+    """A part-solid nodule whose solid core and surrounding ground glass the candidate stage segmented
+    as two kept candidates is one finding (the core's higher probability, what reported it); a vessel
+    that only touches the nodule from outside stays a finding of its own."""
+    from inference.pipeline.detect import _merge_enclosed
+    from inference.pipeline.measure import nodule_type
+
+    sp = (5.0, 0.8, 0.8)
+    z, y, x = np.ogrid[:9, :64, :64]
+    d = np.sqrt(((z - 4) * sp[0]) ** 2 + ((y - 32) * sp[1]) ** 2 + ((x - 32) * sp[2]) ** 2)
+    glass, core = d <= 12.0, d <= 4.0
+    hu = np.full(d.shape, -860.0, np.float32)
+    hu[glass] = -600.0
+    hu[core] = 20.0
+    vessel = (np.abs(y - 32) <= 2) & (x >= 48) & (z == 4)
+    vessel = vessel & ~glass
+    hu[vessel] = 30.0
+    kept_map = np.zeros(d.shape, np.uint16)
+    kept_map[glass & ~core] = 1
+    kept_map[core] = 2
+    kept_map[vessel] = 3
+    assert ndi.binary_dilation(kept_map == 1)[vessel].any()  # the vessel touches the ground glass
+    boxes = list(ndi.find_objects(kept_map, max_label=3))
+    probs = {0: 0.55, 1: 0.99, 2: 0.40}
+    source = {0: "classifier", 1: "mass rule", 2: "classifier"}
+
+    kept = _merge_enclosed(kept_map, [0, 1, 2], boxes, probs, source)
+
+    assert kept == [0, 2]
+    assert not (kept_map == 2).any()
+    np.testing.assert_array_equal(kept_map == 1, glass)
+    assert (kept_map == 3).sum() == vessel.sum()
+    assert (probs[0], source[0]) == (0.99, "mass rule")
+    assert boxes[0] == ndi.find_objects(glass.astype(np.uint8))[0]
+    assert nodule_type(kept_map == 1, hu, sp)[0] == "part-solid"
+
+
+def test_touching_findings_that_do_not_enclose_each_other_stay_apart() -> None:
+    """Two solid nodules side by side, each a kept finding, are two findings."""
+    from inference.pipeline.detect import _merge_enclosed
+
+    z, y, x = np.ogrid[:20, :40, :60]
+    a = (z - 10) ** 2 + (y - 20) ** 2 + (x - 18) ** 2 <= 64
+    b = ((z - 10) ** 2 + (y - 20) ** 2 + (x - 33) ** 2 <= 49) & ~a
+    kept_map = (a * 1 + b * 2).astype(np.uint16)
+    before = kept_map.copy()
+    boxes = list(ndi.find_objects(kept_map, max_label=2))
+    probs = {0: 0.9, 1: 0.8}
+    assert _merge_enclosed(kept_map, [0, 1], boxes, probs, {0: "classifier", 1: "classifier"}) == [0, 1]
+    np.testing.assert_array_equal(kept_map, before)
+    assert probs == {0: 0.9, 1: 0.8}
