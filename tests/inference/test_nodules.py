@@ -254,7 +254,19 @@ def test_one_window_finds_the_ground_glass_nodule_the_tiles_find(ground_glass_ct
     import copy
 
     last = copy.deepcopy(net).to(memory_format=torch.channels_last_3d)
-    assert torch.allclose(predict_probability(last, t, roi_size=whole, channels_last=True, **kw), p_whole, atol=1e-3)
+    p_last = predict_probability(last, t, roi_size=whole, channels_last=True, **kw)
+    assert torch.allclose(p_last, p_whole, atol=1e-3)
+    # and so does the decoder without its (empty) edge padding, as segment_nodules runs it: bit for bit
+    from inference.pipeline.nodules import decoder_without_edge_padding
+
+    ups = [m for m in last.modules() if hasattr(m, "is_pad")]
+    assert len(ups) == 4 and all(m.is_pad for m in ups)
+    with decoder_without_edge_padding(last, whole, int(inf["size_divisor"])):
+        assert not any(m.is_pad for m in ups)
+        assert torch.equal(predict_probability(last, t, roi_size=whole, channels_last=True, **kw), p_last)
+    assert all(m.is_pad for m in ups)  # the cached network is left as it was
+    with decoder_without_edge_padding(last, (whole[0] + 1, *whole[1:]), int(inf["size_divisor"])):
+        assert all(m.is_pad for m in ups)  # an odd window keeps the padding it needs
     assert int((a & truth).sum()) > 0.5 * int(truth.sum())
     assert 2 * int((a & b & truth).sum()) / (int((a & truth).sum()) + int((b & truth).sum())) > 0.9
 
