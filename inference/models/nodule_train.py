@@ -259,8 +259,9 @@ def train(cfg: dict[str, Any], out_dir: Path, *, log: Any = print) -> dict[str, 
         "best_epoch": best["epoch"],
         "epochs_run": len(history),
         "val_patients": len(val_cases),
-        "note": "global voxel Dice on whole held-out synthetic patients (lung crop, sliding window); "
-                "per-size-bin sensitivity/FP/Dice: see benchmarks/RESULTS.md (inference.models.nodule_eval)",
+        "note": ("voxel Dice of the reported components (in the lungs, postprocess size and shape)" if cfg.get("val_metric") == "reported"
+                 else "global voxel Dice") + " on whole validation patients (never in training; lung crop, sliding window), "
+                "the epoch's selection metric; per-size-bin sensitivity/FP/Dice: see benchmarks/RESULTS.md (inference.models.nodule_eval)",
     }
     meta = {
         "name": cfg["name"],
