@@ -263,13 +263,13 @@ def _cut_vessel_stubs(hu: np.ndarray, spacing: tuple[float, float, float], kept_
     category depends on a stub there, and the cut and the type on the real
     CT's tumour took 0.2 s (0.06 and 0.14 s, one cProfile). Box by box.
     """
-    from inference.pipeline.measure import VESSEL_CUT_MAX_MM, cut_attached_vessels, equivalent_diameter_mm, nodule_type
+    from inference.pipeline.measure import (VESSEL_CUT_MAX_MM, cut_attached_vessels, equivalent_diameter_mm,
+                                            measurement_crop, nodule_type)
 
-    pad = [max(2, int(np.ceil(4.0 / s))) for s in spacing]  # as the measurement crops (imaging.nodule_findings)
     for i in kept:
         if boxes[i] is None:
             continue
-        box = tuple(slice(max(0, b.start - q), min(n, b.stop + q)) for b, q, n in zip(boxes[i], pad, kept_map.shape))
+        box = measurement_crop(boxes[i], spacing, kept_map.shape)
         m = kept_map[box] == i + 1
         if equivalent_diameter_mm(int(m.sum()), spacing) >= VESSEL_CUT_MAX_MM:
             continue
@@ -279,8 +279,8 @@ def _cut_vessel_stubs(hu: np.ndarray, spacing: tuple[float, float, float], kept_
             kept_map[box][m & ~keep] = 0
 
 
-def _merge_enclosed(kept_map: np.ndarray, kept: list[int], boxes: list[Any], probs: dict[int, float],
-                    source: dict[int, str]) -> list[int]:
+def _merge_enclosed(kept_map: np.ndarray, kept: list[int], boxes: list[Any], sizes: dict[int, int],
+                    probs: dict[int, float], source: dict[int, str]) -> list[int]:
     """Merge, *in* ``kept_map``, each kept finding that lies in another's holes into that one; returns the kept left.
 
     Why: the candidate stage segments a part-solid nodule's solid core and the
@@ -294,11 +294,12 @@ def _merge_enclosed(kept_map: np.ndarray, kept: list[int], boxes: list[Any], pro
     typed afresh, and keeps the higher probability and what reported it.
     Findings that merely touch (a vessel beside a nodule) stay apart. Larger
     findings absorb first; box by box, as the rest of the detector.
+    ``boxes``, ``sizes`` (voxels per finding), ``probs`` and ``source`` are
+    updated for the findings that absorb others.
     """
     in_plane = np.zeros((3, 3, 3), bool)
     in_plane[1] = ndi.generate_binary_structure(2, 1)
     live = set(kept)
-    sizes = {i: int((kept_map[boxes[i]] == i + 1).sum()) if boxes[i] is not None else 0 for i in kept}
     for i in sorted(kept, key=lambda k: -sizes[k]):
         if i not in live or boxes[i] is None:
             continue
@@ -411,9 +412,9 @@ def detect_nodules(
             probs[i] = prob
             source[i] = "dense network"
         seconds["dense"] = round(time.perf_counter() - t3, 3)
-    kept = _merge_enclosed(kept_map, kept, boxes, probs, source)
-    # ids 1..n by volume, largest first (the contract)
     sizes = {i: int((kept_map[boxes[i]] == i + 1).sum()) if boxes[i] is not None else 0 for i in kept}
+    kept = _merge_enclosed(kept_map, kept, boxes, sizes, probs, source)
+    # ids 1..n by volume, largest first (the contract)
     keep = sorted(kept, key=lambda i: -sizes[i])
     labels = renumber(kept_map, [(boxes[i], i + 1) for i in keep])
     rep(1.0, f"{len(keep)} nodule(s) kept of {n} candidates")

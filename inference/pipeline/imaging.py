@@ -18,7 +18,7 @@ import numpy as np
 
 from inference.errors import CancelledError
 from inference.pipeline.lungs import LUNGS_VERSION, aerated_lungs, emphysema_laa950, lung_volumes_ml, segment_lungs
-from inference.pipeline.measure import measure_nodule
+from inference.pipeline.measure import measure_nodule, measurement_crop
 from inference.types import Progress, Volume
 
 __all__ = ["ImagingResult", "run_imaging", "nodule_findings", "clear_model_cache", "preload_model"]
@@ -135,10 +135,8 @@ def nodule_findings(
         if sl is None:
             continue
         # measure on a padded crop: fast, and the shell for 'juxtapleural' fits
-        pad = [max(2, int(np.ceil(4.0 / s))) for s in volume.spacing]
-        lo = [max(0, s.start - p) for s, p in zip(sl, pad)]
-        hi = [min(n, s.stop + p) for s, p, n in zip(sl, pad, labels.shape)]
-        crop = tuple(slice(a, b) for a, b in zip(lo, hi))
+        crop = measurement_crop(sl, volume.spacing, labels.shape)
+        lo = [c.start for c in crop]
         m = labels[crop] == i
         meas = measure_nodule(m, volume.array[crop], volume.spacing, lung_labels=lung_labels[crop], z_up_sign=zsign)
         # side/lobe need the whole lung's extent, not the crop's

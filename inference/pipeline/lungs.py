@@ -59,7 +59,8 @@ def _disk(r: int) -> np.ndarray:
     return (x * x + y * y) <= r * r
 
 
-def _largest(mask: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
+def largest_component(mask: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
+    """The largest connected piece of ``mask`` (an empty mask when it has none)."""
     lab, n = ndi.label(mask, structure=structure)
     if n == 0:
         return mask.copy()
@@ -329,7 +330,7 @@ def segment_lungs(volume: Volume) -> np.ndarray:
         hu = hu[::-1]
 
     dense = hu > AIR_HU
-    body = _largest(dense)
+    body = largest_component(dense)
     body = _fill_holes_2d(body)
     air = (hu < AIR_HU) & body
     # Air touching the slice border is outside the patient even if the body

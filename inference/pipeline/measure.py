@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from inference.pipeline.lungs import largest_component
+
 __all__ = [
     "SOLID_HU",
     "CALCIFIED_HU",
@@ -59,6 +61,7 @@ __all__ = [
     "measure_nodule",
     "cut_attached_vessels",
     "equivalent_diameter_mm",
+    "measurement_crop",
 ]
 
 SOLID_HU = -160.0
@@ -238,6 +241,18 @@ def _equivalent_radius_mm(n_voxels: int, spacing: tuple[float, float, float]) ->
     return (3.0 * n_voxels * float(np.prod(spacing)) / (4.0 * np.pi)) ** (1 / 3)
 
 
+def measurement_crop(box: tuple[slice, ...], spacing: tuple[float, float, float],
+                     shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """``box`` grown by the margin a finding is measured with: 4 mm (at least 2 voxels) a side, within ``shape``.
+
+    The shell that tells 'juxtapleural' and the vessel cut's view of the
+    lung around a finding both need it; one definition, so that the cut
+    (:func:`inference.pipeline.detect._cut_vessel_stubs`) and the measurement see the same crop.
+    """
+    pad = [max(2, int(np.ceil(4.0 / s))) for s in spacing]
+    return tuple(slice(max(0, b.start - q), min(n, b.stop + q)) for b, q, n in zip(box, pad, shape))
+
+
 def equivalent_diameter_mm(n_voxels: int, spacing: tuple[float, float, float]) -> float:
     """Diameter of the sphere with the volume of ``n_voxels`` voxels (a size that needs no slice of largest area)."""
     return 2.0 * _equivalent_radius_mm(n_voxels, spacing)
@@ -354,12 +369,8 @@ def _detach_vessels(component: np.ndarray, spacing: tuple[float, float, float]) 
     opened = _opened_by_share(component, spacing, SOLID_OPEN_SHARE)
     if opened is None:
         return component
-    lab, n = ndi.label(opened)
-    if n == 0:
-        return component
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    return lab == int(np.argmax(sizes))
+    big = largest_component(opened)
+    return big if big.any() else component
 
 
 def cut_attached_vessels(mask: np.ndarray, spacing: tuple[float, float, float],
@@ -400,13 +411,8 @@ def cut_attached_vessels(mask: np.ndarray, spacing: tuple[float, float, float],
     cut = np.isin(lab, ids[far])
     if not cut.any():
         return m
-    lab, n = ndi.label(m & ~cut)
-    if n == 0:
-        return m
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    keep = lab == int(np.argmax(sizes))
-    return keep if keep.sum() >= (1.0 - VESSEL_CUT_MAX_SHARE) * m.sum() else m
+    keep = largest_component(m & ~cut)
+    return keep if keep.any() and keep.sum() >= (1.0 - VESSEL_CUT_MAX_SHARE) * m.sum() else m
 
 
 def blurred_core_mm(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, float]) -> float:

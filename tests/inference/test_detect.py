@@ -165,13 +165,15 @@ def test_a_core_segmented_apart_from_its_ground_glass_is_reported_as_one_nodule(
     probs = {0: 0.55, 1: 0.99, 2: 0.40}
     source = {0: "classifier", 1: "mass rule", 2: "classifier"}
 
-    kept = _merge_enclosed(kept_map, [0, 1, 2], boxes, probs, source)
+    sizes = {i: int((kept_map == i + 1).sum()) for i in range(3)}
+    kept = _merge_enclosed(kept_map, [0, 1, 2], boxes, sizes, probs, source)
 
     assert kept == [0, 2]
     assert not (kept_map == 2).any()
     np.testing.assert_array_equal(kept_map == 1, glass)
     assert (kept_map == 3).sum() == vessel.sum()
     assert (probs[0], source[0]) == (0.99, "mass rule")
+    assert sizes[0] == int(glass.sum())  # what the ids are ordered by afterwards
     assert boxes[0] == ndi.find_objects(glass.astype(np.uint8))[0]
     assert nodule_type(kept_map == 1, hu, sp)[0] == "part-solid"
 
@@ -187,6 +189,7 @@ def test_touching_findings_that_do_not_enclose_each_other_stay_apart() -> None:
     before = kept_map.copy()
     boxes = list(ndi.find_objects(kept_map, max_label=2))
     probs = {0: 0.9, 1: 0.8}
-    assert _merge_enclosed(kept_map, [0, 1], boxes, probs, {0: "classifier", 1: "classifier"}) == [0, 1]
+    sizes = {0: int(a.sum()), 1: int(b.sum())}
+    assert _merge_enclosed(kept_map, [0, 1], boxes, sizes, probs, {0: "classifier", 1: "classifier"}) == [0, 1]
     np.testing.assert_array_equal(kept_map, before)
     assert probs == {0: 0.9, 1: 0.8}

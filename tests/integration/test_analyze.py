@@ -54,10 +54,11 @@ def test_analyze_writes_contract_findings_and_label_maps_on_the_ct_grid(analysed
     assert on_disk["series"]["shape_zyx"] == list(ph.hu.shape)
     assert on_disk["lungs"]["right_ml"] > 500 and on_disk["lungs"]["left_ml"] > 500
     assert set(on_disk["model"]["seconds"]) >= {"load", "lungs", "nodules", "total"}
-    # the candidate stage names its version, the mass rule, the halo growth and the vessel cut in force (contract)
+    # the candidate stage names its version, the mass rule, the halo growth, the vessel cut and the merge in force (contract)
     cand = on_disk["model"]["candidates"]
     assert cand["version"] and cand["mass_rule"]["min_diameter_mm"] > 0 and 0 < cand["halo_growth"]["min_share"] <= 1
     assert cand["vessel_cut"]["findings"] == "solid" and 0 < cand["vessel_cut"]["share_of_inscribed_radius"] < 1
+    assert 0 < cand["enclosed_merge"]["min_share"] <= 1
     # the clinical half ran: guideline exam category with its version, identity checked,
     # and every input the scores had to assume is named in a warning
     assert on_disk["exam"]["lung_rads"]["version"] == "v2022"
