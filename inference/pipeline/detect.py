@@ -273,9 +273,10 @@ def _cut_vessel_stubs(hu: np.ndarray, spacing: tuple[float, float, float], kept_
         m = kept_map[box] == i + 1
         if equivalent_diameter_mm(int(m.sum()), spacing) >= VESSEL_CUT_MAX_MM:
             continue
-        keep = cut_attached_vessels(m, spacing, None if lung_labels is None else lung_labels[box] == 0)
+        outside = None if lung_labels is None else lung_labels[box] == 0
+        keep = cut_attached_vessels(m, spacing, outside)
         # typed only when something would be cut (the type takes 10-140 ms a finding; most lose nothing)
-        if keep is not m and nodule_type(m, hu[box], spacing)[0] == "solid":
+        if keep is not m and nodule_type(m, hu[box], spacing, outside)[0] == "solid":
             kept_map[box][m & ~keep] = 0
 
 

@@ -120,6 +120,10 @@ GROUND_GLASS_FLOOR_HU = -750.0
 #: radius) is a crossing vessel, not a solid component (:func:`_crossing_vessels`)
 VESSEL_MAX_ELONGATION = 0.6
 VESSEL_MAX_RADIUS_SHARE = 0.12
+#: ... or is no thicker (in-plane inscribed radius) than the solid tissue it continues into outside the nodule,
+#: in the lung and farther than this (mm) from the mask: a vessel passing through keeps its calibre, a core is
+#: thicker than the vessels that reach it (0.5-2.0 mm alike on tuning crops; benchmarks/RESULTS.md)
+VESSEL_CALIBRE_FROM_MM = 1.0
 #: a sub-solid nodule's centre this much denser (median HU) than its rim holds a blurred solid core
 #: (:func:`blurred_core_mm`; between ground glass's 72 HU at most and blurred cores' 138 HU at least
 #: on tuning patients, but for one 6.6 mm nodule's 67 HU)
@@ -258,8 +262,13 @@ def equivalent_diameter_mm(n_voxels: int, spacing: tuple[float, float, float]) -
     return 2.0 * _equivalent_radius_mm(n_voxels, spacing)
 
 
-def nodule_type(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, float]) -> tuple[str, float]:
-    """(type, solid_component_mm) from HU composition; see module docstring."""
+def nodule_type(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, float],
+                outside_lung: np.ndarray | None = None) -> tuple[str, float]:
+    """(type, solid_component_mm) from HU composition; see module docstring.
+
+    ``outside_lung`` (same shape; True where the lung map is not) keeps the chest wall and the mediastinum
+    out of what a solid component is compared with (:func:`_crossing_vessels`).
+    """
     core = _core(mask)
     vals = hu[core].astype(float)
     if vals.size == 0:
@@ -279,7 +288,7 @@ def nodule_type(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, f
         lab, n = ndi.label(solid)
         sizes = np.bincount(lab.ravel())
         sizes[0] = 0
-        vessels = _crossing_vessels(mask, hu, spacing, lab, n, (la + sa) / 2)
+        vessels = _crossing_vessels(mask, hu, spacing, lab, n, (la + sa) / 2, outside_lung)
         sizes[vessels] = 0
         if sizes.any():
             big = lab == int(np.argmax(sizes))
@@ -461,8 +470,14 @@ def blurred_core_mm(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, floa
     return round((la + sa) / 2, 1)
 
 
+def _inplane_radius(comp: np.ndarray, sp: np.ndarray) -> float:
+    """Largest in-plane inscribed radius (mm) of ``comp`` over its slices."""
+    return max((float(ndi.distance_transform_edt(np.pad(s, 1), sampling=sp[1:]).max()) for s in comp if s.any()),
+               default=0.0)
+
+
 def _crossing_vessels(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, float], lab: np.ndarray,
-                      n: int, diameter_mm: float) -> list[int]:
+                      n: int, diameter_mm: float, outside_lung: np.ndarray | None = None) -> list[int]:
     """Ids of the solid components in ``lab`` that are vessels running through a sub-solid nodule.
 
     Why: a vessel crossing a ground-glass nodule is soft tissue inside it, and
@@ -471,12 +486,18 @@ def _crossing_vessels(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, fl
     18-31 mm, were typed *part-solid*, which moves Lung-RADS from category 2 to
     the part-solid table and Brock to its part-solid term. A vessel is a
     component that continues outside the nodule (solid tissue touches it in a
-    2-voxel ring around the mask), is tube-shaped (PCA elongation below
-    :data:`VESSEL_MAX_ELONGATION`), and is thin for the nodule (in-plane
+    2-voxel ring around the mask) and either is tube-shaped (PCA elongation below
+    :data:`VESSEL_MAX_ELONGATION`) and thin for the nodule (in-plane
     inscribed radius below :data:`VESSEL_MAX_RADIUS_SHARE` of the nodule's
-    mean diameter). A part-solid nodule's core is central, rounder and
-    thicker: on those patients every part-solid core, vessels merged with it
-    included, failed at least one of the three.
+    mean diameter), or is no thicker than its own continuation outside the
+    nodule (:data:`VESSEL_CALIBRE_FROM_MM`). A part-solid nodule's core is
+    central, rounder and thicker than the vessels that reach it. Why the
+    second test: a vessel too thick or too curved for the first -- 5-6 mm
+    across in an 18-23 mm nodule, or a bend -- was still the "solid
+    component" of ground glass (tuning patients 5200-5223: 7.4 and 9.2 mm,
+    Lung-RADS 4A and 4B instead of 2); on fresh patients 9800-9823 it turned
+    two such 4B calls into ground glass and changed no part-solid nodule's
+    category (benchmarks/RESULTS.md).
     """
     if n == 0:
         return []
@@ -485,6 +506,13 @@ def _crossing_vessels(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, fl
         return []
     d = diameter_mm
     sp = np.asarray(spacing, float)
+    # solid tissue outside the nodule (in the lung: the chest wall is not a vessel), labelled together with the
+    # components inside that it touches; then only what lies farther than VESSEL_CALIBRE_FROM_MM is kept
+    outside = ~mask & (hu >= SOLID_HU)
+    if outside_lung is not None:
+        outside &= ~np.asarray(outside_lung, bool)
+    cont_lab, _ = ndi.label(outside | (lab > 0))
+    cont_lab[(lab == 0) & ~(outside & (ndi.distance_transform_edt(~mask, sampling=sp) > VESSEL_CALIBRE_FROM_MM))] = 0
     out = []
     for i, box in enumerate(ndi.find_objects(lab, max_label=n), start=1):
         if box is None:
@@ -496,11 +524,14 @@ def _crossing_vessels(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, fl
         pts = np.argwhere(comp) * sp
         if len(pts) < 4:
             continue
+        r = _inplane_radius(comp, sp)
         ev = np.sort(np.linalg.eigvalsh(np.cov(pts.T)))
-        if ev[2] <= 0 or np.sqrt(max(ev[1], 0.0) / ev[2]) >= VESSEL_MAX_ELONGATION:
+        if ev[2] > 0 and np.sqrt(max(ev[1], 0.0) / ev[2]) < VESSEL_MAX_ELONGATION and r < VESSEL_MAX_RADIUS_SHARE * d:
+            out.append(i)
             continue
-        r = max(float(ndi.distance_transform_edt(np.pad(s, 1), sampling=sp[1:]).max()) for s in comp if s.any())
-        if r < VESSEL_MAX_RADIUS_SHARE * d:
+        ids = np.unique(cont_lab[lab == i])
+        cont = np.isin(cont_lab, ids[ids > 0]) & (lab == 0)
+        if cont.any() and _inplane_radius(cont, sp) >= r:
             out.append(i)
     return out
 
@@ -641,7 +672,7 @@ def measure_nodule(
     n = int(mask.sum())
     vol = n * float(np.prod(spacing))
     la, sa, _ = axes_on_largest_slice(mask, spacing)
-    typ, sol = nodule_type(mask, hu, spacing)
+    typ, sol = nodule_type(mask, hu, spacing, None if lung_labels is None else np.asarray(lung_labels) == 0)
     c = np.array(ndi.center_of_mass(mask)) if n else np.zeros(3)
     zz, yy, xx = np.nonzero(mask)
     return {

@@ -171,6 +171,36 @@ def test_a_vessel_crossing_ground_glass_is_not_its_solid_component() -> None:
     assert r["type"] == "part-solid" and r["solid_component_mm"] == pytest.approx(6.0, abs=1.2), r
 
 
+def _thick_vessel(core_r_mm: float, vessel_r_mm: float) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+    """A 16 mm sub-solid nodule (-600 HU) with one vessel (40 HU, radius ``vessel_r_mm``) running through it and
+    on beyond it, and, when ``core_r_mm``, a round solid core (30 HU) of that radius at its centre that the
+    vessel touches."""
+    sp = (1.25, 0.8, 0.8)
+    shape = (28, 56, 56)
+    c = (17.5, 22.4, 22.4)
+    m = _ellipsoid(shape, sp, c, (8, 8, 8))
+    z, y, _ = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, sp)], indexing="ij")
+    hu = np.full(shape, -860.0) + np.random.default_rng(5).normal(0, 25, shape)
+    hu[m] = -600.0
+    hu[(y - 25.4) ** 2 + (z - 17.5) ** 2 <= vessel_r_mm**2] = 40.0
+    if core_r_mm:
+        hu[_ellipsoid(shape, sp, c, (core_r_mm,) * 3)] = 30.0
+    return m, hu, sp
+
+
+@pytest.mark.parametrize("vessel_r_mm", [2.5, 3.0])
+def test_a_vessel_too_thick_for_a_tube_is_still_not_the_solid_component(vessel_r_mm: float) -> None:
+    """A 5-6 mm vessel through a 16 mm ground-glass nodule is thicker than the thin-tube rule allows (0.12 of the
+    nodule's diameter), and it was typed part-solid with a 10-12 mm "solid component" (Lung-RADS 4A-4B instead of
+    2; tuning patients 5209, 5210: 7.4 and 9.2 mm). It keeps its calibre outside the nodule; a core is thicker
+    than the vessels that reach it, and stays the solid component."""
+    m, hu, sp = _thick_vessel(0.0, vessel_r_mm)
+    assert measure_nodule(m, hu, sp)["type"] == "ground-glass"
+    m, hu, sp = _thick_vessel(4.0, 1.5)
+    r = measure_nodule(m, hu, sp)
+    assert r["type"] == "part-solid" and r["solid_component_mm"] >= 8.0, r
+
+
 def _blurred(core_r_mm: float, blur_mm: float, slice_mm: float) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
     """A 14 mm ground-glass nodule (-600 HU) with a round solid core (30 HU) at its centre, as a soft
     kernel (Gaussian ``blur_mm``) and ``slice_mm`` slices show it, with 20 HU noise, segmented at half
