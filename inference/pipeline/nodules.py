@@ -24,6 +24,7 @@ Why each step:
 from __future__ import annotations
 
 import math
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -131,6 +132,10 @@ def window_size(shape: tuple[int, ...], roi: tuple[int, int, int], inference: di
     return whole if math.prod(whole) <= int(cap) else roi  # type: ignore[return-value]
 
 
+#: held while a network's ``UpCat`` padding flags are switched (:func:`decoder_without_edge_padding`)
+_DECODER_PADDING_LOCK = threading.RLock()
+
+
 @contextmanager
 def decoder_without_edge_padding(net: Any, roi_size: tuple[int, ...], divisor: int) -> Iterator[None]:
     """Within the block, ``net``'s MONAI ``UpCat`` layers skip their edge padding when every window divides by ``divisor``.
@@ -141,18 +146,23 @@ def decoder_without_edge_padding(net: Any, roi_size: tuple[int, ...], divisor: i
     bf16 layout was a third of the window's time (0.54-0.98 s with it, 0.36-0.59 s
     without, on the lung crops of the two benchmark CTs, 2 threads). A window that ``divisor`` (the network's
     total pooling) divides never meets an odd edge, so the copy pads nothing:
-    the probabilities are identical (a test). Restored on exit: the network
-    is cached and shared.
+    the probabilities are identical (a test). Otherwise the padding is switched on.
+    Restored on exit: the network is cached and shared, so the block holds a
+    process-wide lock -- two analyses in one process, one with an odd window,
+    must not see each other's setting (they run one after the other; one
+    network call already takes the CPU's threads).
     """
-    ups = [m for m in net.modules() if hasattr(m, "is_pad")] if all(int(r) % divisor == 0 for r in roi_size) else []
-    before = [m.is_pad for m in ups]
-    for m in ups:
-        m.is_pad = False
-    try:
-        yield
-    finally:
-        for m, b in zip(ups, before):
-            m.is_pad = b
+    even = all(int(r) % divisor == 0 for r in roi_size)
+    with _DECODER_PADDING_LOCK:
+        ups = [m for m in net.modules() if hasattr(m, "is_pad")]
+        before = [m.is_pad for m in ups]
+        for m in ups:
+            m.is_pad = not even
+        try:
+            yield
+        finally:
+            for m, b in zip(ups, before):
+                m.is_pad = b
 
 
 def predict_probability(

@@ -271,6 +271,40 @@ def test_one_window_finds_the_ground_glass_nodule_the_tiles_find(ground_glass_ct
     assert 2 * int((a & b & truth).sum()) / (int((a & truth).sum()) + int((b & truth).sum())) > 0.9
 
 
+def test_an_odd_window_never_runs_without_the_padding_another_thread_switched_off() -> None:
+    """The dense network is cached and shared by the analyses of one process. While one runs a window that
+    needs no edge padding (flags off), another's odd window must still get its padding -- it waits -- and
+    the flags are as they were afterwards."""
+    import threading
+
+    from monai.networks.nets import BasicUNet
+
+    from inference.pipeline.nodules import decoder_without_edge_padding
+
+    net = BasicUNet(spatial_dims=3, in_channels=1, out_channels=1, features=(4, 4, 4, 4, 4, 4))
+    ups = [m for m in net.modules() if hasattr(m, "is_pad")]
+    entered, seen = threading.Event(), []
+
+    def even() -> None:
+        with decoder_without_edge_padding(net, (32, 32, 32), 16):
+            entered.set()
+            threading.Event().wait(0.3)  # the other thread tries to start meanwhile
+            seen.append(("even", [m.is_pad for m in ups]))
+
+    def odd() -> None:
+        entered.wait(5)
+        with decoder_without_edge_padding(net, (33, 32, 32), 16):
+            seen.append(("odd", [m.is_pad for m in ups]))
+
+    threads = [threading.Thread(target=even), threading.Thread(target=odd)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen == [("even", [False] * 4), ("odd", [True] * 4)]
+    assert all(m.is_pad for m in ups)
+
+
 def test_cancel_stops_the_dense_network_inside_its_one_window(ground_glass_ct) -> None:
     """One window over the whole lung crop is one network call: a cancel pressed during it must stop it
     between the network's blocks, not after the whole window (1-2 s here, 4.4 s at the size cap)."""
