@@ -122,7 +122,8 @@ VESSEL_MAX_ELONGATION = 0.6
 VESSEL_MAX_RADIUS_SHARE = 0.12
 #: ... or is no thicker (in-plane inscribed radius) than the solid tissue it continues into outside the nodule,
 #: in the lung and farther than this (mm) from the mask: a vessel passing through keeps its calibre, a core is
-#: thicker than the vessels that reach it (0.5-2.0 mm alike on tuning crops; benchmarks/RESULTS.md)
+#: thicker than the vessels that reach it (0.5 and 1.5 mm gave the same types on tuning crops, 2.0 mm one type
+#: fewer and one Lung-RADS category more; benchmarks/RESULTS.md)
 VESSEL_CALIBRE_FROM_MM = 1.0
 #: a sub-solid nodule's centre this much denser (median HU) than its rim holds a blurred solid core
 #: (:func:`blurred_core_mm`; between ground glass's 72 HU at most and blurred cores' 138 HU at least
