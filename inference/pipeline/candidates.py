@@ -78,7 +78,7 @@ __all__ = [
     "renumber",
 ]
 
-CANDIDATES_VERSION = "0.7.0"
+CANDIDATES_VERSION = "0.7.1"
 #: isotropic working voxel (mm): fine enough for 4 mm nodules, coarse enough for speed
 WORK_MM = 1.25
 #: detections scoring below this are dropped (training phantoms: 0.17-0.5 FP/scan at 0.3-0.4)
@@ -489,8 +489,11 @@ def _zoom_at(small: np.ndarray, shape: tuple[int, ...], idx: tuple[np.ndarray, .
 
 #: an enclosed air pocket smaller than this (equivalent diameter, mm) in dense lung tissue is a cavity
 MAX_CAVITY_MM = 30.0
-#: dense tissue, for the cavity walls (HU)
-CAVITY_WALL_HU = -400.0
+#: dense tissue, for the cavity walls (HU). Why not -400 (before 0.7.1): on 5 mm slices a thin-walled cavitary
+#: nodule's cap is averaged with the lung to -450..-200 HU in places, its air joined the lung's and it had no seed
+#: (tuning patient 5319's 19.6 mm nodule, --kinds cavitary). -500: that nodule a candidate and found; validation
+#: 5000-5035 and held-out 9000-9071 found the same nodules with the same false positives (benchmarks/RESULTS.md)
+CAVITY_WALL_HU = -500.0
 
 
 def _filled_cavities(work: np.ndarray, region: np.ndarray) -> np.ndarray:

@@ -260,6 +260,22 @@ def test_only_small_enclosed_air_is_filled_for_the_blob_filter() -> None:
     assert np.array_equal(_filled_cavities(w, np.zeros(w.shape, bool)), w)
 
 
+def test_a_cavity_whose_thin_cap_the_slice_blurs_is_still_filled() -> None:
+    """A thin-walled cavitary nodule on 5 mm slices: its cap above and below the air is averaged with the
+    lung to -450..-200 HU in places, and at a -400 HU wall its air joined the lung's -- no blob seed, no
+    candidate (tuning patient 5319's 19.6 mm nodule). The wall is taken from -500 HU."""
+    from inference.pipeline.candidates import WORK_MM, _filled_cavities
+
+    w = np.full((60, 60, 60), -850.0, np.float32)
+    z, y, x = np.ogrid[:60, :60, :60]
+    r = np.sqrt((z - 30) ** 2 + (y - 30) ** 2 + (x - 30) ** 2) * WORK_MM
+    w[r <= 9] = -50.0  # an 18 mm nodule ...
+    w[r <= 7] = -1000.0  # ... with a 14 mm cavity
+    w[(r > 7) & (r <= 9) & (z > 33)] = -450.0  # its cap, blurred with the lung by the slice
+    out = _filled_cavities(w, np.ones(w.shape, bool))
+    assert (out[r <= 7] > -500.0).all()
+
+
 def test_a_larger_later_segmentation_gives_up_a_nodule_it_holds_off_centre_but_not_its_own_core() -> None:
     from inference.pipeline.candidates import _carve_held_off_centre
 
