@@ -490,7 +490,8 @@ def _zoom_at(small: np.ndarray, shape: tuple[int, ...], idx: tuple[np.ndarray, .
 #: an enclosed air pocket smaller than this (equivalent diameter, mm) in dense lung tissue is a cavity
 MAX_CAVITY_MM = 30.0
 #: dense tissue, for the cavity walls (HU). Why not -400 (before 0.7.1): on 5 mm slices a thin-walled cavitary
-#: nodule's cap is averaged with the lung to -450..-200 HU in places, its air joined the lung's and it had no seed
+#: nodule's cap is averaged with the lung (-300..-200 HU over its centre, below -400 somewhere around it, where its
+#: air joined the lung's at -400), the cavity was not filled and the nodule had no seed
 #: (tuning patient 5319's 19.6 mm nodule, --kinds cavitary). -500: that nodule a candidate and found; validation
 #: 5000-5035 and held-out 9000-9071 found the same nodules with the same false positives (benchmarks/RESULTS.md)
 CAVITY_WALL_HU = -500.0

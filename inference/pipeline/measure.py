@@ -508,7 +508,8 @@ def _crossing_vessels(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, fl
     d = diameter_mm
     sp = np.asarray(spacing, float)
     # solid tissue outside the nodule (in the lung: the chest wall is not a vessel), labelled together with the
-    # components inside that it touches; then only what lies farther than VESSEL_CALIBRE_FROM_MM is kept
+    # components inside that it touches; then only what lies farther than VESSEL_CALIBRE_FROM_MM is kept. Two
+    # components joined by tissue outside share one continuation (and are compared with all of it)
     outside = ~mask & (hu >= SOLID_HU)
     if outside_lung is not None:
         outside &= ~np.asarray(outside_lung, bool)
