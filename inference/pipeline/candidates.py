@@ -78,7 +78,7 @@ __all__ = [
     "renumber",
 ]
 
-CANDIDATES_VERSION = "0.8.0"
+CANDIDATES_VERSION = "0.7.1"
 #: isotropic working voxel (mm): fine enough for 4 mm nodules, coarse enough for speed
 WORK_MM = 1.25
 #: detections scoring below this are dropped (training phantoms: 0.17-0.5 FP/scan at 0.3-0.4)
@@ -485,51 +485,6 @@ def _zoom_at(small: np.ndarray, shape: tuple[int, ...], idx: tuple[np.ndarray, .
     """
     coords = [i * ((n_in - 1) / (n_out - 1)) if n_out > 1 else np.zeros(len(i)) for i, n_in, n_out in zip(idx, small.shape, shape)]
     return ndi.map_coordinates(small, coords, order=1)
-
-
-#: ground-glass blobs (:func:`_ground_glass_blob_seeds`): the CT is clipped at this level (HU) first ...
-GG_BLOB_CLIP_HU = -400.0
-#: ... and filtered at this one scale (mm; nodules of ~5-10 mm)
-GG_BLOB_SCALE_MM = 2.2
-#: ... seeds need this normalised response (HU) and blob ratio, and the strongest this many are kept
-GG_BLOB_MIN_HU = 15.0
-GG_BLOB_MIN_RATIO = 0.25
-MAX_GG_BLOB_SEEDS = 100
-
-
-def _ground_glass_blob_seeds(filled: np.ndarray, region: np.ndarray) -> list[tuple[np.ndarray, float, float, float]]:
-    """Blob seeds of small sub-solid nodules: the Hessian blob test on the CT clipped at :data:`GG_BLOB_CLIP_HU`.
-
-    Why: on tuning patients drawn with only sub-solid nodules (5200-5223), 17
-    of the 28 nodules of 5-10 mm had no candidate at all, several of them
-    plain to see on 1.25-2.5 mm slices (5214's 6.9 mm part-solid nodule: -249 HU
-    at its centre in -841 HU lung). The blob filter's seeds need a response
-    that solid tissue gives (:data:`MIN_BLOB_HU`, and a Laplacian three times
-    that), which a 4-7 mm faint blob does not reach; the ground-glass band
-    (:func:`_opening_seeds`) loses it to its 2 mm opening. Clipped at -400 HU,
-    vessels and solid nodules become plateaus of one height, so a small
-    ground-glass nodule is a blob of comparable strength and the eigenvalue
-    ratio, not the density, tells it from a vessel. Settings from that tuning
-    set only (benchmarks/RESULTS.md, candidates 0.8.0). These seeds come
-    after every other source (the earlier candidates are unchanged) and are
-    scored as blob seeds.
-    """
-    img = np.minimum(filled, GG_BLOB_CLIP_HU).astype(np.float32)
-    s = GG_BLOB_SCALE_MM / WORK_MM
-    neg = _laplacian(img, s)
-    neg *= -s * s
-    mx = ndi.maximum_filter(neg, size=3, mode="nearest")
-    idx = np.nonzero(region & (neg >= mx) & (neg > 2 * GG_BLOB_MIN_HU))
-    if not idx[0].size:
-        return []
-    ev = _eig_at(img, s, idx)
-    allneg = ev[:, 2] < 0
-    resp = np.where(allneg, s * s * np.abs(ev[:, 2]), 0.0)
-    ratio = np.where(allneg, np.abs(ev[:, 2]) / np.maximum(np.abs(ev[:, 0]), 1e-6), 0.0)
-    ok = (resp > GG_BLOB_MIN_HU) & (ratio > GG_BLOB_MIN_RATIO)
-    out = [(p.astype(float), GG_BLOB_SCALE_MM, float(r), float(q)) for p, r, q in zip(np.stack(idx, -1)[ok], resp[ok], ratio[ok])]
-    out.sort(key=lambda t: -t[2])
-    return out[:MAX_GG_BLOB_SEEDS]
 
 
 #: an enclosed air pocket smaller than this (equivalent diameter, mm) in dense lung tissue is a cavity
@@ -950,13 +905,10 @@ def _detect(
         band = pool.submit(_opening_seeds, work, region)
         mass = pool.submit(_mass_seeds, work, region) if masses else None
         env = pool.submit(_pleural_envelope, work, region) if masses else None
-        filled = _filled_cavities(work, region)
-        faint = pool.submit(_ground_glass_blob_seeds, filled, region)
-        blob = _seeds(filled, region, check, pool)
+        blob = _seeds(_filled_cavities(work, region), region, check, pool)
         seeds = (mass.result() if mass is not None else []) + blob
         check()
         seeds += band.result()
-        seeds += faint.result()
         report(0.6, f"nodule candidates: {len(seeds)} seeds")
         dets = _segment_seeds(work, region, seeds, check, pool, min_probability, env.result() if env is not None else None)
         report(0.8, f"nodule candidates: {len(dets)} detections")
