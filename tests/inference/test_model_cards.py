@@ -20,6 +20,8 @@ def test_the_shipped_cards_name_versions_check_weights_and_say_where_the_detecto
     assert any("synthetic cohort only" in x for x in cards["clinview-risk"].limitations)
     # the reader is told, in the model's own words, that ground glass is often missed
     assert any("Ground-glass" in x and "37 of 71" in x for x in nod.limitations)
+    # ... and where the Lung-RADS category it leads to is wrong, with what to check
+    assert any(x.startswith("Lung-RADS category") and "189 of 201" in x and "callipers" in x for x in nod.limitations)
     tested = nod.sections["Tested on (never trained or tuned on)"]
     assert any(line.startswith("held out / sensitivity ≥ 5 mm: 0.875") for line in tested), tested
     # ... with how sure that number is, as a range a reader can read
