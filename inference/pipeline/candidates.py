@@ -78,7 +78,7 @@ __all__ = [
     "renumber",
 ]
 
-CANDIDATES_VERSION = "0.7.2"
+CANDIDATES_VERSION = "0.7.1"
 #: isotropic working voxel (mm): fine enough for 4 mm nodules, coarse enough for speed
 WORK_MM = 1.25
 #: detections scoring below this are dropped (training phantoms: 0.17-0.5 FP/scan at 0.3-0.4)
@@ -686,7 +686,7 @@ def _segment_once(
                 seg = ndi.binary_fill_holes(seg2)
     v_raw = int(seg.sum())
     # cut attached tubes, keeping the part at the seed
-    lab2, n2 = _cut_tubes(seg, ~reg)
+    lab2, n2 = _cut_tubes(seg)
     if n2 == 0:
         return None
     if lab2[s0]:
@@ -729,22 +729,14 @@ def _lung_level(values: np.ndarray) -> float:
     return min(float(np.median(values)) if values.size > 20 else -850.0, -600.0)
 
 
-def _cut_tubes(seg: np.ndarray, outside: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+def _cut_tubes(seg: np.ndarray) -> tuple[np.ndarray, int]:
     """``seg`` opened with a ball of 0.6 of its own largest inscribed radius (0.8 voxel to MASS_OPEN_MM), labelled.
 
     Vessels attached to a nodule are thinner than it and vanish; the caller keeps the component it
-    is after. ``outside`` (same shape; the voxels outside the lung region) counts as inside for the
-    opening, as the grid border does: a juxtapleural nodule's part inside the lung is a cap against
-    the wall, and without this the opening took the cap's thin rim along the wall -- tuning patient
-    5414's 10.2 mm nodule: 42 of 83 voxels left, found 5.7 mm (benchmarks/RESULTS.md, candidates
-    0.7.2). A vessel inside the lung is still cut. Returns ``scipy.ndimage.label``'s (labels, count);
-    count 0 when nothing survives.
+    is after. Returns ``scipy.ndimage.label``'s (labels, count); count 0 when nothing survives.
     """
     t = max(0.8, min(0.6 * float(_edt(seg).max()), MASS_OPEN_MM / WORK_MM))
-    if outside is None:
-        return ndi.label(_opened(seg, t))
-    b = _ball(t)
-    return ndi.label(ndi.binary_dilation(ndi.binary_erosion(seg | outside, b, border_value=1), b) & seg)
+    return ndi.label(_opened(seg, t))
 
 
 def _grow(w: np.ndarray, allowed: np.ndarray, thr: float, s0: tuple[int, ...], inner: np.ndarray) -> np.ndarray | None:
