@@ -237,7 +237,7 @@ def test_help_shows_the_ai_models_cards_with_their_limitations(window, qtbot, tm
     qtbot.waitExposed(dlg)
     text = dlg.browser.toPlainText()
     assert "nodules v2.4.0" in text and "Weights: verified" in text
-    assert "Limitations" in text and "37 of 71" in text
+    assert "Limitations" in text and "51 of 74" in text
     assert text.index("nodules v2.4.0") < text.index("lungs v1.2.0")  # the detector's card first
     img = dlg.grab().toImage()
     assert img.width() >= 700
