@@ -743,7 +743,7 @@ def _recut_cavity_merge(seg: np.ndarray, s0: tuple[int, ...], inner: np.ndarray)
     ball thinner than the hilar vessels and bronchial walls it touches, and
     the candidate is the nodule and its neighbours (tuning patients
     5300-5323, drawn with only cavitary nodules: 10-12 mm nodules segmented
-    13.6-17.5 mm, elongated, rejected by the classifier). Closed slice by
+    12.5-17.5 mm, elongated, rejected by the classifier). Closed slice by
     slice (the wall is whole on the axial slices through the cavity), a
     segmentation more than :data:`CAVITY_MERGE_RATIO` times the volume of
     its largest inscribed ball is opened again with :data:`CAVITY_RECUT` of
@@ -754,7 +754,8 @@ def _recut_cavity_merge(seg: np.ndarray, s0: tuple[int, ...], inner: np.ndarray)
     And only when the closed segmentation holds the seed: where the cavity
     stays open at the seed the inscribed ball is the wall's, and the cut
     kept a piece of wall (validation 5023's 9.3 mm nodule: 19 of its 126
-    voxels, measured 3.2 mm small).
+    voxels, measured 3.2 mm small). What is returned is closed slice by
+    slice: a cavity belongs to its nodule, as after the 3-D filling.
     """
     closed = seg | np.stack([ndi.binary_fill_holes(x) for x in seg])
     if not closed[s0]:
@@ -981,6 +982,8 @@ def _segment_seeds(
     serial, so the result is the serial one, bit for bit. ``covered`` only
     grows, so a seed covered when the look-ahead passed it is still covered
     at its turn; at most ``2 × threads`` segmentations are wasted at a time.
+    ``cavities``: the voxels :func:`_filled_cavities` filled for the blob
+    filter; a seed there is segmented as a cavitary nodule.
     """
     covered = np.zeros(work.shape, bool)
     last = np.array(work.shape) - 1
