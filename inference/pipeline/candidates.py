@@ -695,12 +695,7 @@ def _segment_once(
     lab2, n2 = _cut_tubes(seg)
     if n2 == 0:
         return None
-    if lab2[s0]:
-        keep2 = int(lab2[s0])
-    else:
-        vals = lab2[inner & (lab2 > 0)]
-        keep2 = int(np.bincount(vals).argmax()) if vals.size else int(np.bincount(lab2[lab2 > 0]).argmax())
-    seg = lab2 == keep2
+    seg = _part_at(lab2, s0, inner)
     if in_cavity:
         seg = _recut_cavity_merge(seg, s0, inner)
     v = int(seg.sum())
@@ -766,6 +761,12 @@ def _recut_cavity_merge(seg: np.ndarray, s0: tuple[int, ...], inner: np.ndarray)
     lab, n = ndi.label(_opened(closed, CAVITY_RECUT * r))
     if n == 0:
         return closed
+    return _part_at(lab, s0, inner)
+
+
+def _part_at(lab: np.ndarray, s0: tuple[int, ...], inner: np.ndarray) -> np.ndarray:
+    """The labelled part a seed is after: the one at the seed voxel, else the one filling most of ``inner``
+    (the ball around the seed), else the largest (``lab`` holds at least one label)."""
     if lab[s0]:
         return lab == lab[s0]
     vals = lab[inner & (lab > 0)]
