@@ -989,6 +989,7 @@ def _segment_seeds(
     covered = np.zeros(work.shape, bool)
     last = np.array(work.shape) - 1
     idx = [tuple(int(v) for v in np.clip(np.round(c).astype(int), 0, last)) for c, *_ in seeds]
+    in_cav = [cavities is not None and bool(cavities[i]) for i in idx]
     ahead = 2 * FILTER_THREADS
     pending: dict[int, Future[Any]] = {}
     dets: list[tuple[np.ndarray, tuple[slice, ...], dict[str, float]]] = []
@@ -996,14 +997,13 @@ def _segment_seeds(
         for k in range(j, min(len(seeds), j + ahead)):
             if k not in pending and not covered[idx[k]]:
                 pending[k] = pool.submit(_segment_seed, work, region, seeds[k][0], seeds[k][1],
-                                         envelope if seeds[k][2] >= MASS_TAG else None,
-                                         cavities is not None and bool(cavities[idx[k]]))
+                                         envelope if seeds[k][2] >= MASS_TAG else None, in_cav[k])
         fut = pending.pop(j, None)
         if covered[idx[j]]:
             continue
         check()
         r = fut.result() if fut is not None else _segment_seed(work, region, c, s_mm, envelope if resp >= MASS_TAG else None,
-                                                               cavities is not None and bool(cavities[idx[j]]))
+                                                               in_cav[j])
         if r is None:
             continue
         seg, sl, f = r

@@ -110,7 +110,7 @@ def test_a_cavitary_nodule_is_a_candidate_at_its_centre() -> None:
 
 def test_a_cavitary_nodule_beside_a_vessel_is_segmented_at_its_own_size() -> None:
     """Tuning patient 5300 (cavitary nodules only; never a held-out patient): a 10.6 mm cavitary nodule
-    touching a thicker vessel. Its cavity is open on one slice, so the tube cut opened the shell with a
+    touching a vessel. Its cavity is open on one slice, so the tube cut opened the shell with a
     wall-thin ball and the candidate was nodule and vessel (13.8 mm, centred off the nodule): no candidate
     matched it. Cut again at the nodule's own inscribed ball, it is a candidate of about its size."""
     from inference.models.fpr_data import draw_patient, match_candidates
