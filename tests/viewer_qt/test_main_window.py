@@ -236,9 +236,9 @@ def test_help_shows_the_ai_models_cards_with_their_limitations(window, qtbot, tm
     dlg = window._model_cards
     qtbot.waitExposed(dlg)
     text = dlg.browser.toPlainText()
-    assert "nodules v2.4.0" in text and "Weights: verified" in text
+    assert "nodules v2.5.0" in text and "Weights: verified" in text
     assert "Limitations" in text and "51 of 74" in text
-    assert text.index("nodules v2.4.0") < text.index("lungs v1.2.0")  # the detector's card first
+    assert text.index("nodules v2.5.0") < text.index("lungs v1.2.0")  # the detector's card first
     img = dlg.grab().toImage()
     assert img.width() >= 700
     img.save(str(tmp_path / "model_cards.png"))
