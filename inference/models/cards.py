@@ -2,9 +2,9 @@
 
 Why: a reader who is shown a model's findings must be able to see which
 model produced them, what it was trained and tested on, and -- most of all --
-what it misses (the nodule detector misses a third to a half of the
-ground-glass nodules on synthetic patients; a reader who does not know that trusts an
-empty list). A hospital IT engineer needs the version and whether the weights
+what it misses (the nodule detector misses most sub-solid nodules of 5-6 mm, and on
+thick slices a third of the ground-glass nodules, on synthetic patients; a reader who
+does not know that trusts an empty list). A hospital IT engineer needs the version and whether the weights
 on disk are the ones shipped. Everything here is read from each model's
 ``metadata.json`` (``test_metrics``, ``limitations``, ``intended_use`` where a
 model records them) and the weights' SHA-256 is recomputed, so the card never
