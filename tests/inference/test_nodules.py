@@ -199,16 +199,16 @@ def test_a_second_reader_with_altered_weights_is_left_out_with_one_warning(one_n
     import shutil
 
     from inference.models.catalogue import models_root, read_model_info
-    from inference.pipeline.imaging import run_imaging
+    from inference.pipeline.imaging import run_imaging, second_reader_name
 
-    name = str(read_model_info("nodules").metadata["second_reader"]["model"])
+    vol, ph = one_nodule_ct
+    name = str(second_reader_name(read_model_info("nodules").metadata, float(vol.spacing[0])))  # the one this CT gets
     root = tmp_path / "models"
     shutil.copytree(models_root(), root)
     w = root / name / "model.safetensors"
     data = bytearray(w.read_bytes())
     data[-1] ^= 0xFF
     w.write_bytes(bytes(data))
-    vol, ph = one_nodule_ct
     res = run_imaging(vol, device="cpu", model_root=root)
     assert [x for x in res.warnings if "second reader" in x and name in x], res.warnings
     assert "dense_model" not in res.model
