@@ -71,16 +71,19 @@ def preload_model(model_name: str = "nodules", device: str = "auto") -> str:
 
     dev, _ = choose_device(device)
     _, info = _cached_model(model_name, str(dev), None)
-    for slice_mm in (0.0, float("inf")):  # both readers: which one a CT needs depends on its slices
+    # both second readers (thinnest and thickest slices): which one a CT needs is known only once it is read
+    for slice_mm in (0.0, float("inf")):
         _second_reader(info, str(dev), None, [], slice_mm)
     return str(dev)
 
 
 def second_reader_name(metadata: dict[str, Any], slice_mm: float) -> str | None:
-    """The dense network the nodule model names as its second reader for a CT of ``slice_mm`` slices.
+    """The dense network the nodule model names as its second reader for a CT whose slices are ``slice_mm`` apart.
 
     ``metadata["second_reader"]["model"]``, or its ``thin_slices`` model when
-    the slices are at most ``thin_slices.max_slice_mm`` thick. Why two: the
+    the slice spacing (the volume's z spacing, what the resampling to the
+    network's grid interpolates across; not DICOM SliceThickness) is at most
+    ``thin_slices.max_slice_mm``. Why two: the
     1.25 mm network sees 5-10 mm ground glass that the 2 mm one cannot, but
     on 5 mm slices it reads noise between the slices as ground glass
     (validation 5000-5035: 41 of its 44 false positives on the 4 patients
