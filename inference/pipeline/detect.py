@@ -44,7 +44,6 @@ __all__ = [
     "classify",
     "detect_nodules",
     "add_dense_findings",
-    "corroborated",
     "mass_rule",
     "MASS_RULE",
     "ENCLOSED_MERGE",
@@ -85,9 +84,7 @@ class Detection:
     highest voxel probability in it, uncalibrated; ``detected_by[i-1]`` says
     what reported it (``"classifier"``: probability at or above the operating
     point; ``"mass rule"``: :func:`mass_rule`; ``"dense network"``:
-    :func:`add_dense_findings`; ``"classifier + dense network"``:
-    :func:`corroborated`, the classifier's probability under the operating
-    point); ``candidates`` is how many places were scored.
+    :func:`add_dense_findings`); ``candidates`` is how many places were scored.
     """
 
     labels: np.ndarray
@@ -345,13 +342,7 @@ def detect_nodules(
     kept finding touches, each with the network's own mask and probability
     (``detected_by`` ``"dense network"``): the second reader for the nodules
     whose classical segmentation is too poor for the classifier (ground
-    glass beside a vessel, :func:`add_dense_findings`). When the nodule
-    model's ``second_reader.corroboration`` is set, a candidate the
-    classifier scored just under the operating point (at least its
-    ``min_classifier``) and no larger than its ``max_diameter_mm`` is kept
-    when the network's probability somewhere inside it reaches
-    ``min_dense`` (``detected_by`` ``"classifier + dense network"``): two
-    readers that each half-see a nodule (:func:`corroborated`).
+    glass beside a vessel, :func:`add_dense_findings`).
 
     The halo growth (:func:`inference.pipeline.candidates.grow_halos`) runs on
     the kept nodules only: it may change a finding's mask, never which
@@ -394,23 +385,7 @@ def detect_nodules(
     p, dev = run_with_oom_fallback(run, device, 64, warnings, "candidate")
     t2 = time.perf_counter()
     by_rule = mass_rule(cand.features) & (p < thr)
-    dense_seg = None
-    if dense is not None:
-        # the second reader's map first: it does not depend on the candidates, and corroboration reads it
-        from inference.pipeline.nodules import segment_nodules
-
-        rep(0.85, "dense nodule network")
-        dense_seg = segment_nodules(volume, lung_labels, dense[0], dense[1], device=device, cancel=cancel,
-                                    keep_probability_map=True)
-        warnings.extend(dense_seg.warnings)
-    t_dense = time.perf_counter() - t2
-    t2 = time.perf_counter()
-    corro = dict((info.metadata.get("second_reader") or {}).get("corroboration") or {})
-    by_both = (corroborated(cand.labels, p, dense_seg, thr, float(corro["min_classifier"]), float(corro["min_dense"]))
-               if corro and dense_seg is not None else np.zeros(n, bool)) & ~by_rule
-    if corro.get("max_diameter_mm") is not None:  # a nodule is <= 30 mm; a larger candidate is a merge or a mass
-        by_both &= np.array([float(f.get("diameter_mm", 0.0)) <= float(corro["max_diameter_mm"]) for f in cand.features], bool)
-    kept = [i for i in range(n) if p[i] >= thr or by_rule[i] or by_both[i]]
+    kept = [i for i in range(n) if p[i] >= thr or by_rule[i]]
     # only the kept candidates, their halos grown (grow_halos: what is reported stays, its size may not).
     # Box by box, never a pass over the whole grid per step: the whole-grid lookups and bincount this
     # replaced took 5.5-7 s on a 300-slice CT (benchmarks/bench_large_ct.py, RESULTS.md).
@@ -427,17 +402,17 @@ def detect_nodules(
     _cut_vessel_stubs(np.asarray(volume.array), volume.spacing, kept_map, kept, boxes, np.asarray(lung_labels))
     t3 = time.perf_counter()
     probs = {i: float(p[i]) for i in kept}
-    source = {i: "mass rule" if by_rule[i] else "classifier + dense network" if by_both[i] else "classifier" for i in kept}
-    seconds = {"candidates": round(t1 - t0, 3), "classifier": round(t2 - t1 - t_dense, 3), "halos": round(t3 - t2, 3)}
-    if dense is not None and dense_seg is not None:
-        rep(0.95, "dense network findings")
+    source = {i: "mass rule" if by_rule[i] else "classifier" for i in kept}
+    seconds = {"candidates": round(t1 - t0, 3), "classifier": round(t2 - t1, 3), "halos": round(t3 - t2, 3)}
+    if dense is not None:
+        rep(0.9, "dense nodule network")
         added = add_dense_findings(volume, lung_labels, kept_map, boxes, dense, first_id=n + 1, device=device,
-                                   warnings=warnings, cancel=cancel, seg=dense_seg)
+                                   warnings=warnings, cancel=cancel)
         for i, prob in added.items():
             kept.append(i)
             probs[i] = prob
             source[i] = "dense network"
-        seconds["dense"] = round(t_dense + time.perf_counter() - t3, 3)
+        seconds["dense"] = round(time.perf_counter() - t3, 3)
     sizes = {i: int((kept_map[boxes[i]] == i + 1).sum()) if boxes[i] is not None else 0 for i in kept}
     kept = _merge_enclosed(kept_map, kept, boxes, sizes, probs, source)
     # ids 1..n by volume, largest first (the contract)
@@ -455,55 +430,23 @@ def detect_nodules(
     )
 
 
-def corroborated(labels: np.ndarray, p: np.ndarray, seg: Any, thr: float, min_classifier: float,
-                 min_dense: float) -> np.ndarray:
-    """Per candidate: scored in ``[min_classifier, thr)`` by the classifier *and* reaching ``min_dense`` in the
-    second reader's probability map (``seg.probability_map`` on ``seg.crop``) somewhere inside its mask.
-
-    Why: the two readers fail on different nodules -- the classifier on
-    candidates whose classical segmentation ran into a vessel, the network
-    on what it was not shown enough of -- and each alone is cut where its
-    own false positives allow. A candidate both half-see is a nodule more
-    often than either's false positives near their cut: on 50 validation
-    and tuning patients 0.05 / 0.99 added a 13.5 mm juxtavascular nodule the
-    classifier scored 0.083 and no false positive (benchmarks/RESULTS.md).
-    Only candidates in the band are looked at (a few per CT), box by box.
-    """
-    out = np.zeros(len(p), bool)
-    band = np.flatnonzero((p >= min_classifier) & (p < thr))
-    if band.size == 0 or seg is None or seg.probability_map is None or seg.crop is None:
-        return out
-    crop = seg.crop
-    sub = labels[crop]
-    boxes = ndi.find_objects(sub, max_label=len(p))
-    for i in band:
-        box = boxes[i]
-        if box is None:
-            continue
-        inside = sub[box] == i + 1
-        out[i] = bool(float(seg.probability_map[box][inside].max()) >= min_dense)
-    return out
-
-
 def add_dense_findings(volume: Volume, lung_labels: np.ndarray, kept_map: np.ndarray, boxes: list[Any],
                        dense: tuple[Any, Any], *, first_id: int, device: Any, warnings: list[str],
-                       cancel: CancelFn | None = None, seg: Any = None) -> dict[int, float]:
+                       cancel: CancelFn | None = None) -> dict[int, float]:
     """Write the dense network's new findings into ``kept_map`` (ids from ``first_id``); returns ``{index: probability}``.
 
     A component is new when none of its voxels is already a kept finding: the
     classifier's findings keep their own masks and probabilities (they were
     measured against the validation patients), and the network only adds
     what the two-stage detector did not report. ``boxes`` gets each new
-    finding's bounding box at index ``id - 1``. ``seg``: the network's
-    segmentation of this CT when the caller already ran it.
+    finding's bounding box at index ``id - 1``.
     """
     from inference.pipeline.nodules import segment_nodules
 
     dnet, dinfo = dense
     max_hu = dinfo.metadata.get("postprocess", {}).get("max_mean_hu")
-    if seg is None:
-        seg = segment_nodules(volume, lung_labels, dnet, dinfo, device=device, cancel=cancel)
-        warnings.extend(seg.warnings)
+    seg = segment_nodules(volume, lung_labels, dnet, dinfo, device=device, cancel=cancel)
+    warnings.extend(seg.warnings)
     out: dict[int, float] = {}
     m = len(seg.probabilities)
     hu = np.asarray(volume.array)

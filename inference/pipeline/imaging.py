@@ -139,12 +139,10 @@ def nodule_findings(
     """Per-nodule contract dicts from a label map (ids 1..n) on ``volume``'s grid.
 
     ``detected_by[i-1]``: what reported id ``i`` (``"classifier"``,
-    ``"mass rule"`` -- :func:`inference.pipeline.detect.mass_rule` --,
-    ``"dense network"``, the second reader, or ``"classifier + dense
-    network"``, :func:`inference.pipeline.detect.corroborated`); the
-    ``probability`` is the reporting model's own number (the classifier's
-    for all but the second reader's), so a number never claims more than
-    the model said.
+    ``"mass rule"`` -- :func:`inference.pipeline.detect.mass_rule` -- or
+    ``"dense network"``, the second reader); the ``probability`` is the
+    reporting model's own number (the classifier's for the first two), so a
+    number never claims more than the model said.
     """
     out: list[dict[str, Any]] = []
     from scipy import ndimage as ndi

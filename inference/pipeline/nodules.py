@@ -49,7 +49,7 @@ class NoduleSegmentation:
 
     labels: np.ndarray  # uint16 (z, y, x), ids 1..n by volume descending
     probabilities: list[float]  # per id (index id-1)
-    probability_map: np.ndarray | None = None  # float16 on the crop: corroboration (detect.corroborated), debugging
+    probability_map: np.ndarray | None = None  # float16 on the crop, for debugging
     crop: tuple[slice, slice, slice] | None = None
     device: str = "cpu"
     warnings: list[str] = field(default_factory=list)

@@ -193,32 +193,3 @@ def test_touching_findings_that_do_not_enclose_each_other_stay_apart() -> None:
     assert _merge_enclosed(kept_map, [0, 1], boxes, sizes, probs, {0: "classifier", 1: "classifier"}) == [0, 1]
     np.testing.assert_array_equal(kept_map, before)
     assert probs == {0: 0.9, 1: 0.8}
-
-
-def test_a_candidate_just_under_the_cut_is_kept_only_where_the_second_reader_is_sure_inside_it() -> None:
-    """Corroboration: of candidates the classifier scored in [min_classifier, operating point), exactly those
-    whose mask reaches ``min_dense`` in the second reader's probability map are kept -- a candidate above the cut
-    is the classifier's alone, one under ``min_classifier`` is not rescued whatever the network says, and the
-    map is read on its own crop of the CT."""
-    from inference.pipeline.detect import corroborated
-    from inference.pipeline.nodules import NoduleSegmentation
-
-    shape = (20, 40, 40)
-    labels = np.zeros(shape, np.uint16)
-    labels[2:5, 2:5, 2:5] = 1      # band, network sure inside it
-    labels[8:11, 8:11, 8:11] = 2   # band, network unsure
-    labels[12:15, 20:23, 20:23] = 3  # over the cut
-    labels[15:18, 30:33, 30:33] = 4  # under min_classifier, network sure
-    labels[16:19, 2:5, 30:33] = 5  # band, network sure only *next to* it
-    crop = (slice(1, 20), slice(1, 40), slice(0, 40))
-    pm = np.zeros(shape, np.float32)
-    pm[3, 3, 3] = 0.995            # one voxel is enough
-    pm[8:11, 8:11, 8:11] = 0.9
-    pm[12:15, 20:23, 20:23] = 1.0
-    pm[15:18, 30:33, 30:33] = 1.0
-    pm[16:19, 5, 30:33] = 1.0
-    seg = NoduleSegmentation(np.zeros(shape, np.uint16), [], probability_map=pm[crop].astype(np.float16), crop=crop)
-    p = np.array([0.07, 0.06, 0.5, 0.01, 0.09])
-    assert corroborated(labels, p, seg, 0.1, 0.05, 0.99).tolist() == [True, False, False, False, False]
-    # no map (a second reader that could not be loaded): nothing is corroborated
-    assert not corroborated(labels, p, None, 0.1, 0.05, 0.99).any()

@@ -168,22 +168,6 @@ def test_a_finding_of_the_second_reader_says_which_network_reported_it(qtbot) ->
     assert "second reader nodules-dense 1.0.0" in dock.source.text()
 
 
-def test_a_finding_two_readers_agreed_on_says_so_and_why_its_probability_is_under_the_cut(qtbot) -> None:
-    """A candidate kept by corroboration carries the classifier's probability, which is under the operating
-    point: the row must not read like an ordinary classifier finding, and its tooltip names both readers."""
-    f = sample()
-    both = f["nodules"][1]
-    both["detected_by"] = "classifier + dense network"
-    both["probability"] = 0.08
-    f["model"]["dense_model"] = {"name": "nodules-dense-fine", "version": "1.0.0", "sha256": "0" * 64}
-    dock = _findings_dock(qtbot, f)
-    t, c = dock.table, _col(dock.table, COLUMNS[4])
-    row = next(r for r in range(t.rowCount()) if t.item(r, 0).text() == str(both["id"]))
-    assert t.item(row, c).text() == "8 % · both"
-    tip = t.item(row, c).toolTip()
-    assert "8 %" in tip and "under its operating point" in tip and "nodules-dense-fine 1.0.0" in tip
-
-
 def test_prior_nodules_not_confirmed_are_listed_apart_from_resolved_ones(qtbot) -> None:
     """A prior nodule with tissue still at its place must not read as "resolved"."""
     f = sample()

@@ -89,7 +89,7 @@ def _type(n: dict[str, Any]) -> str:
 
 
 #: what the probability cell adds for a finding the classifier did not report itself
-_SOURCE_TAG = {"mass rule": " · mass", "dense network": " · 2nd", "classifier + dense network": " · both"}
+_SOURCE_TAG = {"mass rule": " · mass", "dense network": " · 2nd"}
 
 
 class FindingsDock(QWidget):
@@ -397,10 +397,6 @@ class FindingsDock(QWidget):
                                   f"classifier reported nothing: {fmt_pct(n.get('probability'), 0)} is that "
                                   "network's highest voxel probability in the finding, not calibrated like the "
                                   "classifier's")
-                elif c == 4 and n.get("detected_by") == "classifier + dense network":
-                    it.setToolTip(f"Reported because two readers agree: the classifier's {fmt_pct(n.get('probability'), 0)} "
-                                  f"is under its operating point, and the second reader, the dense network {dense_name}, "
-                                  "is at least 99 % sure somewhere inside the finding")
                 if c == 1 and n.get("edited"):
                     it.setToolTip(str(n.get("measurement_source", "")))
                 if c == 2:
