@@ -497,8 +497,9 @@ MAX_CAVITY_MM = 30.0
 CAVITY_WALL_HU = -500.0
 
 
-def _filled_cavities(work: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """``work`` with small air pockets fully enclosed by dense tissue set to their wall's density.
+def _filled_cavities(work: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(filled, cavities)``: ``work`` with small air pockets fully enclosed by dense tissue set to their
+    wall's density, and those pockets' voxels (what a seed's ``in_cavity`` is read from).
 
     A cavitary nodule is a shell: its air-filled centre has no blob response
     of its own, and the Hessian seeds land on the wall or on a vessel beside
@@ -510,11 +511,12 @@ def _filled_cavities(work: np.ndarray, region: np.ndarray) -> np.ndarray:
     than :data:`MAX_CAVITY_MM`: the lung, a lumen open to the airway tree and
     the air around nodules are not enclosed.
     """
+    none = np.zeros(work.shape, bool)
     dense = work > CAVITY_WALL_HU
     air = ~dense
     lab, n = ndi.label(air)
     if n < 2:
-        return work
+        return work, none
     sizes = np.bincount(lab.ravel())
     max_vox = np.pi / 6 * (MAX_CAVITY_MM / WORK_MM) ** 3
     # not enclosed: touches the grid border
@@ -525,7 +527,7 @@ def _filled_cavities(work: np.ndarray, region: np.ndarray) -> np.ndarray:
     ok[border] = False
     cav = ok[lab] & region
     if not cav.any():
-        return work
+        return work, none
     out = work.copy()
     clab, _ = ndi.label(cav)
     b = _ball(1.8)
@@ -537,7 +539,9 @@ def _filled_cavities(work: np.ndarray, region: np.ndarray) -> np.ndarray:
         ring = ndi.binary_dilation(cl > 0, b) & dense[sl] & (ndi.grey_dilation(cl, footprint=b) == i)
         if ring.any():
             out[sl][cl == i] = float(work[sl][ring].mean(dtype=np.float64))
-    return out
+        else:
+            cav[sl][cl == i] = False  # no wall to take a density from: left as air, not a cavity
+    return out, cav
 
 
 def _shell(seg: np.ndarray) -> np.ndarray:
@@ -958,14 +962,14 @@ def _detect(
         band = pool.submit(_opening_seeds, work, region)
         mass = pool.submit(_mass_seeds, work, region) if masses else None
         env = pool.submit(_pleural_envelope, work, region) if masses else None
-        filled = _filled_cavities(work, region)
+        filled, cavities = _filled_cavities(work, region)
         blob = _seeds(filled, region, check, pool)
         seeds = (mass.result() if mass is not None else []) + blob
         check()
         seeds += band.result()
         report(0.6, f"nodule candidates: {len(seeds)} seeds")
         dets = _segment_seeds(work, region, seeds, check, pool, min_probability, env.result() if env is not None else None,
-                              filled != work)
+                              cavities)
         report(0.8, f"nodule candidates: {len(dets)} detections")
         labels, probs, feats = _to_native(hu, sp, csl, dets, pool)
     report(1.0, "nodule candidates: done")

@@ -278,11 +278,13 @@ def test_only_small_enclosed_air_is_filled_for_the_blob_filter() -> None:
     w[r <= 3] = -1000.0  # ... with a 6 mm cavity
     tube = ((z - 30) ** 2 + (y - 30) ** 2) * WORK_MM**2 <= 2.0**2
     w[tube & (x > 40)] = 40.0  # a vessel: no enclosed air
-    out = _filled_cavities(w, np.ones(w.shape, bool))
+    out, cav = _filled_cavities(w, np.ones(w.shape, bool))
     assert np.allclose(out[r <= 3], -50.0)  # the cavity has its wall's density
     assert np.array_equal(out[r > 3], w[r > 3])  # the lung, the wall and the vessel are untouched
+    assert np.array_equal(cav, r <= 3)  # and the cavity is named as such (a seed there is in_cavity)
     # outside the lung mask nothing is filled
-    assert np.array_equal(_filled_cavities(w, np.zeros(w.shape, bool)), w)
+    out, cav = _filled_cavities(w, np.zeros(w.shape, bool))
+    assert np.array_equal(out, w) and not cav.any()
 
 
 def test_a_cavity_whose_thin_cap_the_slice_blurs_is_still_filled() -> None:
@@ -297,8 +299,8 @@ def test_a_cavity_whose_thin_cap_the_slice_blurs_is_still_filled() -> None:
     w[r <= 9] = -50.0  # an 18 mm nodule ...
     w[r <= 7] = -1000.0  # ... with a 14 mm cavity
     w[(r > 7) & (r <= 9) & (z > 33)] = -450.0  # its cap, blurred with the lung by the slice
-    out = _filled_cavities(w, np.ones(w.shape, bool))
-    assert (out[r <= 7] > -500.0).all()
+    out, cav = _filled_cavities(w, np.ones(w.shape, bool))
+    assert (out[r <= 7] > -500.0).all() and cav[r <= 7].all()
 
 
 def test_a_larger_later_segmentation_gives_up_a_nodule_it_holds_off_centre_but_not_its_own_core() -> None:
