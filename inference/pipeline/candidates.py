@@ -511,12 +511,11 @@ def _filled_cavities(work: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, 
     than :data:`MAX_CAVITY_MM`: the lung, a lumen open to the airway tree and
     the air around nodules are not enclosed.
     """
-    none = np.zeros(work.shape, bool)
     dense = work > CAVITY_WALL_HU
     air = ~dense
     lab, n = ndi.label(air)
     if n < 2:
-        return work, none
+        return work, np.zeros(work.shape, bool)
     sizes = np.bincount(lab.ravel())
     max_vox = np.pi / 6 * (MAX_CAVITY_MM / WORK_MM) ** 3
     # not enclosed: touches the grid border
@@ -527,7 +526,7 @@ def _filled_cavities(work: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, 
     ok[border] = False
     cav = ok[lab] & region
     if not cav.any():
-        return work, none
+        return work, cav
     out = work.copy()
     clab, _ = ndi.label(cav)
     b = _ball(1.8)
