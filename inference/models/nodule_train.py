@@ -96,12 +96,13 @@ def cached_case(seed: int, cfg: dict[str, Any], **phantom_kw: Any) -> Any:
 
 def sample_patch(case: Any, patch: tuple[int, int, int], rng: np.random.Generator, pos_fraction: float,
                  type_weights: dict[str, float] | None = None, augmentation: str = "full",
-                 anywhere: float = 0.0, small_weight: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 anywhere: float = 0.0, small_nodules: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One augmented (image HU, label) training patch.
 
     With probability ``pos_fraction`` the patch holds a nodule (random offset;
-    a nodule picked with ``type_weights`` by its type, times ``small_weight[1]``
-    when it is under ``small_weight[0]`` mm across), otherwise it is centred
+    a nodule picked with ``type_weights`` by its type, times ``small_nodules[1]``
+    when it is under ``small_nodules[0]`` mm across -- the config's
+    ``train.small_nodules`` weight and below_mm), otherwise it is centred
     on a random lung voxel -- or, with probability ``anywhere``, anywhere in
     the case. Scale augmentation: the
     patch is cut ``s``× larger/smaller and resized, which mimics other spacings
@@ -115,9 +116,9 @@ def sample_patch(case: Any, patch: tuple[int, int, int], rng: np.random.Generato
     size = np.array([max(16, int(round(p * s))) for p in patch])
     if case.truth and rng.random() < pos_fraction:
         w = np.array([float((type_weights or {}).get(t.type, 1.0)) for t in case.truth])
-        if small_weight is not None:
+        if small_nodules is not None:
             # a 5 mm nodule is ~60 voxels at 1.25 mm against ~4000 for a 20 mm one: batch Dice hardly sees it
-            w = w * np.array([float(small_weight[1]) if t.diameter_mm < float(small_weight[0]) else 1.0 for t in case.truth])
+            w = w * np.array([float(small_nodules[1]) if t.diameter_mm < float(small_nodules[0]) else 1.0 for t in case.truth])
         t = case.truth[int(rng.choice(len(case.truth), p=w / w.sum()))]
         c = np.array(t.center_zyx) + rng.uniform(-0.35, 0.35, 3) * size
     else:

@@ -407,7 +407,8 @@ def detect_nodules(
     if dense is not None:
         rep(0.9, "dense nodule network")
         added = add_dense_findings(volume, lung_labels, kept_map, boxes, dense, first_id=n + 1, device=device,
-                                   warnings=warnings, cancel=cancel)
+                                   warnings=warnings, cancel=cancel,
+                                   free=lung_surrounded_rule(info.metadata))
         for i, prob in added.items():
             kept.append(i)
             probs[i] = prob
@@ -430,16 +431,60 @@ def detect_nodules(
     )
 
 
+def lung_surrounded_rule(metadata: dict[str, Any]) -> dict[str, float] | None:
+    """The nodule model's ``second_reader.lung_surrounded`` thresholds (:func:`lung_surrounded`), or None.
+
+    One reader for the detector, which applies them, and the findings' model
+    block, which records them.
+    """
+    rule = (metadata.get("second_reader") or {}).get("lung_surrounded")
+    return {k: float(v) for k, v in rule.items() if isinstance(v, (int, float))} if rule else None
+
+
+def lung_surrounded(labels: np.ndarray, label: int, box: tuple[slice, ...], hu: np.ndarray,
+                    spacing: tuple[float, float, float], rule: dict[str, float]) -> bool:
+    """Whether a dense second-reader component of ``labels`` (id ``label``, box ``box``) lies free in aerated lung.
+
+    Why: the second reader's components denser than ground glass are not
+    reported (the reader's ``postprocess.max_mean_hu``): most are hilar
+    vessels and mediastinal structures (on cavitary tuning draw 8100-8123,
+    20 of them on 14 of 24 CTs, 5-17 mm at p >= 0.997), with little lung
+    around them (the aerated share of the ring just outside them
+    at most 0.6 for those of 7 mm or more, on 107 validation and tuning
+    patients). A nodule the classifier rejects because its candidate merged
+    with its neighbours (a 27 mm spiculated one; cavitary ones cut to a piece
+    of their wall) is marked by the reader on its own and has lung around
+    it. Reported when at least ``rule["min_ring_air"]`` of the voxels up to
+    ``rule["ring_mm"]`` outside it are below -500 HU and its equivalent
+    diameter is at least ``rule["min_diameter_mm"]``. ``rule``: the nodule
+    model's ``second_reader.lung_surrounded``; measured in benchmarks/RESULTS.md.
+    """
+    from inference.pipeline.measure import equivalent_diameter_mm
+
+    sp = tuple(float(s) for s in spacing)
+    if equivalent_diameter_mm(int(np.count_nonzero(labels[box] == label)), sp) < float(rule["min_diameter_mm"]):  # type: ignore[arg-type]
+        return False
+    r = float(rule["ring_mm"])
+    grow = [int(np.ceil(2.0 * r / s)) for s in sp]
+    big = tuple(slice(max(0, b.start - g), min(n, b.stop + g)) for b, g, n in zip(box, grow, labels.shape))
+    out = ndi.distance_transform_edt(labels[big] != label, sampling=sp)
+    ring = (out > 0) & (out <= r)
+    return bool(ring.any()) and float((hu[big][ring] < -500.0).mean()) >= float(rule["min_ring_air"])
+
+
 def add_dense_findings(volume: Volume, lung_labels: np.ndarray, kept_map: np.ndarray, boxes: list[Any],
                        dense: tuple[Any, Any], *, first_id: int, device: Any, warnings: list[str],
-                       cancel: CancelFn | None = None) -> dict[int, float]:
+                       cancel: CancelFn | None = None, free: dict[str, float] | None = None) -> dict[int, float]:
     """Write the dense network's new findings into ``kept_map`` (ids from ``first_id``); returns ``{index: probability}``.
 
     A component is new when none of its voxels is already a kept finding: the
     classifier's findings keep their own masks and probabilities (they were
     measured against the validation patients), and the network only adds
-    what the two-stage detector did not report. ``boxes`` gets each new
-    finding's bounding box at index ``id - 1``.
+    what the two-stage detector did not report. Components denser than the
+    reader's ``postprocess.max_mean_hu`` are left to the classifier unless
+    ``free`` (the nodule model's ``second_reader.lung_surrounded``) is given
+    and they lie free in aerated lung (:func:`lung_surrounded`). ``boxes``
+    gets each new finding's bounding box at index ``id - 1``.
     """
     from inference.pipeline.nodules import segment_nodules
 
@@ -457,7 +502,9 @@ def add_dense_findings(volume: Volume, lung_labels: np.ndarray, kept_map: np.nda
         if (kept_map[box][comp] > 0).any():
             continue
         if max_hu is not None and float(hu[box][comp].mean()) > float(max_hu):
-            continue  # solid: the classifier's to report (see the model's postprocess.max_mean_hu)
+            # solid: the classifier's to report (the reader's postprocess.max_mean_hu), unless free in the lung
+            if not (free and lung_surrounded(seg.labels, j + 1, box, hu, volume.spacing, free)):
+                continue
         i = first_id - 1 + len(out)
         kept_map[box][comp] = i + 1
         while len(boxes) <= i:

@@ -71,10 +71,17 @@ def preload_model(model_name: str = "nodules", device: str = "auto") -> str:
 
     dev, _ = choose_device(device)
     _, info = _cached_model(model_name, str(dev), None)
-    # both second readers (thinnest and thickest slices): which one a CT needs is known only once it is read
-    for slice_mm in (0.0, float("inf")):
-        _second_reader(info, str(dev), None, [], slice_mm)
+    # every second reader: which one a CT needs is known only once it is read
+    for name in second_reader_names(info.metadata):
+        _load_second_reader(name, str(dev), None, [])
     return str(dev)
+
+
+def second_reader_names(metadata: dict[str, Any]) -> list[str]:
+    """Every dense network the nodule model may name as its second reader (:func:`second_reader_name`), thick-slice first."""
+    sr = metadata.get("second_reader") or {}
+    names = [sr.get("model"), (sr.get("thin_slices") or {}).get("model")]
+    return [str(n) for n in names if n]
 
 
 def second_reader_name(metadata: dict[str, Any], slice_mm: float) -> str | None:
@@ -106,11 +113,17 @@ def _second_reader(info: Any, device: str, model_root: Path | None,
     left out with a warning: the two-stage detector alone still reports, and
     the findings say which models ran.
     """
-    from inference.errors import ModelIntegrityError
-
     name = second_reader_name(info.metadata, slice_mm)
     if not name:
         return None, {}
+    return _load_second_reader(name, device, model_root, warnings)
+
+
+def _load_second_reader(name: str, device: str, model_root: Path | None,
+                        warnings: list[str]) -> tuple[tuple[Any, Any] | None, dict[str, Any]]:
+    """:func:`_second_reader` for a named network: loaded through the model cache, or left out with a warning."""
+    from inference.errors import ModelIntegrityError
+
     try:
         dnet, dinfo = _cached_model(str(name), device, str(model_root) if model_root else None)
     except (ModelIntegrityError, FileNotFoundError, OSError) as e:
@@ -262,9 +275,12 @@ def run_imaging(
     t = time.perf_counter()
     if info.metadata.get("pipeline") == "candidates+classifier":
         from inference.pipeline.candidates import CANDIDATES_VERSION, HALO_GROWTH
-        from inference.pipeline.detect import ENCLOSED_MERGE, MASS_RULE, detect_nodules
+        from inference.pipeline.detect import ENCLOSED_MERGE, MASS_RULE, detect_nodules, lung_surrounded_rule
 
         dense, dense_source = _second_reader(info, str(dev), model_root, warnings, float(volume.spacing[0]))
+        free = lung_surrounded_rule(info.metadata)
+        if dense is not None and free:  # when the reader's solid marks are reported too (detect.lung_surrounded)
+            dense_source["dense_model"]["lung_surrounded"] = free
         seg = detect_nodules(volume, lung_labels, net, info, device=dev, progress=sub, cancel=cancel, dense=dense)
         stage_seconds = dict(seg.seconds)
         # the classifier rescored these candidates; a finding may come from the mass rule or the dense network instead

@@ -193,3 +193,31 @@ def test_touching_findings_that_do_not_enclose_each_other_stay_apart() -> None:
     assert _merge_enclosed(kept_map, [0, 1], boxes, sizes, probs, {0: "classifier", 1: "classifier"}) == [0, 1]
     np.testing.assert_array_equal(kept_map, before)
     assert probs == {0: 0.9, 1: 0.8}
+
+
+def _ball(shape: tuple[int, int, int], centre: tuple[float, float, float], r_mm: float, sp: tuple[float, float, float]) -> np.ndarray:
+    z, y, x = np.indices(shape).astype(float)
+    return ((z - centre[0]) * sp[0]) ** 2 + ((y - centre[1]) * sp[1]) ** 2 + ((x - centre[2]) * sp[2]) ** 2 <= r_mm**2
+
+
+def test_a_dense_component_is_free_in_the_lung_only_with_aerated_lung_around_it() -> None:
+    """The second reader's solid components are reported only when they lie free in aerated lung: a 10 mm
+    soft-tissue ball in lung is; the same ball against the mediastinum (soft tissue on one side), or a 6 mm
+    ball (under the size floor), is not -- hilar vessels and mediastinal structures are what its solid
+    components mostly are."""
+    from inference.pipeline.detect import lung_surrounded
+
+    rule = {"min_ring_air": 0.65, "ring_mm": 2.0, "min_diameter_mm": 7.0}
+    sp = (2.0, 0.8, 0.8)
+    shape = (16, 48, 48)
+    c = (7.5, 23.5, 23.5)
+    ball = _ball(shape, c, 5.0, sp)
+    labels = ball.astype(np.uint16)
+    box = ndi.find_objects(labels)[0]
+    lung = np.where(ball, 40.0, -850.0)
+    assert lung_surrounded(labels, 1, box, lung, sp, rule)
+    mediastinum = lung.copy()
+    mediastinum[:, :, 24:] = 40.0  # soft tissue from the ball's centre on
+    assert not lung_surrounded(labels, 1, box, mediastinum, sp, rule)
+    small = _ball(shape, c, 3.0, sp).astype(np.uint16)
+    assert not lung_surrounded(small, 1, ndi.find_objects(small)[0], np.where(small > 0, 40.0, -850.0), sp, rule)

@@ -73,11 +73,11 @@ def test_small_nodules_are_picked_more_often_when_the_config_weights_them() -> N
     truth = [NoduleTruth(1, "solid", 5.0, 65.0, (20.0, 20.0, 20.0)), NoduleTruth(2, "solid", 15.0, 1767.0, (20.0, 20.0, 94.0))]
     case = Case(np.where(nod > 0, 0.0, -850.0).astype(np.float32), (1.25, 1.25, 1.25), nod, np.ones(shape, np.uint8), truth)
 
-    def share_small(small_weight) -> float:
+    def share_small(small_nodules) -> float:
         rng = np.random.default_rng(0)
         n = 0
         for _ in range(300):
-            img, _ = sample_patch(case, (16, 16, 16), rng, 1.0, None, "light", 0.0, small_weight)
+            img, _ = sample_patch(case, (16, 16, 16), rng, 1.0, None, "light", 0.0, small_nodules)
             # which nodule's side of the case the patch was cut from: the large one fills more of its patch
             n += int((img > -400).mean() < 0.2)
         return n / 300

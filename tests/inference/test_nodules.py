@@ -377,3 +377,43 @@ def test_cancel_stops_the_dense_network_inside_its_one_window(ground_glass_ct) -
     p = predict_probability(net, t, roi_size=whole, device=torch.device("cpu"), sw_batch_size=1, cancel=lambda: False,
                             cpu_autocast=inf["cpu_autocast"])
     assert p.shape == t.shape
+
+
+def test_preloading_the_nodule_model_loads_both_second_readers_so_the_first_ct_waits_for_neither() -> None:
+    """The spare worker preloads while it waits: the thick- and thin-slice readers must both be in the cache
+    afterwards (which one a CT needs is known only once it is read), so a request loads no network."""
+    from inference.models.catalogue import read_model_info
+    from inference.pipeline.imaging import _cached_model, clear_model_cache, preload_model, second_reader_names
+
+    names = second_reader_names(read_model_info("nodules").metadata)
+    assert len(names) == 2 and len(set(names)) == 2
+    clear_model_cache()
+    preload_model("nodules", "cpu")
+    loaded = _cached_model.cache_info().currsize
+    for name in ["nodules", *names]:
+        _cached_model(name, "cpu", None)
+    info = _cached_model.cache_info()
+    clear_model_cache()
+    assert loaded == 3 and info.currsize == 3 and info.hits >= 3
+
+
+@pytest.mark.slow
+def test_a_large_nodule_merged_into_a_rejected_candidate_is_reported_by_the_second_reader() -> None:
+    """Validation patient 5030 (never a held-out patient): a 27 mm spiculated nodule whose candidate merged with
+    its neighbours, and the classifier rejected it -- the worst kind of miss. The second reader marks it on its
+    own, solid and free in aerated lung (``second_reader.lung_surrounded``): reported through the whole
+    product path, and measured within 2 mm. Fails on nodules 2.5.0, which reported no solid second-reader mark."""
+    from inference.models.fpr_data import draw_patient
+    from inference.models.nodule_eval import match_findings
+    from inference.pipeline.imaging import run_imaging
+
+    ph = draw_patient(5030, n_nodules=4)
+    vol = ph.to_volume()
+    res = run_imaging(vol, device="cpu")
+    matches, _ = match_findings(res.nodules, res.nodule_labels, np.asarray(ph.nodules), vol.spacing)
+    big = [m for m in matches if m["diameter_mm"] > 25]
+    assert len(big) == 1 and big[0]["finding"] is not None, [(m["diameter_mm"], m["finding"]) for m in matches]
+    n = big[0]["finding"]
+    assert n["detected_by"] == "dense network" and n["type"] == "solid"
+    assert abs(n["mean_diameter_mm"] - big[0]["diameter_mm"]) < 2.0
+    assert res.model["dense_model"]["lung_surrounded"]["min_ring_air"] > 0

@@ -230,15 +230,19 @@ def test_previous_volume_is_released(window, qtbot) -> None:
 def test_help_shows_the_ai_models_cards_with_their_limitations(window, qtbot, tmp_path) -> None:
     """Help → AI models opens the shipped models' cards: versions, the weights checked, and the detector's
     own limitations (ground glass), which a reader must know before trusting a short list of findings."""
+    from inference.api import model_cards
+
     help_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Help")
     assert window.act_models in help_menu.actions()
     window.act_models.trigger()
     dlg = window._model_cards
     qtbot.waitExposed(dlg)
     text = dlg.browser.toPlainText()
-    assert "nodules v2.5.0" in text and "Weights: verified" in text
-    assert "Limitations" in text and "51 of 74" in text
-    assert text.index("nodules v2.5.0") < text.index("lungs v1.2.0")  # the detector's card first
+    cards = {c.name: c for c in model_cards()}
+    nodules, lungs = f"nodules v{cards['nodules'].version}", f"lungs v{cards['lungs'].version}"
+    assert nodules in text and "Weights: verified" in text
+    assert "Limitations" in text and cards["nodules"].limitations[0] in text
+    assert text.index(nodules) < text.index(lungs)  # the detector's card first
     img = dlg.grab().toImage()
     assert img.width() >= 700
     img.save(str(tmp_path / "model_cards.png"))
