@@ -14,7 +14,9 @@ the measured mean diameter against the truth; how often a found nodule's
 type, side, upper-lobe flag and juxtapleural flag (Brock's and Lung-RADS'
 inputs) equal the phantom's; and how often its Lung-RADS category -- what the
 reader acts on -- equals the one its truth gets (:func:`baseline_lung_rads`
-on both), with the part-solid solid component's error (the truth's core measured with the product's
+on both), why each missed nodule of 5 mm or more was missed (:func:`explain_miss`: a finding
+centred elsewhere swallowed it, its candidate scored under the operating point, the second reader's mark was
+not reported, or nothing was seen there), with the part-solid solid component's error (the truth's core measured with the product's
 ruler, :func:`_truth_solid_component_mm`). Every sensitivity carries its Wilson 95 % interval
 (:func:`proportion_ci95`): on ~120 nodules it is about ±6 points wide. ``--kinds`` draws
 only some nodule kinds (the sub-solid ones, say), ``--no-real`` skips the real CT. (How often the findings' ``spiculated`` flag was
@@ -39,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["read_voc_boxes", "match_findings", "baseline_lung_rads", "dense_box_coverage", "evaluate_synthetic", "evaluate_real",
+__all__ = ["read_voc_boxes", "match_findings", "explain_miss", "MISS_CAUSES", "baseline_lung_rads", "dense_box_coverage", "evaluate_synthetic", "evaluate_real",
            "proportion_ci95", "paired_difference", "compare_runs", "main", "SIZE_BINS"]
 
 SIZE_BINS = [(0.0, 5.0), (5.0, 6.0), (6.0, 10.0), (10.0, 20.0), (20.0, 1e9)]
@@ -181,6 +183,97 @@ def match_findings(nodules: list[dict[str, Any]], labels: np.ndarray, truth_lab:
     return out, [n for n in nodules if n["id"] not in matched]
 
 
+#: a structure lies *on* a true nodule when it holds at least this share of the nodule's voxels, or at least
+#: half of its own voxels lie in the nodule (a piece of a cavity's wall, a core cut from its halo)
+ON_NODULE = {"cover": 0.3, "purity": 0.5}
+
+#: why a nodule was missed, in the order :func:`explain_miss` tests them
+MISS_CAUSES = (
+    "inside a finding centred elsewhere",
+    "candidate under the operating point",
+    "second-reader mark not reported",
+    "second reader under its operating point",
+    "no candidate, no second-reader mark",
+)
+
+
+def _best_overlap(labels: np.ndarray, truth: np.ndarray) -> tuple[int, float, float]:
+    """The label of ``labels`` sharing most voxels with ``truth``: ``(id, cover, purity)``; id 0 when none touches it."""
+    ids, counts = np.unique(labels[truth], return_counts=True)
+    counts, ids = counts[ids > 0], ids[ids > 0]
+    if not ids.size:
+        return 0, 0.0, 0.0
+    k = int(np.argmax(counts))
+    i = int(ids[k])
+    return i, float(counts[k] / truth.sum()), float(counts[k] / np.count_nonzero(labels == i))
+
+
+def _on_nodule(cover: float, purity: float) -> bool:
+    return cover >= ON_NODULE["cover"] or purity >= ON_NODULE["purity"]
+
+
+def explain_miss(truth: np.ndarray, labels: np.ndarray, trace: Any, hu: np.ndarray,
+                 spacing: tuple[float, float, float], lung_surrounded: dict[str, float] | None = None) -> dict[str, Any]:
+    """Why the true nodule ``truth`` (a mask) that no finding matched was missed, from the detector's trace.
+
+    Why: each reason needs different work -- a finding that swallowed the
+    nodule (segmentation), a candidate scored too low (the classifier), a
+    second-reader mark the report policy leaves out (the policy), or nothing
+    at all where the nodule is (a detector that sees it). Earlier sessions
+    answered this per run with scratch scripts; here it is part of every run.
+    ``labels``: the reported findings; ``trace``: the
+    :class:`inference.pipeline.detect.DetectionTrace` of the same run;
+    ``lung_surrounded``: the nodule model's rule when it ran (for the
+    aerated ring of a solid mark). Returns ``cause`` (one of
+    :data:`MISS_CAUSES`, the first that applies) with what was seen:
+    ``finding`` (id and share of the nodule it holds), ``candidate``
+    (classifier probability, share of the nodule, share of the candidate on
+    it, the operating point), ``reader_max_probability`` and
+    ``reader_mark`` (the second reader's component on it: probability, mean
+    HU, equivalent diameter, aerated share of the ring around it).
+    """
+    from scipy import ndimage as ndi
+
+    from inference.pipeline.detect import ring_air_share
+    from inference.pipeline.measure import equivalent_diameter_mm
+
+    out: dict[str, Any] = {}
+    fid, fcover, _ = _best_overlap(labels, truth)
+    out["finding"] = {"id": fid, "cover": round(fcover, 3)} if fid else None
+    cid, ccover, cpurity = _best_overlap(trace.candidate_labels, truth)
+    out["candidate"] = ({"probability": round(float(trace.candidate_probabilities[cid - 1]), 4), "cover": round(ccover, 3),
+                         "purity": round(cpurity, 3), "operating_point": trace.operating_point} if cid else None)
+    out["reader_max_probability"] = None
+    out["reader_mark"] = None
+    if trace.dense_probability_map is not None and trace.dense_crop is not None:
+        inside = truth[trace.dense_crop]
+        out["reader_max_probability"] = round(float(trace.dense_probability_map[inside].max()), 4) if inside.any() else 0.0
+    if trace.dense_labels is not None:
+        did, dcover, dpurity = _best_overlap(trace.dense_labels, truth)
+        if did:
+            comp = trace.dense_labels == did
+            box = ndi.find_objects(comp.astype(np.uint8))[0]
+            ring = ring_air_share(trace.dense_labels, did, box, hu, spacing,
+                                  float((lung_surrounded or {}).get("ring_mm", 2.0)))
+            out["reader_mark"] = {"probability": round(float(trace.dense_probabilities[did - 1]), 4),
+                                  "cover": round(dcover, 3), "purity": round(dpurity, 3),
+                                  "mean_hu": round(float(hu[comp].mean()), 1),
+                                  "diameter_mm": round(equivalent_diameter_mm(int(comp.sum()), spacing), 2),
+                                  "lung_ring_air": None if ring is None else round(ring, 3),
+                                  "max_mean_hu": trace.dense_max_mean_hu}
+    if fid and fcover >= ON_NODULE["cover"]:
+        cause = MISS_CAUSES[0]
+    elif cid and _on_nodule(ccover, cpurity):
+        cause = MISS_CAUSES[1]
+    elif out["reader_mark"] is not None and _on_nodule(out["reader_mark"]["cover"], out["reader_mark"]["purity"]):
+        cause = MISS_CAUSES[2]
+    elif (out["reader_max_probability"] or 0.0) >= 0.5:
+        cause = MISS_CAUSES[3]
+    else:
+        cause = MISS_CAUSES[4]
+    return {"cause": cause, **out}
+
+
 def dense_box_coverage(mask: np.ndarray, hu: np.ndarray, boxes: list[tuple[int, int, int, int, int]]) -> list[float]:
     """Per annotated box, the share of its dense (> -300 HU) pixels inside ``mask`` -- how much of a tumour is segmented."""
     return [float(mask[k, y0:y1 + 1, x0:x1 + 1][hu[k, y0:y1 + 1, x0:x1 + 1] > -300].mean()) for k, y0, x0, y1, x1 in boxes]
@@ -303,7 +396,7 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", kinds: list[str
             truth_attr = {}
             source = "simple_chest (fallback)"
         t = time.perf_counter()
-        res = run_imaging(vol, device=device)
+        res = run_imaging(vol, device=device, trace=True)
         dt = time.perf_counter() - t
         secs.append(dt)
         matches, fp = match_findings(res.nodules, res.nodule_labels, truth_lab, vol.spacing)
@@ -312,6 +405,9 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", kinds: list[str
             n = m["finding"]
             row = {"seed": seed, "id": m["id"], "kind": kind_of.get(m["id"], ""), "diameter_mm": round(m["diameter_mm"], 2),
                    "volume_mm3": round(m["volume_mm3"], 1), "found": n is not None}
+            if n is None and m["diameter_mm"] >= 5.0 and res.trace is not None:
+                row["why"] = explain_miss(truth_lab == m["id"], res.nodule_labels, res.trace, np.asarray(vol.array),
+                                          vol.spacing, (res.model.get("dense_model") or {}).get("lung_surrounded"))
             if n is not None:
                 t = truth_attr.get(m["id"])
                 if t is not None:  # what the finding says against what the phantom is
@@ -366,7 +462,11 @@ def evaluate_synthetic(seeds: list[int], *, device: str = "cpu", kinds: list[str
         "median_abs_diameter_error_mm_ge5": round(float(np.median([abs(r["diameter_error_mm"]) for r in ge5 if r["found"]])), 2)
         if any(r["found"] for r in ge5) else None,
         "bins": bins,
-        "missed_ge5mm": [{k: r[k] for k in ("seed", "kind", "diameter_mm")} for r in ge5 if not r["found"]],
+        "missed_ge5mm": [{**{k: r[k] for k in ("seed", "kind", "diameter_mm")}, "why": r.get("why")}
+                         for r in ge5 if not r["found"]],
+        # why they were missed (explain_miss): which part of the detector to work on
+        "missed_by_cause_ge5mm": {c: sum((r.get("why") or {}).get("cause") == c for r in ge5 if not r["found"])
+                                  for c in MISS_CAUSES},
         # found / drawn per nodule kind (>= 5 mm): where the detector is weak (the model card quotes these)
         "found_by_kind_ge5mm": {k: f"{sum(r['found'] for r in ge5 if r['kind'] == k)}/{sum(r['kind'] == k for r in ge5)}"
                                 for k in sorted({r["kind"] for r in ge5})},

@@ -94,6 +94,32 @@ class Detection:
     device: str = "cpu"
     warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    trace: DetectionTrace | None = None
+
+
+@dataclass
+class DetectionTrace:
+    """What the detector saw before it chose what to report (``detect_nodules(..., trace=True)``).
+
+    Why: a missed nodule is missed for a reason -- no candidate, a candidate
+    the classifier scored under the operating point, a second-reader mark the
+    report policy left out, or a finding that swallowed it -- and each reason
+    needs different work. The evaluation (:mod:`inference.models.nodule_eval`)
+    names it per miss from this; the product never shows it. Label maps are
+    on the CT grid: ``candidate_labels`` as the candidate stage segmented them
+    (before halos and vessel cuts), ``dense_labels`` the second reader's
+    components at or above its ``min_probability`` (None when no reader ran),
+    ``dense_probability_map`` its probabilities (float16) on ``dense_crop``.
+    """
+
+    candidate_labels: np.ndarray
+    candidate_probabilities: np.ndarray
+    operating_point: float
+    dense_labels: np.ndarray | None = None
+    dense_probabilities: list[float] = field(default_factory=list)
+    dense_probability_map: np.ndarray | None = None
+    dense_crop: tuple[slice, ...] | None = None
+    dense_max_mean_hu: float | None = None
 
 
 #: a mass-path candidate is reported whatever the classifier says when it is large enough to fill the
@@ -334,6 +360,7 @@ def detect_nodules(
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
     dense: tuple[Any, Any] | None = None,
+    trace: bool = False,
 ) -> Detection:
     """Candidates → patches → classifier → kept nodules on the CT grid, their halos grown.
 
@@ -351,6 +378,8 @@ def detect_nodules(
     ``info.metadata["postprocess"]["min_probability"]`` is the operating point
     chosen on validation patients (see the model's metadata); the candidate
     stage runs with no score cut so the classifier sees every candidate.
+    ``trace`` keeps what was seen before the choice (:class:`DetectionTrace`,
+    for the evaluation; two more label maps held).
     """
     from inference.models.device import run_with_oom_fallback
     from inference.pipeline.candidates import detect_nodules_classical, grow_halos, renumber
@@ -404,11 +433,12 @@ def detect_nodules(
     probs = {i: float(p[i]) for i in kept}
     source = {i: "mass rule" if by_rule[i] else "classifier" for i in kept}
     seconds = {"candidates": round(t1 - t0, 3), "classifier": round(t2 - t1, 3), "halos": round(t3 - t2, 3)}
+    seen = DetectionTrace(cand.labels, np.asarray(p, np.float64), thr) if trace else None
     if dense is not None:
         rep(0.9, "dense nodule network")
         added = add_dense_findings(volume, lung_labels, kept_map, boxes, dense, first_id=n + 1, device=device,
                                    warnings=warnings, cancel=cancel,
-                                   free=lung_surrounded_rule(info.metadata))
+                                   free=lung_surrounded_rule(info.metadata), trace=seen)
         for i, prob in added.items():
             kept.append(i)
             probs[i] = prob
@@ -428,6 +458,7 @@ def detect_nodules(
         device=str(getattr(dev, "type", dev)),
         warnings=warnings,
         seconds=seconds,
+        trace=seen,
     )
 
 
@@ -464,17 +495,30 @@ def lung_surrounded(labels: np.ndarray, label: int, box: tuple[slice, ...], hu: 
     sp = tuple(float(s) for s in spacing)
     if equivalent_diameter_mm(int(np.count_nonzero(labels[box] == label)), sp) < float(rule["min_diameter_mm"]):  # type: ignore[arg-type]
         return False
-    r = float(rule["ring_mm"])
-    grow = [int(np.ceil(2.0 * r / s)) for s in sp]
+    share = ring_air_share(labels, label, box, hu, sp, float(rule["ring_mm"]))
+    return share is not None and share >= float(rule["min_ring_air"])
+
+
+def ring_air_share(labels: np.ndarray, label: int, box: tuple[slice, ...], hu: np.ndarray,
+                   spacing: tuple[float, float, float], ring_mm: float) -> float | None:
+    """Share of the voxels up to ``ring_mm`` outside component ``label`` that are aerated lung (below -500 HU).
+
+    None when the ring is empty (the component fills its grid). What
+    :func:`lung_surrounded` tests, and what the evaluation reports for a
+    second-reader mark left unreported.
+    """
+    sp = tuple(float(s) for s in spacing)
+    grow = [int(np.ceil(2.0 * ring_mm / s)) for s in sp]
     big = tuple(slice(max(0, b.start - g), min(n, b.stop + g)) for b, g, n in zip(box, grow, labels.shape))
     out = ndi.distance_transform_edt(labels[big] != label, sampling=sp)
-    ring = (out > 0) & (out <= r)
-    return bool(ring.any()) and float((hu[big][ring] < -500.0).mean()) >= float(rule["min_ring_air"])
+    ring = (out > 0) & (out <= ring_mm)
+    return float((hu[big][ring] < -500.0).mean()) if ring.any() else None
 
 
 def add_dense_findings(volume: Volume, lung_labels: np.ndarray, kept_map: np.ndarray, boxes: list[Any],
                        dense: tuple[Any, Any], *, first_id: int, device: Any, warnings: list[str],
-                       cancel: CancelFn | None = None, free: dict[str, float] | None = None) -> dict[int, float]:
+                       cancel: CancelFn | None = None, free: dict[str, float] | None = None,
+                       trace: DetectionTrace | None = None) -> dict[int, float]:
     """Write the dense network's new findings into ``kept_map`` (ids from ``first_id``); returns ``{index: probability}``.
 
     A component is new when none of its voxels is already a kept finding: the
@@ -484,14 +528,20 @@ def add_dense_findings(volume: Volume, lung_labels: np.ndarray, kept_map: np.nda
     reader's ``postprocess.max_mean_hu`` are left to the classifier unless
     ``free`` (the nodule model's ``second_reader.lung_surrounded``) is given
     and they lie free in aerated lung (:func:`lung_surrounded`). ``boxes``
-    gets each new finding's bounding box at index ``id - 1``.
+    gets each new finding's bounding box at index ``id - 1``. ``trace`` gets
+    the reader's components and probability map.
     """
     from inference.pipeline.nodules import segment_nodules
 
     dnet, dinfo = dense
     max_hu = dinfo.metadata.get("postprocess", {}).get("max_mean_hu")
-    seg = segment_nodules(volume, lung_labels, dnet, dinfo, device=device, cancel=cancel)
+    seg = segment_nodules(volume, lung_labels, dnet, dinfo, device=device, cancel=cancel,
+                          keep_probability_map=trace is not None)
     warnings.extend(seg.warnings)
+    if trace is not None:
+        trace.dense_labels, trace.dense_probabilities = seg.labels, list(seg.probabilities)
+        trace.dense_probability_map, trace.dense_crop = seg.probability_map, seg.crop
+        trace.dense_max_mean_hu = float(max_hu) if max_hu is not None else None
     out: dict[int, float] = {}
     m = len(seg.probabilities)
     hu = np.asarray(volume.array)

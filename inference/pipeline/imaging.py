@@ -42,6 +42,8 @@ class ImagingResult:
     lung_labels: np.ndarray
     model: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    #: what the detector saw before it chose (``run_imaging(..., trace=True)``; the evaluation's, not a reader's)
+    trace: Any = None
 
 
 @lru_cache(maxsize=4)
@@ -214,6 +216,7 @@ def run_imaging(
     cancel: CancelFn | None = None,
     model_name: str = "nodules",
     model_root: Path | None = None,
+    trace: bool = False,
 ) -> ImagingResult:
     """Segment lungs and nodules on a CT and measure every nodule.
 
@@ -230,6 +233,11 @@ def run_imaging(
         Polled between stages and between window batches.
     model_name, model_root
         Which catalogued network to use (tests may point at a retrained one).
+    trace
+        Keep the candidates, the classifier's scores and the second reader's
+        output in ``ImagingResult.trace``
+        (:class:`inference.pipeline.detect.DetectionTrace`): the evaluation
+        names from it why each missed nodule was missed. Findings are the same.
 
     Raises
     ------
@@ -281,7 +289,8 @@ def run_imaging(
         free = lung_surrounded_rule(info.metadata)
         if dense is not None and free:  # when the reader's solid marks are reported too (detect.lung_surrounded)
             dense_source["dense_model"]["lung_surrounded"] = free
-        seg = detect_nodules(volume, lung_labels, net, info, device=dev, progress=sub, cancel=cancel, dense=dense)
+        seg = detect_nodules(volume, lung_labels, net, info, device=dev, progress=sub, cancel=cancel, dense=dense,
+                             trace=trace)
         stage_seconds = dict(seg.seconds)
         # the classifier rescored these candidates; a finding may come from the mass rule or the dense network instead
         from inference.pipeline.measure import VESSEL_CUT
@@ -327,4 +336,4 @@ def run_imaging(
                     "total": round(total, 3)},
     }
     report(1.0, f"{len(nodules)} nodule(s) found")
-    return ImagingResult(lungs, nodules, seg.labels, lung_labels, model, warnings)
+    return ImagingResult(lungs, nodules, seg.labels, lung_labels, model, warnings, getattr(seg, "trace", None))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from inference.models.nodule_eval import _lung_rads_agreement, baseline_lung_rads, compare_runs, paired_difference, proportion_ci95
@@ -98,3 +99,55 @@ def test_two_runs_are_compared_nodule_by_nodule() -> None:
     assert r["lung_rads_agree"] == [1, 2, 2]
     with pytest.raises(ValueError, match="different nodules"):
         compare_runs(before, run(after["synthetic"]["rows"][:-1], 1.0))
+
+
+def _ball(shape: tuple[int, int, int], centre: tuple[float, float, float], r_mm: float,
+          sp: tuple[float, float, float]) -> np.ndarray:
+    z, y, x = np.indices(shape).astype(float)
+    return ((z - centre[0]) * sp[0]) ** 2 + ((y - centre[1]) * sp[1]) ** 2 + ((x - centre[2]) * sp[2]) ** 2 <= r_mm**2
+
+
+def test_each_miss_is_named_by_what_the_detector_saw_there() -> None:
+    """A missed nodule is explained by the first thing that applies: a finding centred elsewhere holding it, a
+    candidate the classifier scored under the operating point, a second-reader mark the report policy left out
+    (with its density and the aerated lung around it), the reader seeing it under its own operating point, or
+    nothing seen at all -- each calls for different work."""
+    from inference.models.nodule_eval import MISS_CAUSES, explain_miss
+    from inference.pipeline.detect import DetectionTrace
+
+    sp = (1.25, 1.0, 1.0)
+    shape = (24, 40, 40)
+    truth = _ball(shape, (12, 20, 20), 5.0, sp)
+    hu = np.where(truth, 30.0, -850.0)
+    empty = np.zeros(shape, np.uint16)
+
+    def trace(cand: np.ndarray = empty, dense: np.ndarray | None = None, pmap: float = 0.0) -> DetectionTrace:
+        return DetectionTrace(cand, np.array([0.04]), 0.1, dense, [0.99],
+                              np.where(truth, pmap, 0.0).astype(np.float16), (slice(None),) * 3, -300.0)
+
+    nothing = explain_miss(truth, empty, trace(), hu, sp)
+    assert nothing["cause"] == MISS_CAUSES[-1] and nothing["candidate"] is None and nothing["reader_mark"] is None
+    assert nothing["reader_max_probability"] == 0.0
+
+    faint = explain_miss(truth, empty, trace(pmap=0.7), hu, sp)
+    assert faint["cause"] == "second reader under its operating point" and abs(faint["reader_max_probability"] - 0.7) < 1e-3
+
+    # the reader's solid mark, free in aerated lung, that the policy left out: its density and the ring are given
+    mark = explain_miss(truth, empty, trace(dense=truth.astype(np.uint16)), hu, sp,
+                        {"min_ring_air": 0.65, "ring_mm": 2.0, "min_diameter_mm": 7.0})
+    assert mark["cause"] == "second-reader mark not reported"
+    assert mark["reader_mark"]["mean_hu"] == 30.0 and mark["reader_mark"]["lung_ring_air"] == 1.0
+    assert 9.0 < mark["reader_mark"]["diameter_mm"] < 11.0
+
+    # a piece of its wall (all on the nodule, a tenth of it) is a candidate on it: the classifier's miss
+    piece = (truth & (np.indices(shape)[2] < 17)).astype(np.uint16)
+    cand = explain_miss(truth, empty, trace(cand=piece, dense=truth.astype(np.uint16)), hu, sp)
+    assert cand["cause"] == "candidate under the operating point"
+    assert cand["candidate"]["probability"] == 0.04 and cand["candidate"]["purity"] == 1.0 and cand["candidate"]["cover"] < 0.3
+    assert cand["reader_mark"] is not None  # what else was seen is kept
+
+    # a large finding centred elsewhere that holds it: merged with a neighbour
+    big = np.zeros(shape, np.uint16)
+    big[:, :, 10:] = 3
+    merged = explain_miss(truth, big, trace(cand=piece), hu, sp)
+    assert merged["cause"] == "inside a finding centred elsewhere" and merged["finding"] == {"id": 3, "cover": 1.0}

@@ -86,10 +86,18 @@ def test_finds_and_segments_a_12mm_nodule_deterministically(one_nodule_ct) -> No
     assert fr == sorted(fr) and fr[-1] == 1.0
     vols = [m["volume_mm3"] for m in r1.nodules]
     assert vols == sorted(vols, reverse=True) and [m["id"] for m in r1.nodules] == list(range(1, len(vols) + 1))
-    # deterministic on the CPU
-    r2 = run_imaging(vol, device="cpu")
+    # deterministic on the CPU -- and the same when the evaluation keeps the detector's trace
+    r2 = run_imaging(vol, device="cpu", trace=True)
     assert np.array_equal(r1.nodule_labels, r2.nodule_labels)
     assert [m["probability"] for m in r1.nodules] == [m["probability"] for m in r2.nodules]
+    assert r1.trace is None
+    tr = r2.trace
+    assert tr.candidate_probabilities.size == int(tr.candidate_labels.max()) > 0
+    # the classifier's score of the candidate under the finding is the finding's probability
+    on = tr.candidate_labels[pred]
+    best = int(np.bincount(on[on > 0]).argmax())
+    assert round(float(tr.candidate_probabilities[best - 1]), 3) == n["probability"]
+    assert tr.dense_labels is not None and tr.dense_probability_map is not None  # the second reader ran
 
 
 def test_cancel_stops_inside_the_nodule_detection(one_nodule_ct) -> None:
