@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from inference.errors import CancelledError
 from inference.pipeline.lungs import LUNGS_VERSION, aerated_lungs, emphysema_laa950, lung_volumes_ml, segment_lungs
 from inference.pipeline.measure import measure_nodule, measurement_crop
 from inference.types import Progress, Volume
+
+if TYPE_CHECKING:  # run_imaging imports the detector where it runs it; here the type only
+    from inference.pipeline.detect import DetectionTrace
 
 __all__ = ["ImagingResult", "run_imaging", "nodule_findings", "clear_model_cache", "preload_model", "second_reader_name"]
 
@@ -43,7 +46,7 @@ class ImagingResult:
     model: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     #: what the detector saw before it chose (``run_imaging(..., trace=True)``; the evaluation's, not a reader's)
-    trace: Any = None
+    trace: DetectionTrace | None = None
 
 
 @lru_cache(maxsize=4)
