@@ -37,9 +37,12 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from inference.pipeline.detect import DetectionTrace
 
 __all__ = ["read_voc_boxes", "match_findings", "explain_miss", "MISS_CAUSES", "baseline_lung_rads", "dense_box_coverage", "evaluate_synthetic", "evaluate_real",
            "proportion_ci95", "paired_difference", "compare_runs", "main", "SIZE_BINS"]
@@ -197,22 +200,25 @@ MISS_CAUSES = (
 )
 
 
-def _best_overlap(labels: np.ndarray, truth: np.ndarray) -> tuple[int, float, float]:
-    """The label of ``labels`` sharing most voxels with ``truth``: ``(id, cover, purity)``; id 0 when none touches it."""
+def _best_overlap(labels: np.ndarray, truth: np.ndarray) -> tuple[int, float, float, tuple[slice, ...] | None]:
+    """The label of ``labels`` sharing most voxels with ``truth``: ``(id, cover, purity, its box)``; id 0 when none touches it."""
+    from scipy import ndimage as ndi
+
     ids, counts = np.unique(labels[truth], return_counts=True)
     counts, ids = counts[ids > 0], ids[ids > 0]
     if not ids.size:
-        return 0, 0.0, 0.0
+        return 0, 0.0, 0.0, None
     k = int(np.argmax(counts))
     i = int(ids[k])
-    return i, float(counts[k] / truth.sum()), float(counts[k] / np.count_nonzero(labels == i))
+    box = ndi.find_objects(labels, max_label=i)[i - 1]
+    return i, float(counts[k] / truth.sum()), float(counts[k] / np.count_nonzero(labels[box] == i)), box
 
 
 def _on_nodule(cover: float, purity: float) -> bool:
     return cover >= ON_NODULE["cover"] or purity >= ON_NODULE["purity"]
 
 
-def explain_miss(truth: np.ndarray, labels: np.ndarray, trace: Any, hu: np.ndarray,
+def explain_miss(truth: np.ndarray, labels: np.ndarray, trace: DetectionTrace, hu: np.ndarray,
                  spacing: tuple[float, float, float], lung_surrounded: dict[str, float] | None = None) -> dict[str, Any]:
     """Why the true nodule ``truth`` (a mask) that no finding matched was missed, from the detector's trace.
 
@@ -232,15 +238,13 @@ def explain_miss(truth: np.ndarray, labels: np.ndarray, trace: Any, hu: np.ndarr
     ``reader_mark`` (the second reader's component on it: probability, mean
     HU, equivalent diameter, aerated share of the ring around it).
     """
-    from scipy import ndimage as ndi
-
     from inference.pipeline.detect import ring_air_share
     from inference.pipeline.measure import equivalent_diameter_mm
 
     out: dict[str, Any] = {}
-    fid, fcover, _ = _best_overlap(labels, truth)
+    fid, fcover, _, _ = _best_overlap(labels, truth)
     out["finding"] = {"id": fid, "cover": round(fcover, 3)} if fid else None
-    cid, ccover, cpurity = _best_overlap(trace.candidate_labels, truth)
+    cid, ccover, cpurity, _ = _best_overlap(trace.candidate_labels, truth)
     out["candidate"] = ({"probability": round(float(trace.candidate_probabilities[cid - 1]), 4), "cover": round(ccover, 3),
                          "purity": round(cpurity, 3), "operating_point": trace.operating_point} if cid else None)
     out["reader_max_probability"] = None
@@ -249,15 +253,14 @@ def explain_miss(truth: np.ndarray, labels: np.ndarray, trace: Any, hu: np.ndarr
         inside = truth[trace.dense_crop]
         out["reader_max_probability"] = round(float(trace.dense_probability_map[inside].max()), 4) if inside.any() else 0.0
     if trace.dense_labels is not None:
-        did, dcover, dpurity = _best_overlap(trace.dense_labels, truth)
-        if did:
-            comp = trace.dense_labels == did
-            box = ndi.find_objects(comp.astype(np.uint8))[0]
+        did, dcover, dpurity, box = _best_overlap(trace.dense_labels, truth)
+        if did and box is not None:
+            comp = trace.dense_labels[box] == did
             ring = ring_air_share(trace.dense_labels, did, box, hu, spacing,
                                   float((lung_surrounded or {}).get("ring_mm", 2.0)))
             out["reader_mark"] = {"probability": round(float(trace.dense_probabilities[did - 1]), 4),
                                   "cover": round(dcover, 3), "purity": round(dpurity, 3),
-                                  "mean_hu": round(float(hu[comp].mean()), 1),
+                                  "mean_hu": round(float(hu[box][comp].mean()), 1),
                                   "diameter_mm": round(equivalent_diameter_mm(int(comp.sum()), spacing), 2),
                                   "lung_ring_air": None if ring is None else round(ring, 3),
                                   "max_mean_hu": trace.dense_max_mean_hu}
