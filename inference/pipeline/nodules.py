@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -37,7 +37,8 @@ from inference.errors import CancelledError
 from inference.types import Progress, Volume
 
 __all__ = ["NoduleSegmentation", "segment_nodules", "lung_crop", "lung_region", "components", "normalise", "predict_probability",
-           "to_model_grid", "model_grid_shape", "window_size", "decoder_without_edge_padding"]
+           "to_model_grid", "model_grid_shape", "window_size", "decoder_without_edge_padding",
+           "deconv_as_matmul"]
 
 ProgressFn = Callable[[Progress], None]
 CancelFn = Callable[[], bool]
@@ -163,6 +164,68 @@ def decoder_without_edge_padding(net: Any, roi_size: tuple[int, ...], divisor: i
         finally:
             for m, b in zip(ups, before):
                 m.is_pad = b
+
+
+def _is_two_by_two_deconv(m: Any) -> bool:
+    """A 3-D transposed convolution with kernel = stride = 2, no padding, groups or dilation (MONAI's ``UpSample``)."""
+    import torch
+
+    return (isinstance(m, torch.nn.ConvTranspose3d) and tuple(m.kernel_size) == (2, 2, 2) and tuple(m.stride) == (2, 2, 2)
+            and tuple(m.padding) == (0, 0, 0) and tuple(m.output_padding) == (0, 0, 0) and m.groups == 1
+            and tuple(m.dilation) == (1, 1, 1) and m.padding_mode == "zeros")
+
+
+def _deconv_by_matmul(m: Any, x: "torch.Tensor", output_size: Any = None) -> "torch.Tensor":  # noqa: F821
+    """``m(x)`` for a kernel-2 stride-2 ``ConvTranspose3d``: one matrix product, then the 2×2×2 blocks laid out.
+
+    With kernel = stride = 2 the output blocks do not overlap: input voxel
+    (d, h, w) alone makes output voxels (2d+a, 2h+b, 2w+c), each ``x[:, :, d,
+    h, w] @ weight[:, :, a, b, c] + bias``. So the whole layer is one
+    (voxels × C_in) @ (C_in × 8·C_out) product and a reshuffle of its rows,
+    returned in the channels-last 3-D layout.
+    """
+    import torch
+
+    if output_size is not None:
+        return torch.nn.ConvTranspose3d.forward(m, x, output_size)
+    n, ci, d, h, w = x.shape
+    co = int(m.out_channels)
+    wt = m.weight.permute(0, 2, 3, 4, 1).reshape(ci, 8 * co)  # (C_in, a, b, c, C_out)
+    rows = x.permute(0, 2, 3, 4, 1).reshape(-1, ci)
+    y = torch.addmm(m.bias.repeat(8), rows, wt) if m.bias is not None else rows @ wt
+    y = y.view(n, d, h, w, 2, 2, 2, co).permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(n, 2 * d, 2 * h, 2 * w, co)
+    return y.permute(0, 4, 1, 2, 3)
+
+
+@contextmanager
+def deconv_as_matmul(net: Any) -> Iterator[None]:
+    """Within the block, ``net``'s kernel-2 stride-2 transposed convolutions run as one matrix product each.
+
+    Why: on the CPU oneDNN's bf16 ``conv_transpose3d`` is slow on the
+    full-resolution decoder level -- the thin-slice reader's last upsampling
+    (16 → 16 channels onto a 256×160×224 window, the demo patient's lung crop)
+    took 2.8-4.3 s, a quarter of the whole network; the same layer as
+    :func:`_deconv_by_matmul` takes 0.7-0.8 s with the same bf16 values
+    (``benchmarks/bench_deconv.py``; a test compares the probabilities). Only
+    while the block runs (the network is cached and shared; the CUDA path keeps
+    cuDNN's kernel), under the lock that :func:`decoder_without_edge_padding`
+    holds for the same reason.
+    """
+    from functools import partial
+
+    with _DECODER_PADDING_LOCK:
+        layers = [m for m in net.modules() if _is_two_by_two_deconv(m)]
+        before = [m.__dict__.get("forward") for m in layers]
+        for m in layers:
+            m.forward = partial(_deconv_by_matmul, m)
+        try:
+            yield
+        finally:
+            for m, b in zip(layers, before):
+                if b is None:
+                    del m.forward
+                else:
+                    m.forward = b
 
 
 def predict_probability(
@@ -296,13 +359,15 @@ def segment_nodules(
 
     # Channels-last 3-D on the CPU: oneDNN's convolutions run 1.6x faster in that layout (BasicUNet 8-16-24-32-64
     # on a 160x128x160 window, bf16, 2 threads: 0.79 s vs 1.29 s), with the same probabilities (a test). Not on
-    # CUDA, where it is not measured; not in training, where a step was slower (0.36 s vs 0.28 s).
+    # CUDA, where it is not measured; not in training, where a step was slower (0.36 s vs 0.28 s). On the CPU the
+    # decoder's transposed convolutions also run as matrix products (deconv_as_matmul: same values, 3-5x faster).
     # One window cannot be split into smaller batches: after a CUDA out-of-memory the GPU retries with the
     # model's tiles (run_with_oom_fallback halves the batch and says so), and only then moves to the CPU.
     def run(dev: "torch.device", batch: int) -> "torch.Tensor":  # noqa: F821
         last = dev.type == "cpu"
         window = roi if (last or batch == first_batch) else tile
-        with decoder_without_edge_padding(net, window, int(inf.get("size_divisor", 16))):
+        with decoder_without_edge_padding(net, window, int(inf.get("size_divisor", 16))), \
+                (deconv_as_matmul(net) if last else nullcontext()):
             return predict_probability(
                 net.to(dev, memory_format=torch.channels_last_3d if last else torch.contiguous_format),
                 t,
