@@ -14,7 +14,7 @@ BENCHES = [
     ("viewer repaint / start-up / memory", ["-m", "benchmarks.bench_viewer"]),
     ("nodule inference vs plain MONAI sliding window", ["-m", "benchmarks.bench_inference"]),
     ("a 512x512x300 CT from DICOM to findings, per stage", ["-m", "benchmarks.bench_large_ct"]),
-    ("dense readers: conv_transpose3d vs one matrix product", ["-m", "benchmarks.bench_deconv"]),
+    ("dense readers on the CPU: transposed convolution and precision", ["-m", "benchmarks.bench_dense_cpu"]),
     ("risk scores", ["-m", "benchmarks.bench_risk"]),
 ]
 

@@ -7,9 +7,11 @@ instead of an exception: the analysis is still useful, only slower.
 
 from __future__ import annotations
 
+import functools
+import os
 from typing import Any, Callable, Literal, TypeVar
 
-__all__ = ["choose_device", "DeviceName", "autocast", "run_with_oom_fallback"]
+__all__ = ["choose_device", "DeviceName", "autocast", "cpu_bf16", "run_with_oom_fallback"]
 
 T = TypeVar("T")
 
@@ -53,12 +55,43 @@ def choose_device(requested: str = "auto") -> tuple["torch.device", str]:  # noq
     return torch.device(req), ""
 
 
+@functools.lru_cache(maxsize=1)
+def _cpu_has_native_bf16() -> bool:
+    import torch
+
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # a torch without these probes: assume not
+        return False
+
+
+def cpu_bf16() -> bool:
+    """Whether a model that asks for bf16 on the CPU (metadata ``cpu_autocast``) gets it on this machine.
+
+    Why not always: bf16 pays only where the CPU computes it natively
+    (AVX512-BF16 or AMX, recent Xeons). Without them oneDNN converts every
+    operand and the dense readers ran *twice as slow* as in fp32 (2-core
+    AVX-512 Xeon without bf16, 2026-12-06: the 1.25 mm reader on the demo
+    patient's lung crop 8.7 s in bf16, 5.0 s in fp32; the 2 mm one on the
+    real CT's 3.1 s and 1.5 s), while on an AMX Xeon bf16 was 1.7× faster
+    than fp32 (benchmarks/RESULTS.md). fp32 is the exact computation, bf16
+    its approximation, so the fallback costs nothing in quality.
+    ``CLINVIEW_CPU_BF16=1`` or ``=0`` overrides the probe (evaluations that
+    must compare the two on one machine; a CPU the probe misjudges).
+    """
+    forced = os.environ.get("CLINVIEW_CPU_BF16", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return _cpu_has_native_bf16()
+
+
 def autocast(device: "torch.device", cpu_mode: str | None = None) -> Any:  # noqa: F821
     """Mixed precision for inference on ``device``.
 
     CUDA: bf16 where supported, else fp16 (convolutions dominate and both are
     accurate enough for a probability map or a logit). CPU: bf16 only when the
-    model metadata asks for it (``cpu_mode == "bf16"``), otherwise fp32.
+    model metadata asks for it (``cpu_mode == "bf16"``) and the CPU computes
+    bf16 natively (:func:`cpu_bf16`), otherwise fp32.
     """
     import contextlib
 
@@ -66,7 +99,7 @@ def autocast(device: "torch.device", cpu_mode: str | None = None) -> Any:  # noq
 
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-    if cpu_mode == "bf16":
+    if cpu_mode == "bf16" and cpu_bf16():
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

@@ -206,7 +206,7 @@ def deconv_as_matmul(net: Any) -> Iterator[None]:
     (16 → 16 channels onto a 256×160×224 window, the demo patient's lung crop)
     took 2.8-4.3 s, a quarter of the whole network; the same layer as
     :func:`_deconv_by_matmul` takes 0.7-0.8 s with the same bf16 values
-    (``benchmarks/bench_deconv.py``; a test compares the probabilities). Only
+    (``benchmarks/bench_dense_cpu.py``; a test compares the probabilities). Only
     while the block runs (the network is cached and shared; the CUDA path keeps
     cuDNN's kernel), under the lock that :func:`decoder_without_edge_padding`
     holds for the same reason.

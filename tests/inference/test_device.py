@@ -33,3 +33,28 @@ def test_no_fallback_and_no_warning_when_the_batch_fits() -> None:
     warnings: list[str] = []
     out, dev = run_with_oom_fallback(lambda d, b: b * 10, torch.device("cpu"), 8, warnings, "window")
     assert (out, dev.type, warnings) == (80, "cpu", [])
+
+
+@pytest.mark.parametrize("forced, dtype", [("1", torch.bfloat16), ("0", torch.float32)])
+def test_cpu_bf16_is_what_the_machine_or_the_override_says(monkeypatch, forced, dtype) -> None:
+    """A model whose metadata asks for bf16 on the CPU gets it only where the CPU computes bf16 natively:
+    elsewhere it ran twice as slow as fp32. ``CLINVIEW_CPU_BF16`` overrides the probe either way."""
+    from inference.models.device import autocast
+
+    conv = torch.nn.Conv3d(1, 2, 3)
+    x = torch.rand(1, 1, 6, 6, 6)
+    monkeypatch.setenv("CLINVIEW_CPU_BF16", forced)
+    with torch.inference_mode(), autocast(torch.device("cpu"), "bf16"):
+        assert conv(x).dtype == dtype
+    with torch.inference_mode(), autocast(torch.device("cpu"), None):
+        assert conv(x).dtype == torch.float32  # a model that does not ask for bf16 never gets it
+
+
+def test_without_an_override_bf16_follows_the_cpu_s_own_bf16_instructions(monkeypatch) -> None:
+    from inference.models.device import autocast, cpu_bf16
+
+    monkeypatch.delenv("CLINVIEW_CPU_BF16", raising=False)
+    native = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    assert cpu_bf16() is native
+    with torch.inference_mode(), autocast(torch.device("cpu"), "bf16"):
+        assert torch.nn.Conv3d(1, 2, 3)(torch.rand(1, 1, 6, 6, 6)).dtype == (torch.bfloat16 if native else torch.float32)
