@@ -29,35 +29,23 @@ from inference.process import prepare_analysis_process
 
 prepare_analysis_process()
 
-import copy  # noqa: E402
-from contextlib import nullcontext  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from contextlib import nullcontext  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks.bench_inference import bench_cases  # noqa: E402
+from benchmarks.bench_inference import bench_args, bench_cases  # noqa: E402
+from benchmarks.bench_load import _cpu_model  # noqa: E402
 
 
 def main() -> int:
-    import argparse
-    from pathlib import Path
-
-    from benchmarks.bench_inference import REPO
-
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=9100)
-    ap.add_argument("--real", type=Path, default=REPO.parent / "shared" / "data" / "lung-pet-ct-dx" / "A0001" / "ct-lung-kernel")
-    ap.add_argument("--no-demo", action="store_true", help="leave out the demo patient's thin-slice CT")
-    a = ap.parse_args()
-    import platform
-
+    a = bench_args(3, lambda ap: ap.add_argument("--no-demo", action="store_true",
+                                                 help="leave out the demo patient's thin-slice CT"))
     import torch
 
     from inference.models.catalogue import load_model
@@ -73,12 +61,12 @@ def main() -> int:
 
         cases.append(("demo baseline (1.25 mm)", api.load_series(api.demo_patient().baseline_dir), None))
     print(json.dumps({"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "threads": a.threads,
-                      "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+                      "torch": torch.__version__, "cpu": _cpu_model(),
                       "cpu_native_bf16": cpu_bf16(), "repeats": a.repeats, "command": " ".join(sys.argv)}), flush=True)
     lungs = {name: segment_lungs(v) for name, v, _ in cases}
     for model in ("nodules-dense", "nodules-dense-fine"):
-        net, info = load_model(model, device="cpu")
-        net = copy.deepcopy(net).to(memory_format=torch.channels_last_3d)
+        net, info = load_model(model, device="cpu")  # a fresh network, not the product's shared cached one
+        net = net.to(memory_format=torch.channels_last_3d)
         inf = info.metadata["inference"]
         for name, v, _ in cases:
             crop = lung_crop(lungs[name], v.spacing)

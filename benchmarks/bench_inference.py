@@ -32,6 +32,7 @@ import os  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -117,13 +118,16 @@ def _time(fn: Any, repeats: int) -> tuple[float, Any]:
     return statistics.median(ts), out
 
 
-def bench_args(repeats: int) -> argparse.Namespace:
-    """The command line the inference benchmarks share: threads, repeats, the synthetic seed, the real CT's folder."""
+def bench_args(repeats: int, extra: Callable[[argparse.ArgumentParser], Any] | None = None) -> argparse.Namespace:
+    """The command line the inference benchmarks share: threads, repeats, the synthetic seed, the real CT's folder
+    (``extra`` adds a benchmark's own options)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=repeats)
     ap.add_argument("--seed", type=int, default=9100)
     ap.add_argument("--real", type=Path, default=REPO.parent / "shared" / "data" / "lung-pet-ct-dx" / "A0001" / "ct-lung-kernel")
+    if extra is not None:
+        extra(ap)
     return ap.parse_args()
 
 

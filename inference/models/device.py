@@ -72,10 +72,12 @@ def cpu_bf16() -> bool:
     (AVX512-BF16 or AMX, recent Xeons). Without them oneDNN converts every
     operand and the dense readers ran *twice as slow* as in fp32 (2-core
     AVX-512 Xeon without bf16, 2026-12-06, ``benchmarks/bench_dense_cpu.py``:
-    the 1.25 mm reader on the demo patient's lung crop 8.6 s in bf16, 5.5 s in
-    fp32; the 2 mm one on the real CT's 3.0 s and 1.4 s), while on an AMX Xeon bf16 was 1.7× faster
-    than fp32 (benchmarks/RESULTS.md). fp32 is the exact computation, bf16
-    its approximation, so the fallback costs nothing in quality.
+    the 1.25 mm reader on the demo patient's lung crop 8.6 s in bf16, 5.5 s
+    in fp32; the 2 mm one on the real CT's 3.0 s and 1.4 s), while on the VM
+    where bf16 was chosen a training step took 0.7 s in bf16 against 1.9 s
+    in fp32 (benchmarks/RESULTS.md). fp32 is the exact computation and bf16
+    its approximation: in fp32 the held-out and validation findings were the
+    same (RESULTS).
     ``CLINVIEW_CPU_BF16=1`` or ``=0`` overrides the probe (evaluations that
     must compare the two on one machine; a CPU the probe misjudges).
     """

@@ -202,11 +202,13 @@ def deconv_as_matmul(net: Any) -> Iterator[None]:
     """Within the block, ``net``'s kernel-2 stride-2 transposed convolutions run as one matrix product each.
 
     Why: on the CPU oneDNN's bf16 ``conv_transpose3d`` is slow on the
-    full-resolution decoder level -- the thin-slice reader's last upsampling
-    (16 → 16 channels onto a 256×160×224 window, the demo patient's lung crop)
-    took 2.8-4.3 s, a quarter of the whole network; the same layer as
-    :func:`_deconv_by_matmul` takes 0.7-0.8 s with the same bf16 values
-    (``benchmarks/bench_dense_cpu.py``; a test compares the probabilities). Only
+    full-resolution decoder level -- in a profile of the thin-slice reader on
+    the demo patient's lung crop (a 256×160×224 window) its last upsampling,
+    16 → 16 channels, took 2.8-4.3 s, a quarter of the network, and as
+    :func:`_deconv_by_matmul` 0.7-0.8 s with the same bf16 values. The whole
+    network, bf16: 10.9 → 8.6 s there, 13.9 → 10.4 s on the real CT's crop
+    (``benchmarks/bench_dense_cpu.py``, probabilities identical; a test
+    compares them). Only
     while the block runs (the network is cached and shared; the CUDA path keeps
     cuDNN's kernel), under the lock that :func:`decoder_without_edge_padding`
     holds for the same reason.
@@ -360,7 +362,8 @@ def segment_nodules(
     # Channels-last 3-D on the CPU: oneDNN's convolutions run 1.6x faster in that layout (BasicUNet 8-16-24-32-64
     # on a 160x128x160 window, bf16, 2 threads: 0.79 s vs 1.29 s), with the same probabilities (a test). Not on
     # CUDA, where it is not measured; not in training, where a step was slower (0.36 s vs 0.28 s). On the CPU the
-    # decoder's transposed convolutions also run as matrix products (deconv_as_matmul: same values, 3-5x faster).
+    # decoder's transposed convolutions also run as matrix products (deconv_as_matmul: same values, the network
+    # 1.3x faster in bf16).
     # One window cannot be split into smaller batches: after a CUDA out-of-memory the GPU retries with the
     # model's tiles (run_with_oom_fallback halves the batch and says so), and only then moves to the CPU.
     def run(dev: "torch.device", batch: int) -> "torch.Tensor":  # noqa: F821
